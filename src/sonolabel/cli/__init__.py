@@ -1,0 +1,1 @@
+"""The sonolabel command line (see :func:`sonolabel.cli.main.main`)."""

@@ -1,0 +1,161 @@
+"""What each ``sonolabel`` subcommand does; the parser lives in :mod:`sonolabel.cli.main`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from ..errors import InputError
+from ..palette import load_palette
+
+
+def _key_map(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for p in pairs:
+        if "=" not in p:
+            raise InputError(f"--key needs ROLE=PATH, got {p!r}")
+        role, path = p.split("=", 1)
+        out[role.strip()] = path.strip()
+    return out
+
+
+def phantom(args) -> int:
+    from ..phantom import generate_phantom
+
+    recs = generate_phantom(args.out, subjects=args.subjects, frames=args.frames, seed=args.seed, trials=args.trials,
+                            fps=args.fps, progress=True)
+    print(f"wrote {len(recs)} recordings of {args.frames} frames to {args.out} (manifest.json lists them)")
+    return 0
+
+
+def _is_stills_folder(source: Path, masks: str | None) -> bool:
+    return source.is_dir() and (masks is not None or ((source / "images").is_dir() and (source / "masks").is_dir()))
+
+
+def import_(args) -> int:
+    from ..io import import_recording, import_stills
+    from ..store import Project
+
+    source = Path(args.source)
+    if not source.exists():
+        raise InputError("no such file or folder", source)
+    palette = load_palette(args.palette) if args.palette else None
+    project, created = Project.open_or_create(args.project, palette)
+    try:
+        with project:
+            if palette is not None and not created and project.palette != palette:
+                raise InputError("--palette differs from the project's palette", args.project,
+                                 "drop --palette for an existing project")
+            if _is_stills_folder(source, args.masks):
+                ids = import_stills(project, source, args.subject, masks_dir=args.masks, task=args.task,
+                                    crop=args.crop, swap_rb=args.bgr, progress=True)
+            else:
+                ids = [import_recording(project, source, args.subject, trial=args.trial, task=args.task, crop=args.crop,
+                                        fps=args.fps, kinematics=args.kinematics, h5_keys=_key_map(args.key), progress=True)]
+    except BaseException:
+        if created:  # a failed first import leaves no project behind
+            shutil.rmtree(args.project, ignore_errors=True)
+        raise
+    for vid in ids:
+        print(vid)
+    return 0
+
+
+def info(args) -> int:
+    from ..store import Project
+
+    with Project.open(args.project) as project:
+        if args.video:
+            v = project.video(args.video)
+            table = v.table()
+            doc = {"video": v.id, "frames": v.n_frames, "height": v.height, "width": v.width,
+                   "keyframes": v.annotated_frames(), "attrs": v.attrs,
+                   "sources": table["source"].value_counts().to_dict()}
+            if args.json:
+                print(json.dumps(doc, indent=1, default=str))
+            else:
+                for k, val in doc.items():
+                    if k != "attrs":
+                        print(f"{k:10s} {val}")
+                for k, val in doc["attrs"].items():
+                    print(f"  {k:18s} {val}")
+            return 0
+        rows = project.summary()
+        if args.json:
+            print(json.dumps({"project": str(project.path), "schema": project.meta["schema"],
+                              "palette": project.palette.to_dict(), "videos": rows}, indent=1, default=str))
+            return 0
+        print(f"{project.path}  schema {project.meta['schema']}  {len(rows)} videos  "
+              f"classes: {', '.join(project.palette.names)}")
+        if rows:
+            import pandas as pd
+
+            df = pd.DataFrame(rows)[["video", "subject", "trial", "task", "frames", "width", "height", "fps", "keyframes", "propagated"]]
+            df["propagated"] = (df["propagated"] * 100).round(1).astype(str) + "%"
+            print(df.to_string(index=False))
+    return 0
+
+
+def quantize(args) -> int:
+    from ..quantize import quantize_folder
+
+    reports = quantize_folder(args.in_dir, args.out_dir, load_palette(args.palette), tolerance=args.tolerance,
+                              max_unknown_fraction=args.max_unknown_fraction, swap_rb=args.bgr, progress=True)
+    worst = max(reports, key=lambda r: r.unknown_fraction)
+    n_unknown = sum(r.unknown_count > 0 for r in reports)
+    print(f"quantized {len(reports)} masks into {args.out_dir}; {n_unknown} with unknown colours"
+          + (f" (worst: {worst.summary()})" if n_unknown else ""))
+    if any(r.probable_bgr for r in reports):
+        print("warning: some masks match far better with red and blue swapped (probable BGR): rerun with --bgr", file=sys.stderr)
+    return 0
+
+
+def masks_export(args) -> int:
+    from ..masks import export_masks
+    from ..store import Project
+
+    with Project.open(args.project) as project:
+        written = export_masks(project.video(args.video), args.out_dir, source=args.source, fmt=args.format)
+    print(f"wrote {len(written)} masks to {args.out_dir}")
+    return 0
+
+
+def demo(args) -> int:
+    """Import the bundled phantom clip, store ground-truth keyframes every 200 frames, export masks."""
+    import numpy as np
+    import zarr
+
+    from ..datasets import sample_path
+    from ..io import import_recording
+    from ..masks import export_masks, import_keyframe_masks
+    from ..phantom import read_manifest
+    from ..quantize import write_index_png
+    from ..store import Project
+
+    sample = sample_path()
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="sonolabel-demo-"))
+    project_dir = out / "project.zarr"
+    if project_dir.exists():
+        raise InputError("demo project exists already", project_dir, "pass a new --out folder")
+    rec = read_manifest(sample)[0]
+    print(f"[1/3] import {sample / rec.video}")
+    with Project.create(project_dir) as project:
+        vid = import_recording(project, sample / rec.video, rec.subject, trial=rec.trial, task="phantom",
+                               kinematics=sample / rec.kinematics, progress=True)
+        video = project.video(vid)
+        truth = zarr.open_array(str(sample / rec.labels), mode="r")
+        keyframes = list(range(0, video.n_frames, 200))
+        print(f"[2/3] keyframes {keyframes} from the phantom's ground truth (an annotator paints these in napari)")
+        with tempfile.TemporaryDirectory() as tmp:
+            for t in keyframes:
+                write_index_png(Path(tmp) / f"{t:06d}.png", np.asarray(truth[t]), project.palette)
+            import_keyframe_masks(video, tmp, who="demo")
+        written = export_masks(video, out / "masks", source="keyframes", fmt="colour")
+        print(f"[3/3] exported {len(written)} keyframe masks to {out / 'masks'}")
+    args2 = type("A", (), {"project": str(project_dir), "video": None, "json": False})
+    info(args2)
+    print(f"demo project: {project_dir}")
+    return 0

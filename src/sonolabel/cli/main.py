@@ -1,0 +1,96 @@
+"""The ``sonolabel`` command line: subcommands, one-line errors, tracebacks only with --debug."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+from ..errors import SonolabelError
+from . import commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sonolabel", description="Annotation and dataset curation for forearm ultrasound video.")
+    p.add_argument("--version", action="version", version=f"sonolabel {__version__}")
+    p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("phantom", help="write phantom forearm ultrasound recordings with ground truth")
+    s.add_argument("out", help="new folder for the recordings")
+    s.add_argument("--subjects", type=int, default=2)
+    s.add_argument("--frames", type=int, default=400)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--trials", type=int, default=1, help="recordings per subject")
+    s.add_argument("--fps", type=float, default=20.0)
+    s.set_defaults(func=commands.phantom)
+
+    s = sub.add_parser("import", help="import a recording (video, frame folder, HDF5, Clarius raw) or image/mask pairs",
+                       description="Import into PROJECT (created when missing); prints the new video's id as the last line.")
+    s.add_argument("project")
+    s.add_argument("source", help="mp4/avi file, frame folder, .h5 session, Clarius *_env.raw, or a folder with images/ and masks/")
+    s.add_argument("--subject", required=True)
+    s.add_argument("--trial")
+    s.add_argument("--task")
+    s.add_argument("--crop", help="x,y,w,h of the ultrasound box (default: detected)")
+    s.add_argument("--fps", type=float, help="frame rate when the source does not say")
+    s.add_argument("--kinematics", help="CSV with one row per frame (columns: frame, time, thumb, index, ...)")
+    s.add_argument("--key", action="append", default=[], metavar="ROLE=PATH",
+                   help="HDF5 dataset for a role (image, time, kinematics, thumb..little); repeatable")
+    s.add_argument("--masks", help="mask folder for image/mask pairs (default SOURCE/masks)")
+    s.add_argument("--bgr", action="store_true", help="colour masks are BGR: swap red and blue")
+    s.add_argument("--palette", help="palette preset or JSON file for a new project (default: forearm)")
+    s.set_defaults(func=commands.import_)
+
+    s = sub.add_parser("info", help="show a project's videos, or one video's details")
+    s.add_argument("project")
+    s.add_argument("video", nargs="?")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=commands.info)
+
+    s = sub.add_parser("quantize", help="colour masks to index PNGs by nearest palette colour")
+    s.add_argument("in_dir")
+    s.add_argument("out_dir")
+    s.add_argument("--palette", default="forearm", help="preset (forearm, davis) or JSON file")
+    s.add_argument("--tolerance", type=float, default=40.0, help="RGB distance beyond which a colour is unknown")
+    s.add_argument("--max-unknown-fraction", type=float, help="fail when a mask has more unknown pixels than this")
+    s.add_argument("--bgr", action="store_true", help="masks are BGR: swap red and blue")
+    s.set_defaults(func=commands.quantize)
+
+    masks = sub.add_parser("masks", help="masks in and out of a project").add_subparsers(dest="masks_command", required=True, metavar="ACTION")
+    s = masks.add_parser("export", help="write one PNG per labelled frame (000042.png)")
+    s.add_argument("project")
+    s.add_argument("video")
+    s.add_argument("out_dir")
+    s.add_argument("--source", default="final", choices=("keyframes", "propagated", "final"))
+    s.add_argument("--format", default="index", choices=("index", "colour"))
+    s.set_defaults(func=commands.masks_export)
+
+    s = sub.add_parser("demo", help="run the pipeline on the bundled phantom sample")
+    s.add_argument("--out", help="folder for the demo project and outputs (default: a new temporary folder)")
+    s.set_defaults(func=commands.demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SonolabelError as e:
+        if args.debug:
+            raise
+        print(f"sonolabel: error: {e.one_line()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sonolabel: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug, or an OS error worth one line (disk full, permissions)
+        if args.debug:
+            raise
+        print(f"sonolabel: error: {type(e).__name__}: {e} — rerun with --debug for the traceback", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

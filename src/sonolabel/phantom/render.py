@@ -1,0 +1,160 @@
+"""Render phantom B-mode frames and their ground-truth labels.
+
+Tissue lives on a fixed canvas (tissue coordinates); every frame is a smooth backward warp of
+that canvas: probe drift and jitter, plus muscles that bulge and slide with the flexion of the
+fingers that drive them. Speckle is a filtered complex field on the same canvas, so it moves
+with the tissue; it is slowly rotated towards a second field so it also partly decorrelates.
+Bones get a bright cortex on their upper surface and cast an acoustic shadow below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from .anatomy import Anatomy, make_anatomy, rasterize
+from .kinematics import PEAK, finger_kinematics
+
+SIZE = 480
+MARGIN = 32
+
+
+@dataclass
+class PhantomSequence:
+    """One recording: subject anatomy, kinematics and the motion that drives every frame."""
+
+    anatomy: Anatomy
+    kinematics: np.ndarray  # (T, 5) degrees
+    drift: np.ndarray  # (T, 2) probe translation in px (x, y)
+    gain_db: np.ndarray  # (T,)
+    phase: np.ndarray  # (T,) speckle decorrelation angle
+    seed: int
+    fps: float
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.kinematics)
+
+
+def _smooth_walk(rng: np.random.Generator, n: int, step: float, sigma: float, limit: float) -> np.ndarray:
+    walk = np.cumsum(rng.normal(0, step, n))
+    walk = ndimage.gaussian_filter1d(walk, sigma) if n > 1 else walk
+    return np.clip(walk - walk[0], -limit, limit)
+
+
+def make_sequence(subject_seed: int, trial_seed: int, n_frames: int, fps: float = 20.0) -> PhantomSequence:
+    """A subject's anatomy (from ``subject_seed``) performing one trial (``trial_seed``)."""
+    anatomy = make_anatomy(np.random.default_rng(subject_seed))
+    rng = np.random.default_rng([subject_seed, trial_seed])
+    drift = np.stack([_smooth_walk(rng, n_frames, 0.35, 12, 14), _smooth_walk(rng, n_frames, 0.15, 12, 5)], 1)
+    drift += rng.normal(0, 0.35, drift.shape)  # hand-held jitter
+    gain = _smooth_walk(rng, n_frames, 0.08, 30, 3.0)
+    for t in rng.integers(0, max(n_frames, 1), size=max(1, n_frames // 1500)):  # an occasional gain change
+        gain[t:] += rng.choice([-2.0, 2.0])
+    phase = np.cumsum(rng.normal(0.015, 0.02, n_frames))
+    return PhantomSequence(anatomy, finger_kinematics(n_frames, fps, rng), drift, gain, phase, subject_seed, fps)
+
+
+class PhantomRenderer:
+    """Renders frames of one :class:`PhantomSequence`; tissue maps are built once."""
+
+    def __init__(self, seq: PhantomSequence):
+        self.seq = seq
+        a = seq.anatomy
+        rng = np.random.default_rng([seq.seed, 7])
+        labels, fascia = rasterize(a, SIZE, MARGIN)
+        n = labels.shape[0]
+        echo = np.full((n, n), a.background_echo, np.float32)
+        yy = np.arange(n)[:, None] - MARGIN
+        echo[np.broadcast_to(yy < a.fat_thickness, echo.shape)] *= 0.55  # hypoechoic subcutaneous fat
+        texture = ndimage.gaussian_filter(rng.normal(0, 1, (n, n)), 5).astype(np.float32)
+        texture /= texture.std() + 1e-6
+        scatter = ndimage.gaussian_filter((rng.random((n, n)) < 0.004).astype(np.float32), 1.2) * 9.0
+        for s in a.structures:
+            m = labels == s.label
+            echo[m] = s.echo * (0.25 if s.is_bone else 0.8)
+            if not s.is_bone:  # muscle: fascicle texture and sparse bright septa ("starry night")
+                echo[m] *= np.clip(1.0 + 0.25 * texture[m] + scatter[m], 0.3, None)
+        echo += a.fascia_gain * fascia
+        psf = (1.0, 2.2)  # axial, lateral speckle size
+        fields = [ndimage.gaussian_filter(rng.normal(0, 1, (n, n)), psf) for _ in range(4)]
+        tissue = np.stack([*fields, echo]).astype(np.float32)
+        tissue[:4] /= np.sqrt((tissue[:4] ** 2).mean()) + 1e-6
+        self.tissue = torch.from_numpy(tissue)[None]
+        self.tissue_labels = torch.from_numpy(labels.astype(np.float32))[None, None]
+        self.bone_labels = [s.label for s in a.structures if s.is_bone]
+        self.muscles = [s for s in a.structures if not s.is_bone]
+        py, px = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+        self.px, self.py = px, py
+        self.weights = [np.exp(-0.5 * (((px - s.cx) / (1.3 * s.rx)) ** 2 + ((py - s.cy) / (1.3 * s.ry)) ** 2)) for s in self.muscles]
+        depth = np.arange(SIZE, dtype=np.float32)[:, None]
+        self.depth_gain = (np.exp(-0.0022 * depth) * (1 + 0.0012 * depth)).astype(np.float32)
+
+    def _grid(self, t: int) -> torch.Tensor:
+        """Tissue coordinates sampled by every image pixel of frame ``t``, normalised for grid_sample."""
+        seq = self.seq
+        flex = seq.kinematics[t] / PEAK
+        ux = np.zeros((SIZE, SIZE), np.float32)
+        uy = np.zeros((SIZE, SIZE), np.float32)
+        for s, w in zip(self.muscles, self.weights):
+            act = float(np.dot(s.fingers, flex))
+            if act == 0.0:
+                continue
+            bulge = 0.10 * act
+            slide = float(np.dot(s.lateral, flex))
+            ux += w * (bulge * (self.px - s.cx) + slide)
+            uy += w * (bulge * (self.py - s.cy) * 1.4 - 3.0 * act)
+        tx = self.px - ux + seq.drift[t, 0] + MARGIN
+        ty = self.py - uy + seq.drift[t, 1] + MARGIN
+        n = SIZE + 2 * MARGIN
+        grid = np.stack([tx / (n - 1) * 2 - 1, ty / (n - 1) * 2 - 1], -1)
+        return torch.from_numpy(grid.astype(np.float32))[None]
+
+    def render(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frame ``t`` as a (480, 480) grey uint8 image and its (480, 480) uint8 labels."""
+        grid = self._grid(t)
+        with torch.no_grad():
+            maps = F.grid_sample(self.tissue, grid, mode="bilinear", padding_mode="border", align_corners=True)[0].numpy()
+            labels = F.grid_sample(self.tissue_labels, grid, mode="nearest", padding_mode="border", align_corners=True)[0, 0].numpy()
+        labels = labels.astype(np.uint8)
+        ph = self.seq.phase[t]
+        re = np.cos(ph) * maps[0] + np.sin(ph) * maps[2]
+        im = np.cos(ph) * maps[1] + np.sin(ph) * maps[3]
+        envelope = np.sqrt(re * re + im * im)
+        intensity = maps[4] * envelope
+        bone = np.isin(labels, self.bone_labels)
+        below = np.cumsum(bone, axis=0)
+        cortex = bone & (below <= 5)
+        intensity = np.where(cortex, self.seq.anatomy.cortex_gain * envelope, intensity)
+        shadow = 1.0 - self.seq.anatomy.shadow_strength * np.clip((below - 5) / 10.0, 0, 1)
+        intensity = intensity * shadow * self.depth_gain
+        db = 20 * np.log10(intensity + 1e-3) + self.seq.gain_db[t]
+        img = np.clip((db + 30.0) / 48.0 * 255.0, 0, 255).astype(np.uint8)
+        return img, labels
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for t in range(self.seq.n_frames):
+            yield self.render(t)
+
+
+def screen_frame(img: np.ndarray, width: int = 640, height: int = 480) -> np.ndarray:
+    """Place a 480x480 image in a 640x480 black screen, with a depth scale in the border."""
+    out = np.zeros((height, width), np.uint8)
+    x0 = (width - img.shape[1]) // 2
+    out[: img.shape[0], x0: x0 + img.shape[1]] = img
+    for y in range(0, height, 48):  # depth ticks, as scanners draw them
+        out[y: y + 2, x0 + img.shape[1] + 6: x0 + img.shape[1] + 14] = 200
+    return out
+
+
+def phantom_box(width: int = 640, height: int = 480) -> tuple[int, int, int, int]:
+    """The (x, y, w, h) of the image inside :func:`screen_frame`'s output."""
+    return ((width - SIZE) // 2, 0, SIZE, SIZE)
+
+
+__all__ = ["PhantomRenderer", "PhantomSequence", "make_sequence", "screen_frame", "phantom_box", "make_anatomy", "SIZE"]

@@ -1,0 +1,254 @@
+"""Colour masks to class-index masks, by nearest palette colour.
+
+Masks from other tools (XMem/XMem++, CVAT, screenshots, JPEG exports) carry palette colours
+off by a few RGB units and anti-aliased edges that blend two classes. A precomputed 24-bit
+lookup table maps every RGB value to its nearest class and to how sure that is:
+
+* *sure*: within half the tolerance of a palette colour; taken as is;
+* *near*: within the tolerance; taken unless a sure neighbour of another class explains it better;
+* *unknown*: farther than the tolerance from every colour; counted and reported.
+
+Pixels that are not sure (blends, JPEG ringing, unknown colours) are settled from the sure
+pixels around them: they take, among the classes present in their neighbourhood, the one whose
+colour is nearest. A blend of two classes therefore becomes one of those two, never a third.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .palette import Palette
+
+SURE, NEAR, UNKNOWN = 0, 1, 2
+_LEVEL_SHIFT = 8
+
+
+@dataclass
+class QuantizeReport:
+    """What quantizing one mask found. ``unknown_*`` counts pixels beyond the tolerance."""
+
+    source: str
+    shape: tuple[int, int]
+    unknown_count: int = 0
+    unknown_bbox: tuple[int, int, int, int] | None = None  # y0, x0, y1, x1 (exclusive)
+    unknown_first: list[tuple[int, int]] = field(default_factory=list)  # (y, x), up to 5
+    settled_count: int = 0
+    probable_bgr: bool = False
+    swapped: bool = False
+
+    @property
+    def unknown_fraction(self) -> float:
+        return self.unknown_count / max(1, self.shape[0] * self.shape[1])
+
+    def summary(self) -> str:
+        s = f"{self.source}: {self.unknown_fraction:.2%} unknown colours"
+        if self.unknown_count:
+            s += f" in box y{self.unknown_bbox[0]}:{self.unknown_bbox[2]} x{self.unknown_bbox[1]}:{self.unknown_bbox[3]}, first at (y,x) {self.unknown_first[:3]}"
+        if self.probable_bgr:
+            s += "; colours match far better with red and blue swapped (probable BGR): use --bgr"
+        return s
+
+
+@lru_cache(maxsize=8)
+def _lookup_table(colors: tuple[tuple[int, int, int], ...], tolerance: float) -> np.ndarray:
+    """uint16 table indexed by ``b<<16 | g<<8 | r``: nearest class in the low byte, level in the high byte."""
+    r = np.arange(256, dtype=np.int32)
+    best = np.full(1 << 24, np.iinfo(np.int32).max, np.int32)
+    cls = np.zeros(1 << 24, np.uint16)
+    for i, (cr, cg, cb) in enumerate(colors):
+        # index order is (b, g, r) so the key is b<<16 | g<<8 | r
+        d = ((r - cb) ** 2)[:, None, None] + ((r - cg) ** 2)[None, :, None] + ((r - cr) ** 2)[None, None, :]
+        d = d.ravel()
+        closer = d < best
+        best[closer] = d[closer]
+        cls[closer] = i
+    level = np.where(best <= (tolerance / 2) ** 2, SURE, np.where(best <= tolerance**2, NEAR, UNKNOWN))
+    return cls | (level.astype(np.uint16) << _LEVEL_SHIFT)
+
+
+def _pack(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> (H*W,) uint32 keys ``b<<16 | g<<8 | r`` without per-channel copies."""
+    flat = np.ascontiguousarray(rgb, dtype=np.uint8).reshape(-1)
+    n = flat.size // 3
+    keys = np.empty(n, np.uint32)
+    if n > 1:  # overlapping unaligned 4-byte reads at a 3-byte stride; the top byte is the next pixel's red
+        words = np.ndarray((n - 1,), dtype="<u4", buffer=flat, strides=(3,))
+        np.bitwise_and(words, 0xFFFFFF, out=keys[:-1])
+    keys[-1] = int(flat[-3]) | int(flat[-2]) << 8 | int(flat[-1]) << 16
+    return keys
+
+
+class Quantizer:
+    """Maps colour masks to index masks for one palette and tolerance (RGB Euclidean distance)."""
+
+    def __init__(self, palette: Palette, tolerance: float = 40.0, window: int = 2):
+        self.palette = palette
+        self.tolerance = float(tolerance)
+        self.window = window
+        self._lut = _lookup_table(palette.colors, self.tolerance)
+        rgb = palette.rgb
+        self.bgr_detectable = not np.array_equal(
+            np.unique(rgb, axis=0), np.unique(rgb[:, ::-1], axis=0)
+        )
+
+    def __call__(self, rgb: np.ndarray, swap_rb: bool = False, source: str = "<array>") -> tuple[np.ndarray, QuantizeReport]:
+        """Quantize an ``(H, W, 3)`` RGB mask (``swap_rb`` for BGR input); returns labels and a report."""
+        if rgb.ndim != 3 or rgb.shape[2] not in (3, 4):
+            raise InputError(f"expected an (H, W, 3) colour mask, got shape {rgb.shape}", source)
+        rgb = rgb[..., :3]
+        if swap_rb:
+            rgb = rgb[..., ::-1]
+        h, w = rgb.shape[:2]
+        coded = self._lut.take(_pack(rgb)).reshape(h, w)
+        labels = (coded & 0xFF).astype(np.uint8)
+        report = QuantizeReport(source=source, shape=(h, w), swapped=swap_rb)
+        if coded.max() < (1 << _LEVEL_SHIFT):  # every pixel sure: the common, fast case
+            return labels, report
+        level = coded >> _LEVEL_SHIFT
+        unknown = level == UNKNOWN
+        if unknown.any():
+            ys, xs = np.nonzero(unknown)
+            report.unknown_count = int(ys.size)
+            report.unknown_bbox = (int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1)
+            report.unknown_first = [(int(y), int(x)) for y, x in zip(ys[:5], xs[:5])]
+            if self.bgr_detectable and not swap_rb:
+                report.probable_bgr = self._looks_bgr(rgb, report.unknown_fraction)
+        report.settled_count = self._settle(rgb, labels, level != SURE)
+        return labels, report
+
+    def _looks_bgr(self, rgb: np.ndarray, unknown_fraction: float) -> bool:
+        if unknown_fraction < 0.01:
+            return False
+        sample = rgb[::4, ::4, ::-1]
+        swapped_unknown = float(np.mean((self._lut.take(_pack(sample)) >> _LEVEL_SHIFT) == UNKNOWN))
+        return swapped_unknown < 0.25 * unknown_fraction
+
+    def _settle(self, rgb: np.ndarray, labels: np.ndarray, unsure: np.ndarray) -> int:
+        """Give each unsure pixel the nearest-coloured class among sure pixels around it (in place)."""
+        h, w = labels.shape
+        ys, xs = np.nonzero(unsure)
+        n_settled = 0
+        pal = self.palette.rgb.astype(np.int32)
+        sure = ~unsure
+        for _ in range(64):  # grow from the sure pixels until every unsure pixel has a neighbour
+            if ys.size == 0:
+                break
+            colour = rgb[ys, xs].astype(np.int32)
+            best_d = np.full(ys.size, np.iinfo(np.int32).max, np.int64)
+            best_c = np.zeros(ys.size, np.uint8)
+            r = self.window
+            for dy in range(-r, r + 1):
+                for dx in range(-r, r + 1):
+                    ny, nx = np.clip(ys + dy, 0, h - 1), np.clip(xs + dx, 0, w - 1)
+                    ok = sure[ny, nx]
+                    c = labels[ny, nx]
+                    d = ((colour - pal[c]) ** 2).sum(1)
+                    better = ok & (d < best_d)
+                    best_d[better] = d[better]
+                    best_c[better] = c[better]
+            found = best_d < np.iinfo(np.int32).max
+            labels[ys[found], xs[found]] = best_c[found]
+            sure[ys[found], xs[found]] = True
+            n_settled += int(found.sum())
+            ys, xs = ys[~found], xs[~found]
+        return n_settled  # pixels never reached (no sure pixel anywhere) keep their nearest colour
+
+
+def read_mask(path: str | Path, palette: Palette, quantizer: Quantizer | None = None, swap_rb: bool = False) -> tuple[np.ndarray, QuantizeReport]:
+    """Read one mask file as class indices: a palette PNG or an index PNG is taken as is, colour images are quantized."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            arr = np.asarray(im.convert("RGB") if mode in ("RGBA", "LA", "CMYK", "YCbCr") else im)
+    except (OSError, UnidentifiedImageError) as e:
+        raise InputError(f"cannot read mask image ({e})", path, "check the file is a PNG, JPEG or TIFF image") from None
+    if arr.ndim == 3:
+        q = quantizer or Quantizer(palette)
+        return q(arr, swap_rb=swap_rb, source=str(path))
+    labels = arr
+    if labels.max(initial=0) >= len(palette):
+        bad = sorted(set(np.unique(labels).tolist()) - set(range(len(palette))))[:8]
+        raise InputError(
+            f"index mask holds values {bad} but the palette has {len(palette)} classes (0-{len(palette) - 1})",
+            path,
+            "use the project's palette, or save the mask as a colour PNG to quantize it",
+        )
+    return labels.astype(np.uint8), QuantizeReport(source=str(path), shape=labels.shape[:2])
+
+
+def write_index_png(path: str | Path, labels: np.ndarray, palette: Palette | None = None) -> None:
+    """Write labels as a PNG, as a palette PNG (indices with the palette's colours) when a palette is given."""
+    from PIL import Image
+
+    labels = np.ascontiguousarray(labels, dtype=np.uint8)
+    h, w = labels.shape
+    im = Image.frombytes("P" if palette is not None else "L", (w, h), labels.tobytes())
+    if palette is not None:
+        flat = palette.rgb.reshape(-1).tolist()
+        im.putpalette(flat + [0] * (768 - len(flat)))
+    tmp = Path(path).with_name(f".{Path(path).name}.partial")
+    im.save(tmp, format="PNG")
+    tmp.replace(path)
+
+
+MASK_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+def quantize_folder(
+    in_dir: str | Path,
+    out_dir: str | Path,
+    palette: Palette,
+    tolerance: float = 40.0,
+    max_unknown_fraction: float | None = None,
+    swap_rb: bool = False,
+    progress: bool = False,
+) -> list[QuantizeReport]:
+    """Quantize every mask in ``in_dir`` into index PNGs (same stem) in ``out_dir``.
+
+    All files are checked before any is placed in ``out_dir``: with ``max_unknown_fraction``
+    a mask with more unknown pixels fails the whole folder and ``out_dir`` is left untouched.
+    """
+    import shutil
+
+    from natsort import natsorted
+    from tqdm import tqdm
+
+    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    if not in_dir.is_dir():
+        raise InputError("no such folder", in_dir)
+    files = natsorted(p for p in in_dir.iterdir() if p.suffix.lower() in MASK_SUFFIXES)
+    if not files:
+        raise InputError("no mask images (png/jpg/tif/bmp) in folder", in_dir)
+    q = Quantizer(palette, tolerance)
+    staging = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    reports = []
+    try:
+        for f in tqdm(files, desc="quantize", unit="mask", disable=not progress):
+            labels, rep = read_mask(f, palette, q, swap_rb=swap_rb)
+            if max_unknown_fraction is not None and rep.unknown_fraction > max_unknown_fraction:
+                raise InputError(
+                    f"{rep.unknown_fraction:.2%} of pixels are farther than {tolerance:g} from every palette colour "
+                    f"(limit {max_unknown_fraction:.2%}); first at (y,x) {rep.unknown_first[:3]}"
+                    + ("; the colours match far better with red and blue swapped (probable BGR)" if rep.probable_bgr else ""),
+                    f,
+                    "check the palette (--palette), add --bgr for BGR masks, or raise --max-unknown-fraction",
+                )
+            write_index_png(staging / f"{f.stem}.png", labels, palette)
+            reports.append(rep)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for f in staging.iterdir():
+            f.replace(out_dir / f.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return reports

@@ -1,0 +1,50 @@
+"""Where things live in a project store, and the schema version. See docs/store-layout.md.
+
+::
+
+    PROJECT/                       zarr v3 group; attrs["sonolabel"] = {schema, palette, created, ...}
+      .lock                        write lock (flock) with the holder's pid, host, user, command
+      videos/                      group
+        <video-id>/                group; attrs: subject, trial, task, fps, source, sha256, crop, ...
+          frames                   uint8 (T, H, W), one frame per chunk, zstd
+          labels/annotated         uint8 (T, H, W), fill 255; a chunk exists exactly for annotated frames
+          labels/propagated        uint8 (T, H, W)
+          table/<column>           1-D per-frame columns (source, edited_by, edited_at, ...)
+          kinematics               float32 (T, K), attrs: columns, unit (only when the source had them)
+        .staging-<video-id>/       an import in progress; renamed into place when complete
+"""
+
+from __future__ import annotations
+
+import enum
+
+SCHEMA_VERSION = 1
+ROOT_KEY = "sonolabel"
+VIDEOS = "videos"
+STAGING_PREFIX = ".staging-"
+LOCK_FILE = ".lock"
+FRAMES = "frames"
+ANNOTATED = "labels/annotated"
+PROPAGATED = "labels/propagated"
+TABLE = "table"
+KINEMATICS = "kinematics"
+TABLE_CHUNK = 4096
+NO_LABEL = 255  # fill value of labels/annotated: frames without an annotation
+FINGERS = ("thumb", "index", "middle", "ring", "little")
+
+
+class LabelSource(enum.IntEnum):
+    """Where a frame's label comes from, as stored in ``table/source``."""
+
+    NONE = 0
+    ANNOTATED = 1  # drawn by a person on a keyframe
+    PROPAGATED = 2  # written by propagation
+    CORRECTED = 3  # a propagated frame a person corrected (it becomes a keyframe)
+
+
+TABLE_COLUMNS: dict[str, tuple[str, object]] = {
+    # column: (dtype, fill value)
+    "source": ("uint8", 0),
+    "edited_by": ("str", ""),
+    "edited_at": ("float64", float("nan")),
+}

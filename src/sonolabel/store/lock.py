@@ -1,0 +1,97 @@
+"""The single-writer lock of a project.
+
+A project has many readers and at most one writer. The writer holds an exclusive ``flock`` on
+``PROJECT/.lock`` and writes who it is into the file. The kernel drops the lock when the holder
+dies (even by kill -9), so a lock left by a dead process is recovered simply by taking it; a
+live holder is named in the error the second writer gets.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+from ..errors import LockError
+
+
+def _holder_info() -> dict:
+    return {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "user": getpass.getuser(),
+        "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))[:200],
+    }
+
+
+class WriteLock:
+    """Exclusive write lock on a project directory; use as a context manager or acquire/release."""
+
+    def __init__(self, project_dir: str | Path):
+        self.path = Path(project_dir) / ".lock"
+        self._fd: int | None = None
+        self.recovered_from: dict | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> "WriteLock":
+        if self._fd is not None:
+            return self
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self.read_holder()
+            os.close(fd)
+            who = (
+                f"pid {holder.get('pid')} ({holder.get('user')}@{holder.get('host')}, since {holder.get('since')}, "
+                f"running {holder.get('command')!r})" if holder else "another process"
+            )
+            raise LockError(
+                f"project is open for writing by {who}",
+                self.path.parent,
+                "close that session first, or open the project read-only",
+            ) from None
+        previous = self.read_holder()
+        if previous:  # a lock file whose holder died without releasing it
+            self.recovered_from = previous
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(_holder_info()).encode(), 0)
+        os.fsync(fd)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        os.ftruncate(self._fd, 0)  # an empty file means nobody holds it
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+    def read_holder(self) -> dict | None:
+        try:
+            text = self.path.read_text()
+            return json.loads(text) if text.strip() else None
+        except (OSError, ValueError):
+            return None
+
+    def __enter__(self) -> "WriteLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        try:
+            self.release()
+        except Exception:
+            pass

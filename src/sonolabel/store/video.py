@@ -1,0 +1,237 @@
+"""One video in a project: frames, label arrays and the per-frame table.
+
+Each frame is its own chunk, and zarr's local store writes every chunk to a temporary file and
+renames it into place, so a frame is either written whole or not at all. Whether a frame is a
+keyframe is not a separate flag that could disagree with the labels: it is the presence of the
+frame's chunk in ``labels/annotated``, whose fill value (255, no label) no real mask can equal.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import zarr
+
+from ..errors import InputError, StoreError
+from . import layout
+from .layout import LabelSource
+
+if TYPE_CHECKING:
+    from .project import Project
+
+LABEL_SOURCES = ("annotated", "propagated", "final")
+
+
+def create_video_arrays(group: zarr.Group, n_frames: int, height: int, width: int) -> None:
+    """Create the frame, label and table arrays of a new video group."""
+    frame = dict(shape=(n_frames, height, width), chunks=(1, height, width), dtype="uint8", fill_value=0)
+    group.create_array(layout.FRAMES, **frame)
+    group.create_array(layout.ANNOTATED, **{**frame, "fill_value": layout.NO_LABEL})
+    group.create_array(layout.PROPAGATED, **frame)
+    for name, (dtype, fill) in layout.TABLE_COLUMNS.items():
+        group.create_array(
+            f"{layout.TABLE}/{name}", shape=(n_frames,), chunks=(layout.TABLE_CHUNK,),
+            dtype=str if dtype == "str" else dtype, fill_value=fill,
+        )
+
+
+class Video:
+    """A video of a :class:`~sonolabel.store.Project`; arrays are zarr arrays read lazily."""
+
+    def __init__(self, project: "Project", group: zarr.Group, video_id: str):
+        self.project = project
+        self.group = group
+        self.id = video_id
+
+    def __repr__(self) -> str:
+        return f"Video({self.id!r}, frames={self.n_frames}, {self.height}x{self.width})"
+
+    # -- arrays and metadata -------------------------------------------------------------
+    @property
+    def attrs(self) -> dict:
+        return dict(self.group.attrs)
+
+    @property
+    def frames(self) -> zarr.Array:
+        return self.group[layout.FRAMES]
+
+    @property
+    def annotated(self) -> zarr.Array:
+        return self.group[layout.ANNOTATED]
+
+    @property
+    def propagated(self) -> zarr.Array:
+        return self.group[layout.PROPAGATED]
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def height(self) -> int:
+        return int(self.frames.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.frames.shape[2])
+
+    @property
+    def _dir(self) -> str:
+        return os.path.join(self.project.path, self.group.path)
+
+    def resize(self, n_frames: int) -> None:
+        """Change the frame count (only while importing)."""
+        h, w = self.height, self.width
+        for name in (layout.FRAMES, layout.ANNOTATED, layout.PROPAGATED):
+            self.group[name].resize((n_frames, h, w))
+        for name in layout.TABLE_COLUMNS:
+            self.group[f"{layout.TABLE}/{name}"].resize((n_frames,))
+
+    # -- keyframes and labels ------------------------------------------------------------
+    def annotated_frames(self) -> list[int]:
+        """Frame indices that hold an annotation (keyframes), sorted; read from the chunk listing."""
+        chunk_dir = os.path.join(self._dir, *layout.ANNOTATED.split("/"), "c")
+        try:
+            names = os.listdir(chunk_dir)
+        except FileNotFoundError:
+            return []
+        return sorted(int(n) for n in names if n.isdigit() and int(n) < self.n_frames)
+
+    def _check_frame(self, t: int) -> int:
+        t = int(t)
+        if not 0 <= t < self.n_frames:
+            raise StoreError(f"frame {t} is outside video {self.id!r} (0-{self.n_frames - 1})", self.project.path)
+        return t
+
+    def check_mask(self, mask: np.ndarray, source_name: str) -> np.ndarray:
+        mask = np.asarray(mask)
+        if mask.shape != (self.height, self.width):
+            raise InputError(
+                f"mask is {mask.shape[1] if mask.ndim > 1 else '?'}x{mask.shape[0]} but video {self.id!r} frames are "
+                f"{self.width}x{self.height}",
+                source_name,
+                "resize or crop the mask to the video's (cropped) frame size",
+            )
+        if mask.size and (mask.min() < 0 or mask.max() >= len(self.project.palette)):
+            raise InputError(
+                f"mask holds label {int(mask.max())} but the project has {len(self.project.palette)} classes",
+                source_name,
+            )
+        return mask.astype(np.uint8)
+
+    def save_annotation(self, t: int, mask: np.ndarray, who: str | None = None, corrected: bool | None = None,
+                        source_name: str = "<mask>") -> None:
+        """Store a person's labels for frame ``t`` (making it a keyframe), atomically.
+
+        ``corrected`` records that a propagated frame was fixed; by default it is inferred from
+        the frame's previous source.
+        """
+        self.project.require_writable()
+        t = self._check_frame(t)
+        mask = self.check_mask(mask, source_name)
+        src = self.group[f"{layout.TABLE}/source"]
+        if corrected is None:
+            corrected = int(src[t]) in (LabelSource.PROPAGATED, LabelSource.CORRECTED)
+        self.annotated[t] = mask  # the durable part: one chunk, written to a temp file and renamed
+        self._set_row(t, LabelSource.CORRECTED if corrected else LabelSource.ANNOTATED, who)
+
+    def remove_annotation(self, t: int, who: str | None = None) -> None:
+        """Unmark keyframe ``t`` (its annotation is deleted; propagated labels stay)."""
+        self.project.require_writable()
+        t = self._check_frame(t)
+        shutil.rmtree(os.path.join(self._dir, *layout.ANNOTATED.split("/"), "c", str(t)), ignore_errors=True)
+        has_prop = os.path.isdir(os.path.join(self._dir, *layout.PROPAGATED.split("/"), "c", str(t)))
+        self._set_row(t, LabelSource.PROPAGATED if has_prop else LabelSource.NONE, who)
+
+    def save_propagated(self, start: int, labels: np.ndarray) -> None:
+        """Store propagated labels for frames ``start..start+len(labels)`` (keyframes stay as annotated)."""
+        self.project.require_writable()
+        stop = start + len(labels)
+        self.propagated[start:stop] = labels
+        src = self.group[f"{layout.TABLE}/source"]
+        cur = src[start:stop]
+        keep = (cur == LabelSource.ANNOTATED) | (cur == LabelSource.CORRECTED)
+        src[start:stop] = np.where(keep, cur, np.uint8(LabelSource.PROPAGATED))
+
+    def _set_row(self, t: int, source: LabelSource, who: str | None) -> None:
+        self.group[f"{layout.TABLE}/source"][t] = np.uint8(source)
+        self.group[f"{layout.TABLE}/edited_by"][t] = who or getpass.getuser()
+        self.group[f"{layout.TABLE}/edited_at"][t] = time.time()
+
+    def labels(self, t: int, source: str = "final") -> np.ndarray:
+        """Labels of frame ``t``: ``annotated``, ``propagated``, or ``final`` (annotated where annotated)."""
+        t = self._check_frame(t)
+        if source not in LABEL_SOURCES:
+            raise ValueError(f"source must be one of {LABEL_SOURCES}")
+        if source == "annotated" or (source == "final" and t in set(self.annotated_frames())):
+            return self.annotated[t]
+        return self.propagated[t]
+
+    def lazy_frames(self):
+        """Frames as a dask array (read chunk by chunk, never loaded whole)."""
+        import dask.array as da
+
+        return da.from_zarr(self.frames)
+
+    def lazy_labels(self):
+        """Final labels as a dask array: annotated where annotated, else propagated."""
+        import dask.array as da
+
+        ann = da.from_zarr(self.annotated)
+        return da.where(ann != layout.NO_LABEL, ann, da.from_zarr(self.propagated))
+
+    def sources(self) -> np.ndarray:
+        """Per-frame :class:`LabelSource` codes, with keyframes taken from the annotation chunks."""
+        src = np.asarray(self.group[f"{layout.TABLE}/source"][:], dtype=np.uint8)
+        key = np.zeros(self.n_frames, bool)
+        key[self.annotated_frames()] = True
+        # a kill between writing a keyframe's chunk and its table row leaves the row stale
+        src[key & ~np.isin(src, (LabelSource.ANNOTATED, LabelSource.CORRECTED))] = LabelSource.ANNOTATED
+        src[~key & np.isin(src, (LabelSource.ANNOTATED, LabelSource.CORRECTED))] = LabelSource.NONE
+        return src
+
+    # -- per-frame table and kinematics --------------------------------------------------
+    @property
+    def has_kinematics(self) -> bool:
+        return layout.KINEMATICS in self.group
+
+    def set_kinematics(self, values: np.ndarray, columns: list[str], unit: str = "deg") -> None:
+        """Store per-frame kinematics (one row per frame)."""
+        self.project.require_writable()
+        values = np.asarray(values, dtype=np.float32)
+        if values.shape != (self.n_frames, len(columns)):
+            raise InputError(f"kinematics have shape {values.shape}, expected ({self.n_frames}, {len(columns)}) (one row per frame)")
+        arr = self.group.create_array(layout.KINEMATICS, shape=values.shape, chunks=values.shape, dtype="float32",
+                                      fill_value=float("nan"), overwrite=True)
+        arr[:] = values
+        arr.attrs.update({"columns": list(columns), "unit": unit})
+
+    def kinematics(self) -> pd.DataFrame | None:
+        if not self.has_kinematics:
+            return None
+        arr = self.group[layout.KINEMATICS]
+        return pd.DataFrame(arr[:], columns=arr.attrs["columns"])
+
+    def table(self) -> pd.DataFrame:
+        """The per-frame table: frame, time, keyframe, source, edited_by, edited_at (+ kinematics)."""
+        n = self.n_frames
+        fps = self.attrs.get("fps") or 0
+        src = self.sources()
+        df = pd.DataFrame({
+            "frame": np.arange(n),
+            "time": np.arange(n) / fps if fps else np.full(n, np.nan),
+            "keyframe": np.isin(src, (LabelSource.ANNOTATED, LabelSource.CORRECTED)),
+            "source": pd.Categorical.from_codes(src, [s.name.lower() for s in LabelSource]),
+            "edited_by": self.group[f"{layout.TABLE}/edited_by"][:],
+            "edited_at": pd.to_datetime(self.group[f"{layout.TABLE}/edited_at"][:], unit="s"),
+        })
+        kin = self.kinematics()
+        if kin is not None:
+            df = pd.concat([df, kin], axis=1)
+        return df
