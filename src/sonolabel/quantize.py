@@ -86,7 +86,7 @@ def _pack(rgb: np.ndarray) -> np.ndarray:
 class Quantizer:
     """Maps colour masks to index masks for one palette and tolerance (RGB Euclidean distance)."""
 
-    def __init__(self, palette: Palette, tolerance: float = 40.0, window: int = 2):
+    def __init__(self, palette: Palette, tolerance: float = 40.0, window: int = 1):
         self.palette = palette
         self.tolerance = float(tolerance)
         self.window = window
@@ -118,7 +118,7 @@ class Quantizer:
             report.unknown_first = [(int(y), int(x)) for y, x in zip(ys[:5], xs[:5])]
             if self.bgr_detectable and not swap_rb:
                 report.probable_bgr = self._looks_bgr(rgb, report.unknown_fraction)
-        report.settled_count = self._settle(rgb, labels, level != SURE)
+        report.settled_count = self._settle(rgb, labels, level)
         return labels, report
 
     def _looks_bgr(self, rgb: np.ndarray, unknown_fraction: float) -> bool:
@@ -128,19 +128,23 @@ class Quantizer:
         swapped_unknown = float(np.mean((self._lut.take(_pack(sample)) >> _LEVEL_SHIFT) == UNKNOWN))
         return swapped_unknown < 0.25 * unknown_fraction
 
-    def _settle(self, rgb: np.ndarray, labels: np.ndarray, unsure: np.ndarray) -> int:
-        """Give each unsure pixel the nearest-coloured class among sure pixels around it (in place)."""
+    def _settle(self, rgb: np.ndarray, labels: np.ndarray, level: np.ndarray) -> int:
+        """Settle pixels that are not sure (in place): each takes the nearest-coloured class among the
+        sure pixels around it; a *near* pixel also keeps its own class as a candidate."""
         h, w = labels.shape
-        ys, xs = np.nonzero(unsure)
-        n_settled = 0
+        sure = level == SURE
+        ys, xs = np.nonzero(~sure)
         pal = self.palette.rgb.astype(np.int32)
-        sure = ~unsure
-        for _ in range(64):  # grow from the sure pixels until every unsure pixel has a neighbour
+        none = np.iinfo(np.int64).max
+        n_settled = 0
+        for _ in range(64):  # grow out from the sure pixels until every pixel is settled
             if ys.size == 0:
                 break
             colour = rgb[ys, xs].astype(np.int32)
-            best_d = np.full(ys.size, np.iinfo(np.int32).max, np.int64)
-            best_c = np.zeros(ys.size, np.uint8)
+            own = labels[ys, xs]
+            best_c = own.copy()
+            best_d = np.where(level[ys, xs] == NEAR, ((colour - pal[own]) ** 2).sum(1), none)
+            found = np.zeros(ys.size, bool)
             r = self.window
             for dy in range(-r, r + 1):
                 for dx in range(-r, r + 1):
@@ -148,15 +152,15 @@ class Quantizer:
                     ok = sure[ny, nx]
                     c = labels[ny, nx]
                     d = ((colour - pal[c]) ** 2).sum(1)
+                    found |= ok
                     better = ok & (d < best_d)
                     best_d[better] = d[better]
                     best_c[better] = c[better]
-            found = best_d < np.iinfo(np.int32).max
             labels[ys[found], xs[found]] = best_c[found]
             sure[ys[found], xs[found]] = True
             n_settled += int(found.sum())
             ys, xs = ys[~found], xs[~found]
-        return n_settled  # pixels never reached (no sure pixel anywhere) keep their nearest colour
+        return n_settled  # pixels no sure pixel can reach keep their nearest colour
 
 
 def read_mask(path: str | Path, palette: Palette, quantizer: Quantizer | None = None, swap_rb: bool = False) -> tuple[np.ndarray, QuantizeReport]:

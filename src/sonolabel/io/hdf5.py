@@ -70,10 +70,12 @@ class HDF5Session(FrameSource):
     @staticmethod
     def _find(f, role: str, keys: dict) -> str | None:
         if role in keys:
-            if keys[role] not in f:
-                raise InputError(f"mapped {role} key {keys[role]!r} is not in the file", f.filename)
+            if keys[role] not in f or not hasattr(f[keys[role]], "shape"):
+                raise InputError(f"mapped {role} key {keys[role]!r} is not a dataset in the file", f.filename)
             return keys[role]
-        return next((k for k in DEFAULT_KEYS.get(role, (role,)) if k in f), None)
+        import h5py
+
+        return next((k for k in DEFAULT_KEYS.get(role, (role,)) if isinstance(f.get(k), h5py.Dataset)), None)
 
     def _read_kinematics(self, f, keys: dict) -> None:
         kkey = self._find(f, "kinematics", keys)
