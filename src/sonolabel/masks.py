@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 
+from ._files import staged_folder
 from .errors import InputError
 from .quantize import write_index_png
 from .store import LabelSource, Video
@@ -39,14 +39,10 @@ def export_masks(video: Video, out_dir: str | Path, source: str = "final", fmt: 
     if not frames:
         raise InputError(f"video {video.id!r} has no {source} labels", video.project.path,
                          "annotate keyframes (or propagate) first")
-    out_dir = Path(out_dir)
-    staging = out_dir.with_name(f".{out_dir.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     palette = video.project.palette
     keys = set(video.annotated_frames())
     written = []
-    try:
+    with staged_folder(out_dir) as staging:
         for t in frames:
             labels = video.annotated[t] if (source != "propagated" and t in keys) else video.propagated[t]
             name = f"{t:06d}.png"
@@ -56,12 +52,7 @@ def export_masks(video: Video, out_dir: str | Path, source: str = "final", fmt: 
                 from PIL import Image
 
                 Image.fromarray(palette.colorize(labels)).save(staging / name)
-            written.append(out_dir / name)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for f in staging.iterdir():
-            f.replace(out_dir / f.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            written.append(Path(out_dir) / name)
     return written
 
 

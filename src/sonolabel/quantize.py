@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._files import staged_folder
 from .errors import InputError
 from .palette import Palette
 
@@ -221,8 +222,6 @@ def quantize_folder(
     All files are checked before any is placed in ``out_dir``: with ``max_unknown_fraction``
     a mask with more unknown pixels fails the whole folder and ``out_dir`` is left untouched.
     """
-    import shutil
-
     from natsort import natsorted
     from tqdm import tqdm
 
@@ -233,11 +232,8 @@ def quantize_folder(
     if not files:
         raise InputError("no mask images (png/jpg/tif/bmp) in folder", in_dir)
     q = Quantizer(palette, tolerance)
-    staging = out_dir.with_name(f".{out_dir.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     reports = []
-    try:
+    with staged_folder(out_dir) as staging:
         for f in tqdm(files, desc="quantize", unit="mask", disable=not progress):
             labels, rep = read_mask(f, palette, q, swap_rb=swap_rb)
             if max_unknown_fraction is not None and rep.unknown_fraction > max_unknown_fraction:
@@ -250,9 +246,4 @@ def quantize_folder(
                 )
             write_index_png(staging / f"{f.stem}.png", labels, palette)
             reports.append(rep)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for f in staging.iterdir():
-            f.replace(out_dir / f.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return reports
