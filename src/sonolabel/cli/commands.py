@@ -159,3 +159,58 @@ def demo(args) -> int:
     info(args2)
     print(f"demo project: {project_dir}")
     return 0
+
+
+def keyframes_import(args) -> int:
+    from ..masks import import_keyframe_masks
+    from ..store import Project
+
+    with Project.open(args.project, "a") as project:
+        frames = import_keyframe_masks(project.video(args.video), args.masks, who=args.who,
+                                       max_unknown_fraction=args.max_unknown_fraction, swap_rb=args.bgr)
+    print(f"stored {len(frames)} keyframes: {frames}")
+    return 0
+
+
+def keyframes_suggest(args) -> int:
+    from ..propagation.suggest import suggest_keyframes
+    from ..store import Project
+
+    with Project.open(args.project) as project:
+        frames = suggest_keyframes(project.video(args.video), every=args.every, count=args.count)
+    print(" ".join(map(str, frames)))
+    return 0
+
+
+def run_propagation(project, video_ids: list[str] | None = None, device: str = "auto", config_file: str | None = None,
+                    mode: str | None = None, progress: bool = True) -> list:
+    """Propagate the given videos (default: every video with keyframes) of an open, writable project."""
+    from tqdm import tqdm
+
+    from ..propagation import PropagationConfig, propagate_video
+    from ..propagation.model import load_engine
+
+    overrides = {"device": device, "mode": mode}
+    config = (PropagationConfig.from_file(config_file, **overrides) if config_file
+              else PropagationConfig.from_dict({k: v for k, v in overrides.items() if v is not None}))
+    videos = [project.video(v) for v in video_ids] if video_ids else [v for v in project.videos() if v.annotated_frames()]
+    if not videos:
+        raise InputError("no video has keyframes", project.path, "annotate keyframes first")
+    engine, model_id = load_engine(project, config, explicit_mode=mode is not None)
+    reports = []
+    for v in videos:
+        with tqdm(total=v.n_frames - len(v.annotated_frames()), desc=f"propagate {v.id}", unit="frame",
+                  disable=not progress) as bar:
+            reports.append(propagate_video(v, engine.config, engine=engine, model_id=model_id, progress=bar.update))
+    return reports
+
+
+def propagate(args) -> int:
+    from ..store import Project
+
+    with Project.open(args.project, "a") as project:
+        reports = run_propagation(project, args.videos, args.device, args.config, args.mode)
+    for r in reports:
+        print(f"{r.video}: {r.frames_written} frames in {r.segments_done} segments ({r.segments_skipped} unchanged, skipped), "
+              f"{r.frames_written / max(r.seconds, 1e-9):.1f} frames/s")
+    return 0

@@ -219,7 +219,8 @@ class Video:
         return pd.DataFrame(arr[:], columns=arr.attrs["columns"])
 
     def table(self) -> pd.DataFrame:
-        """The per-frame table: frame, time, keyframe, source, edited_by, edited_at (+ kinematics)."""
+        """The per-frame table: frame, time, keyframe, source, edited_by, edited_at, propagation
+        confidence (similarity, entropy, per-class forward/backward agreement) and kinematics."""
         n = self.n_frames
         fps = self.attrs.get("fps") or 0
         src = self.sources()
@@ -231,6 +232,13 @@ class Video:
             "edited_by": self.group[f"{layout.TABLE}/edited_by"][:],
             "edited_at": pd.to_datetime(self.group[f"{layout.TABLE}/edited_at"][:], unit="s"),
         })
+        for name in ("similarity", "entropy"):
+            if f"{layout.TABLE}/{name}" in self.group:
+                df[name] = self.group[f"{layout.TABLE}/{name}"][:]
+        if f"{layout.TABLE}/agreement" in self.group:
+            agree = self.group[f"{layout.TABLE}/agreement"][:]
+            for i, cls in enumerate(self.project.palette.names[: agree.shape[1]]):
+                df[f"agreement_{cls}"] = agree[:, i]
         kin = self.kinematics()
         if kin is not None:
             df = pd.concat([df, kin], axis=1)

@@ -1,0 +1,56 @@
+"""Propagation settings, filled from defaults, a JSON file, or the CLI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from ..errors import InputError
+
+
+@dataclass
+class PropagationConfig:
+    mode: str = "free"  # "free": training-free intensity keys; "learned": the project's trained encoder
+    working_size: int = 240  # frames are resized to this square size for key encoding
+    top_k: int = 16  # memory matches averaged per query cell
+    temperature: float = 0.05  # softmax temperature on cosine similarities
+    key_radius: int = 8  # search radius (key cells) in annotated keyframes
+    work_radius: int = 4  # search radius (key cells) in recent predictions
+    work_every: int = 2  # a prediction joins working memory every this many frames
+    work_size: int = 6  # frames held in working memory (first in, first out)
+    extra_keyframes: int = 1  # other keyframes kept in permanent memory, chosen by similarity
+    batch: int = 32  # frames encoded and written at once
+    device: str = "auto"  # cpu | cuda | auto
+
+    def resolve_device(self) -> str:
+        import torch
+
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise InputError("--device cuda but no CUDA device is available", hint="use --device cpu or auto")
+        return self.device
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PropagationConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise InputError(f"unknown propagation settings {sorted(unknown)}", hint=f"known: {', '.join(sorted(names))}")
+        cfg = cls(**d)
+        if cfg.mode not in ("free", "learned"):
+            raise InputError(f"mode must be 'free' or 'learned', not {cfg.mode!r}")
+        return cfg
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides) -> "PropagationConfig":
+        try:
+            d = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            raise InputError(f"cannot read config ({e})", path) from None
+        d.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_dict(d)

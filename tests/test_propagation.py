@@ -1,0 +1,150 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sonolabel import InputError
+from sonolabel.propagation import PropagationConfig, plan_segments, propagate_video
+from sonolabel.propagation.readout import LocalMemory
+
+SIZE = 240
+
+
+def miou(a, b, n=8):
+    ious = [np.logical_and(a == c, b == c).sum() / np.logical_or(a == c, b == c).sum()
+            for c in range(n) if np.logical_or(a == c, b == c).any()]
+    return float(np.mean(ious))
+
+
+@pytest.fixture(scope="module")
+def clip():
+    """61 phantom frames at 240x240 with ground truth: every 3rd frame of 9 s that hold flexions
+    (rendered at 480 and reduced)."""
+    from sonolabel.phantom import make_sequence
+    from sonolabel.phantom.render import PhantomRenderer
+
+    r = PhantomRenderer(make_sequence(4, 1, 183))
+    out = [r.render(t) for t in range(0, 183, 3)]
+    imgs = torch.from_numpy(np.stack([o[0] for o in out]))[:, None].float()
+    imgs = F.interpolate(imgs, size=(SIZE, SIZE), mode="area")[:, 0].round().byte().numpy()
+    labels = np.stack([o[1][::2, ::2] for o in out])
+    return imgs, labels
+
+
+def make_video(project, clip, keyframes, vid="v"):
+    imgs, labels = clip
+    with project.staged_video(vid, len(imgs), SIZE, SIZE, {"subject": "s"}) as v:
+        v.frames[:] = imgs
+    v = project.video(vid)
+    for k in keyframes:
+        v.save_annotation(k, labels[k])
+    return v
+
+
+def test_plan_segments():
+    segs = plan_segments(10, [3, 7])
+    assert [(s.left, s.right, s.first, s.last) for s in segs] == [(None, 3, 0, 2), (3, 7, 4, 6), (7, None, 8, 9)]
+    assert [s.name for s in plan_segments(5, [0, 4])] == ["0-4"]
+    assert plan_segments(5, []) == []
+
+
+def test_beats_copying_nearest_keyframe_and_keeps_keyframes(project, clip):
+    imgs, labels = clip
+    v = make_video(project, clip, [0, 60])
+    propagate_video(v, PropagationConfig(device="cpu"))
+    ours = [miou(v.labels(t), labels[t]) for t in range(1, 60)]
+    copy = [miou(labels[0] if t < 30 else labels[60], labels[t]) for t in range(1, 60)]
+    assert np.mean(ours) > np.mean(copy) + 0.005 and np.min(ours) > np.min(copy)
+    for k in (0, 60):
+        np.testing.assert_array_equal(v.labels(k), labels[k])  # keyframes exactly as annotated
+    t = v.table()
+    assert (t["source"][1:60] == "propagated").all() and t["keyframe"].sum() == 2
+    assert t["similarity"][1:60].between(0, 1.0001).all() and t["entropy"][1:60].notna().all()
+    assert t["agreement_FDS"][1:60].between(0, 1).all()
+
+
+def test_interrupted_run_resumes_to_identical_labels(tmp_path, clip):
+    from sonolabel.store import Project
+
+    with Project.create(tmp_path / "a.zarr") as a, Project.create(tmp_path / "b.zarr") as b:
+        va, vb = make_video(a, clip, [0, 20, 40]), make_video(b, clip, [0, 20, 40])
+        propagate_video(va, PropagationConfig(device="cpu"))
+        first = propagate_video(vb, PropagationConfig(device="cpu"), stop_after=1)
+        assert first.segments_done == 1 and not vb.group.attrs["propagation"]["complete"]
+        second = propagate_video(vb, PropagationConfig(device="cpu"))
+        assert second.segments_skipped == 1 and second.segments_done == 2
+        np.testing.assert_array_equal(va.propagated[:], vb.propagated[:])
+
+
+def test_correction_repropagates_only_its_two_segments(project, clip):
+    imgs, labels = clip
+    v = make_video(project, clip, [0, 20, 40, 60])
+    propagate_video(v, PropagationConfig(device="cpu"))
+    before = v.propagated[:]
+    fixed = labels[30].copy()
+    fixed[:20, :20] = 5  # an annotator's correction on a propagated frame
+    v.save_annotation(30, fixed)
+    assert v.table().loc[30, "source"] == "corrected"
+    rep = propagate_video(v, PropagationConfig(device="cpu"))
+    assert rep.segments_done == 2 and rep.segments_skipped == 2  # 20-30 and 30-40 redone; 0-20, 40-60 kept
+    after = v.propagated[:]
+    np.testing.assert_array_equal(after[:21], before[:21])
+    np.testing.assert_array_equal(after[40:], before[40:])
+    np.testing.assert_array_equal(v.labels(30), fixed)  # never overwritten
+
+
+def test_class_missing_from_a_keyframe_and_appearing_later(project, clip):
+    imgs, labels = clip
+    v = make_video(project, clip, [])
+    left = labels[0].copy()
+    left[left == 3] = 0  # FPL not drawn on the first keyframe
+    v.save_annotation(0, left)
+    v.save_annotation(60, labels[60])  # ...but drawn on the last
+    propagate_video(v, PropagationConfig(device="cpu"))
+    near_right = v.labels(58)
+    assert (near_right == 3).sum() > 0.7 * (labels[58] == 3).sum()
+    assert (v.labels(2) == 3).sum() < 0.3 * (labels[2] == 3).sum()
+
+
+def test_readout_cost_barely_depends_on_class_count():
+    import time
+
+    torch.manual_seed(0)
+    q = F.normalize(torch.randn(27, 60, 60), dim=0)
+    times = {}
+    for k in (2, 8):
+        mem = LocalMemory((60, 60), 27, k, 2, 6, 8, 4)
+        for s in range(2):
+            mem.permanent.put(F.normalize(torch.randn(27, 60, 60), dim=0), torch.rand(k, 60, 60), s)
+        for _ in range(6):
+            mem.working.put(F.normalize(torch.randn(27, 60, 60), dim=0), torch.rand(k, 60, 60))
+        mem.read(q)
+        t = time.perf_counter()
+        for _ in range(10):
+            mem.read(q)
+        times[k] = time.perf_counter() - t
+    assert times[8] < 1.5 * times[2]
+
+
+def test_bad_keyframe_masks_refused(project, clip, tmp_path):
+    from PIL import Image
+
+    from sonolabel.masks import import_keyframe_masks
+    from sonolabel.palette import FOREARM
+
+    v = make_video(project, clip, [])
+    d = tmp_path / "k"
+    d.mkdir()
+    Image.fromarray(FOREARM.rgb[clip[1][10]]).save(d / "000010.png")
+    Image.fromarray(np.zeros((100, 100, 3), np.uint8)).save(d / "20.png")
+    with pytest.raises(InputError, match="20.png.*100x100.*240x240"):
+        import_keyframe_masks(v, d)
+    assert v.annotated_frames() == []  # nothing stored, not even the good mask
+    (d / "20.png").unlink()
+    odd = FOREARM.rgb[clip[1][20]].copy()
+    odd[:60] = (90, 40, 160)
+    Image.fromarray(odd).save(d / "20.png")
+    with pytest.raises(InputError, match="20.png.*match no palette colour"):
+        import_keyframe_masks(v, d)
+    with pytest.raises(InputError, match="no keyframes"):
+        propagate_video(v)
