@@ -41,12 +41,23 @@ def test_cli_end_to_end_on_phantom(tmp_path, phantom_dir):
     Image.fromarray(FOREARM.rgb[truth[5]]).save(kdir / "5.png")
     with Project.open(proj, "a") as p:
         assert import_keyframe_masks(p.video(vid), kdir) == [5]
+    Image.fromarray(FOREARM.rgb[truth[20]]).save(kdir / "000020.png")
+    r = run("keyframes", "import", proj, vid, "--masks", kdir)
+    assert r.returncode == 0, r.stderr
+    r = run("keyframes", "suggest", proj, vid, "--count", "2")
+    assert r.returncode == 0 and len(r.stdout.split()) == 2, r.stderr
+    r = run("propagate", proj, vid, "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert f"{vid}: 22 frames" in r.stdout
+    r = run("propagate", proj)  # nothing changed: every segment is skipped
+    assert "0 frames" in r.stdout and "3 unchanged" in r.stdout
     out = tmp_path / "masks"
     r = run("masks", "export", proj, vid, out, "--source", "keyframes", "--format", "index")
     assert r.returncode == 0, r.stderr
-    assert [f.name for f in out.iterdir()] == ["000005.png"]
+    assert sorted(f.name for f in out.iterdir()) == ["000005.png", "000020.png"]
     np.testing.assert_array_equal(np.asarray(Image.open(out / "000005.png")), truth[5])
     r = run("masks", "export", proj, vid, tmp_path / "c", "--format", "colour")
+    assert len(list((tmp_path / "c").iterdir())) == 24
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "c" / "000005.png")), FOREARM.rgb[truth[5]])
 
     # quantize a folder of off-colour masks
@@ -72,7 +83,8 @@ def test_cli_errors_are_one_line_and_leave_nothing(tmp_path):
     assert "Traceback" in r.stderr
 
 
-@pytest.mark.parametrize("cmd", [[], ["phantom"], ["import"], ["info"], ["quantize"], ["masks", "export"], ["demo"]])
+@pytest.mark.parametrize("cmd", [[], ["phantom"], ["import"], ["info"], ["quantize"], ["masks", "export"], ["demo"],
+                                 ["keyframes", "import"], ["keyframes", "suggest"], ["propagate"]])
 def test_help_on_every_subcommand(cmd, capsys):
     with pytest.raises(SystemExit) as e:
         main([*cmd, "--help"])
@@ -88,4 +100,5 @@ def test_phantom_command(tmp_path):
 def test_demo(tmp_path):
     r = run("demo", "--out", tmp_path / "demo")
     assert r.returncode == 0, r.stderr
-    assert sorted(f.name for f in (tmp_path / "demo" / "masks").iterdir()) == ["000000.png", "000200.png"]
+    assert len(list((tmp_path / "demo" / "masks").iterdir())) == 201  # keyframes and propagated frames
+    assert "mIoU against ground truth" in r.stdout

@@ -123,8 +123,16 @@ def masks_export(args) -> int:
     return 0
 
 
+def _miou(a, b, n: int) -> float:
+    import numpy as np
+
+    ious = [np.logical_and(a == c, b == c).sum() / np.logical_or(a == c, b == c).sum()
+            for c in range(n) if np.logical_or(a == c, b == c).any()]
+    return float(np.mean(ious))
+
+
 def demo(args) -> int:
-    """Import the bundled phantom clip, store ground-truth keyframes every 200 frames, export masks."""
+    """Import the bundled phantom clip, store ground-truth keyframes every 200 frames, propagate, export masks."""
     import numpy as np
     import zarr
 
@@ -141,20 +149,28 @@ def demo(args) -> int:
     if project_dir.exists():
         raise InputError("demo project exists already", project_dir, "pass a new --out folder")
     rec = read_manifest(sample)[0]
-    print(f"[1/3] import {sample / rec.video}")
+    print(f"[1/4] import {sample / rec.video}")
     with Project.create(project_dir) as project:
         vid = import_recording(project, sample / rec.video, rec.subject, trial=rec.trial, task="phantom",
                                kinematics=sample / rec.kinematics, progress=True)
         video = project.video(vid)
         truth = zarr.open_array(str(sample / rec.labels), mode="r")
         keyframes = list(range(0, video.n_frames, 200))
-        print(f"[2/3] keyframes {keyframes} from the phantom's ground truth (an annotator paints these in napari)")
+        print(f"[2/4] keyframes {keyframes} from the phantom's ground truth (an annotator paints these in napari)")
         with tempfile.TemporaryDirectory() as tmp:
             for t in keyframes:
                 write_index_png(Path(tmp) / f"{t:06d}.png", np.asarray(truth[t]), project.palette)
             import_keyframe_masks(video, tmp, who="demo")
-        written = export_masks(video, out / "masks", source="keyframes", fmt="colour")
-        print(f"[3/3] exported {len(written)} keyframe masks to {out / 'masks'}")
+        print("[3/4] propagate the keyframes to every frame")
+        report = run_propagation(project, [vid])[0]
+        scores = [_miou(video.labels(t), np.asarray(truth[t]), len(project.palette)) for t in range(video.n_frames)]
+        copy = [_miou(np.asarray(truth[min(keyframes, key=lambda k: abs(k - t))]), np.asarray(truth[t]), len(project.palette))
+                for t in range(video.n_frames)]
+        print(f"      {report.frames_written} frames at {report.frames_written / report.seconds:.1f} frames/s; "
+              f"mIoU against ground truth: mean {np.mean(scores):.3f}, worst frame {np.min(scores):.3f} "
+              f"(copying the nearest keyframe: {np.mean(copy):.3f} / {np.min(copy):.3f})")
+        written = export_masks(video, out / "masks", source="final", fmt="colour")
+        print(f"[4/4] exported {len(written)} masks to {out / 'masks'}")
     args2 = type("A", (), {"project": str(project_dir), "video": None, "json": False})
     info(args2)
     print(f"demo project: {project_dir}")
@@ -183,7 +199,7 @@ def keyframes_suggest(args) -> int:
 
 
 def run_propagation(project, video_ids: list[str] | None = None, device: str = "auto", config_file: str | None = None,
-                    mode: str | None = None, progress: bool = True) -> list:
+                    mode: str | None = None, weights: str | None = None, progress: bool = True) -> list:
     """Propagate the given videos (default: every video with keyframes) of an open, writable project."""
     from tqdm import tqdm
 
@@ -196,7 +212,7 @@ def run_propagation(project, video_ids: list[str] | None = None, device: str = "
     videos = [project.video(v) for v in video_ids] if video_ids else [v for v in project.videos() if v.annotated_frames()]
     if not videos:
         raise InputError("no video has keyframes", project.path, "annotate keyframes first")
-    engine, model_id = load_engine(project, config, explicit_mode=mode is not None)
+    engine, model_id = load_engine(project, config, explicit_mode=mode is not None, weights=weights)
     reports = []
     for v in videos:
         with tqdm(total=v.n_frames - len(v.annotated_frames()), desc=f"propagate {v.id}", unit="frame",
@@ -209,7 +225,7 @@ def propagate(args) -> int:
     from ..store import Project
 
     with Project.open(args.project, "a") as project:
-        reports = run_propagation(project, args.videos, args.device, args.config, args.mode)
+        reports = run_propagation(project, args.videos, args.device, args.config, args.mode, args.weights)
     for r in reports:
         print(f"{r.video}: {r.frames_written} frames in {r.segments_done} segments ({r.segments_skipped} unchanged, skipped), "
               f"{r.frames_written / max(r.seconds, 1e-9):.1f} frames/s")

@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", choices=("cpu", "cuda", "auto"))
     s.add_argument("--config", help="JSON file of propagation settings")
     s.add_argument("--mode", choices=("free", "learned"), help="key encoder (default: learned when trained, else free)")
+    s.add_argument("--weights", help="a local propagation weights file (default: the project's own, when trained)")
     s.set_defaults(func=commands.propagate)
 
     s = sub.add_parser("demo", help="run the pipeline on the bundled phantom sample")
