@@ -7,7 +7,7 @@ def phantom_sample():
     import numpy as np
     import zarr
 
-    from sonolabel.datasets import sample_path
+    from sonolabel.sample import sample_path
     from sonolabel.io import open_source
     from sonolabel.io.importer import Crop
     from sonolabel.palette import FOREARM

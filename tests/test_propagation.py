@@ -148,3 +148,31 @@ def test_bad_keyframe_masks_refused(project, clip, tmp_path):
         import_keyframe_masks(v, d)
     with pytest.raises(InputError, match="no keyframes"):
         propagate_video(v)
+
+
+def test_training_stores_weights_that_propagation_uses(project, clip, tmp_path):
+    from sonolabel.propagation.model import load_engine, load_weights, model_path
+    from sonolabel.propagation.train import TrainConfig, train_propagation
+
+    v = make_video(project, clip, [0, 30, 60])
+    path = train_propagation(project, TrainConfig(minutes=0.05), log=lambda s: None)
+    assert path == model_path(project) and path.is_file()
+    ckpt = torch.load(path, weights_only=True)  # plain tensors and data only
+    assert ckpt["n_classes"] == 8 and ckpt["provenance"]["keyframes"] == 3
+    assert ckpt["provenance"]["crw_steps"] >= 1 and ckpt["provenance"]["keyframe_steps"] >= 1
+    engine, model_id = load_engine(project, PropagationConfig(device="cpu"))
+    assert model_id.startswith("learned-") and engine.refine is not None
+    rep = propagate_video(v, engine.config, engine=engine, model_id=model_id)
+    assert rep.frames_written == 58
+    with pytest.raises(InputError, match="weights are for 8 classes, the project has 3"):
+        load_weights(path, 3)
+    bad = tmp_path / "evil.pt"
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    bad.write_bytes(pickle.dumps({"encoder": Evil()}))
+    with pytest.raises(InputError, match="evil.pt.*cannot load propagation weights"):
+        load_weights(bad, 8)

@@ -136,7 +136,7 @@ def demo(args) -> int:
     import numpy as np
     import zarr
 
-    from ..datasets import sample_path
+    from ..sample import sample_path
     from ..io import import_recording
     from ..masks import export_masks, import_keyframe_masks
     from ..phantom import read_manifest
@@ -229,4 +229,32 @@ def propagate(args) -> int:
     for r in reports:
         print(f"{r.video}: {r.frames_written} frames in {r.segments_done} segments ({r.segments_skipped} unchanged, skipped), "
               f"{r.frames_written / max(r.seconds, 1e-9):.1f} frames/s")
+    return 0
+
+
+def propagation_train(args) -> int:
+    from ..propagation.train import TrainConfig, train_propagation
+    from ..store import Project
+
+    with Project.open(args.project, "a") as project:
+        path = train_propagation(project, TrainConfig(minutes=args.minutes, seed=args.seed))
+    print(f"stored propagation weights in {path}; `sonolabel propagate` now uses them")
+    return 0
+
+
+def export(args) -> int:
+    from tqdm import tqdm
+
+    from ..export import ExportConfig, export_dataset
+    from ..export.splits import read_splits
+    from ..store import Project
+
+    cfg = ExportConfig(size=args.size, videos=args.videos, include_unreviewed=args.include_unreviewed,
+                       label_resize=args.labels, val_fraction=args.val_fraction, seed=args.seed)
+    with Project.open(args.project) as project, tqdm(desc="export", unit="frame") as bar:
+        out = export_dataset(project, args.out, cfg, progress=bar.update)
+        n = bar.n
+    splits = read_splits(out)
+    print(f"exported {n} frames to {out} (train subjects {splits['train']}, val {splits['val']}, "
+          f"{len(splits['folds'])} leave-one-subject-out folds)")
     return 0

@@ -15,8 +15,8 @@ class PropagationConfig:
     working_size: int = 240  # frames are resized to this square size for key encoding
     top_k: int = 16  # memory matches averaged per query cell
     temperature: float = 0.05  # softmax temperature on cosine similarities
-    key_radius: int = 8  # search radius (key cells) in annotated keyframes
-    work_radius: int = 4  # search radius (key cells) in recent predictions
+    key_radius: int = 8  # search radius in annotated keyframes, in cells of 4 working pixels
+    work_radius: int = 4  # search radius in recent predictions, in cells of 4 working pixels
     work_every: int = 2  # a prediction joins working memory every this many frames
     work_size: int = 6  # frames held in working memory (first in, first out)
     extra_keyframes: int = 1  # other keyframes kept in permanent memory, chosen by similarity

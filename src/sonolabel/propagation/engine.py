@@ -6,6 +6,8 @@ probabilities on the key grid, so it can be tested and benchmarked on its own.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -22,8 +24,10 @@ class Pass:
     def __init__(self, engine: "Engine", key: torch.Tensor, value: torch.Tensor, extra: list[tuple[torch.Tensor, torch.Tensor]]):
         c = engine.config
         self.config = c
+        scale = 4 / engine.encoder.stride  # radii are set in cells of a stride-4 grid
         self.memory = LocalMemory(tuple(key.shape[-2:]), key.shape[0], engine.n_classes, 1 + len(extra), c.work_size,
-                                  c.key_radius, c.work_radius, device=engine.device)
+                                  max(1, math.ceil(c.key_radius * scale)), max(1, math.ceil(c.work_radius * scale)),
+                                  device=engine.device)
         for slot, (k, v) in enumerate([(key, value), *extra]):
             self.memory.permanent.put(k, v, slot)
         self.prev_key, self.prev_value, self.steps = key, value, 0

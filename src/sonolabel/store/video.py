@@ -197,6 +197,13 @@ class Video:
         return src
 
     # -- per-frame table and kinematics --------------------------------------------------
+    def column(self, name: str, default) -> np.ndarray:
+        """A per-frame table column (``table/<name>``), or ``default`` for every frame when the video has none."""
+        key = f"{layout.TABLE}/{name}"
+        if key in self.group:
+            return np.asarray(self.group[key][:])
+        return np.full(self.n_frames, default, dtype=object if isinstance(default, str) else None)
+
     @property
     def has_kinematics(self) -> bool:
         return layout.KINEMATICS in self.group

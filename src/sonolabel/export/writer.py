@@ -1,0 +1,200 @@
+"""Export a project's labelled frames as a training-ready zarr dataset (also an OME-Zarr 0.5 image).
+
+Dataset layout (see docs/export.md)::
+
+    OUT/                         attrs: ome (image t,y,x), sonolabel_dataset {classes, palette, provenance, ...}
+      0                          uint8 (N, S, S) images, one frame per chunk
+      labels/classes/0           uint8 (N, S, S) labels; attrs.ome image-label: colours and class names
+      table/<column>             per-frame: subject, trial, task, video, frame, time, source, review, drift
+      kinematics                 float32 (N, K) (NaN for videos without kinematics)
+      splits.json                subject-based train/val and leave-one-subject-out folds (editable)
+
+The dataset is written under a hidden temporary name next to ``OUT`` and renamed when complete,
+so an interrupted export never leaves a dataset under the final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import zarr
+
+from .. import __version__
+from ..errors import InputError
+from ..store import LabelSource, Project, Video
+from ..store.layout import FINGERS, NO_LABEL
+from . import ome
+from .splits import SPLITS_FILE, make_splits
+
+BATCH = 64
+TABLE_STR = ("subject", "trial", "task", "video", "source", "review")
+
+
+@dataclass
+class ExportConfig:
+    size: int = 240
+    videos: list[str] = field(default_factory=list)  # empty: every video
+    include_unreviewed: bool = False  # include frames flagged for review and not yet reviewed
+    label_resize: str = "majority"  # majority | nearest
+    val_fraction: float = 0.1
+    seed: int = 0
+
+
+def resize_images(frames: np.ndarray, size: int) -> np.ndarray:
+    """(B, H, W) uint8 -> (B, size, size) by area averaging."""
+    if frames.shape[1:] == (size, size):
+        return frames
+    x = torch.from_numpy(np.ascontiguousarray(frames))[:, None].float()
+    return F.interpolate(x, size=(size, size), mode="area")[:, 0].round().byte().numpy()
+
+
+def resize_labels(labels: np.ndarray, size: int, n_classes: int, method: str = "majority") -> np.ndarray:
+    """(B, H, W) labels -> (B, size, size) by majority vote over each output pixel's area, or nearest."""
+    if labels.shape[1:] == (size, size):
+        return labels
+    h, w = labels.shape[1:]
+    if method == "nearest":
+        ys = (np.arange(size) * h / size + h / size / 2).astype(int)
+        xs = (np.arange(size) * w / size + w / size / 2).astype(int)
+        return labels[:, ys][:, :, xs]
+    if h == 2 * size and w == 2 * size:  # the common 480 -> 240 case, without one-hot maps
+        a, b, c, d = labels[:, 0::2, 0::2], labels[:, 0::2, 1::2], labels[:, 1::2, 0::2], labels[:, 1::2, 1::2]
+        out = np.where((a == b) | (a == c) | (a == d), a, np.where((b == c) | (b == d), b, np.where(c == d, c, a)))
+        return out.astype(np.uint8)
+    onehot = F.one_hot(torch.from_numpy(labels.astype(np.int64)), n_classes).permute(0, 3, 1, 2).float()
+    return F.adaptive_avg_pool2d(onehot, (size, size)).argmax(1).byte().numpy()
+
+
+def exportable_frames(video: Video, include_unreviewed: bool) -> np.ndarray:
+    """Frames with labels, less those excluded in review (and, unless asked, those awaiting review)."""
+    src = video.sources()
+    keep = src != LabelSource.NONE
+    review = video.column("review", "unreviewed")
+    keep &= review != "excluded"
+    if not include_unreviewed:
+        keep &= review != "pending"
+    return np.flatnonzero(keep)
+
+
+def _final_labels(video: Video, idx: np.ndarray) -> np.ndarray:
+    ann = video.annotated.get_orthogonal_selection((idx, slice(None), slice(None)))
+    prop = video.propagated.get_orthogonal_selection((idx, slice(None), slice(None)))
+    return np.where(ann != NO_LABEL, ann, prop)
+
+
+def _remove_dead_staging(out: Path) -> None:
+    """Remove temporary folders left by exports to ``out`` whose process died."""
+    for d in out.parent.glob(f".{out.name}.partial-*"):
+        pid = d.name.rsplit("-", 1)[-1]
+        try:
+            os.kill(int(pid), 0)
+        except (ValueError, ProcessLookupError):
+            shutil.rmtree(d, ignore_errors=True)
+        except PermissionError:  # alive, someone else's
+            pass
+
+
+def export_dataset(project: Project, out: str | Path, config: ExportConfig | None = None,
+                   progress: Callable[[int], None] | None = None) -> Path:
+    """Write the dataset to ``out`` (which must not exist); returns its path."""
+    cfg = config or ExportConfig()
+    out = Path(out)
+    if out.exists():
+        raise InputError("exists already", out, "choose a new dataset path or remove the old one")
+    if cfg.label_resize not in ("majority", "nearest"):
+        raise InputError(f"label resize must be majority or nearest, not {cfg.label_resize!r}")
+    ids = cfg.videos or project.video_ids()
+    videos = [project.video(v) for v in ids]
+    plan = [(v, exportable_frames(v, cfg.include_unreviewed)) for v in videos]
+    plan = [(v, idx) for v, idx in plan if len(idx)]
+    n = sum(len(idx) for _, idx in plan)
+    if n == 0:
+        raise InputError("no labelled frames to export", project.path, "annotate keyframes and propagate first")
+    palette, s, k = project.palette, cfg.size, len(project.palette)
+    _remove_dead_staging(out)
+    staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    progress = progress or (lambda i: None)
+    try:
+        root = zarr.open_group(str(staging), mode="w")
+        frame = dict(shape=(n, s, s), chunks=(1, s, s), dtype="uint8", fill_value=0)
+        images = root.create_array("0", **frame)
+        labels_group = root.create_group("labels")
+        label_img = labels_group.create_group("classes")
+        labels = label_img.create_array("0", **frame)
+        kin_cols = list(FINGERS)
+        kin = root.create_array("kinematics", shape=(n, len(kin_cols)), chunks=(max(1, min(n, 65536)), len(kin_cols)),
+                                dtype="float32", fill_value=float("nan"))
+        table: dict[str, list] = {c: [] for c in ("subject", "trial", "task", "video", "frame", "time", "source", "review", "drift")}
+        digest = hashlib.sha256()
+        pos = 0
+        for v, idx in plan:
+            a = v.attrs
+            fps = a.get("fps") or float("nan")
+            names = np.array([s_.name.lower() for s_ in LabelSource])[v.sources()[idx]]
+            review = v.column("review", "unreviewed")[idx]
+            drift = v.column("drift", np.nan)[idx]
+            vk = v.kinematics()
+            for i in range(0, len(idx), BATCH):
+                sel = idx[i:i + BATCH]
+                img = resize_images(v.frames.get_orthogonal_selection((sel, slice(None), slice(None))), s)
+                lab = resize_labels(_final_labels(v, sel), s, k, cfg.label_resize)
+                images[pos:pos + len(sel)] = img
+                labels[pos:pos + len(sel)] = lab
+                digest.update(img.tobytes())
+                digest.update(lab.tobytes())
+                if vk is not None:
+                    cols = [c for c in kin_cols if c in vk.columns]
+                    block = np.full((len(sel), len(kin_cols)), np.nan, np.float32)
+                    block[:, [kin_cols.index(c) for c in cols]] = vk[cols].to_numpy()[sel]
+                    kin[pos:pos + len(sel)] = block
+                pos += len(sel)
+                progress(len(sel))
+            table["subject"] += [str(a.get("subject"))] * len(idx)
+            table["trial"] += [str(a.get("trial") or "")] * len(idx)
+            table["task"] += [str(a.get("task") or "")] * len(idx)
+            table["video"] += [v.id] * len(idx)
+            table["frame"] += idx.tolist()
+            table["time"] += (idx / fps).tolist()
+            table["source"] += names.tolist()
+            table["review"] += list(map(str, review))
+            table["drift"] += list(map(float, drift))
+        tg = root.create_group("table")
+        for col, values in table.items():
+            arr = np.asarray(values, dtype=object if col in TABLE_STR else (np.int64 if col == "frame" else np.float64))
+            z = tg.create_array(col, shape=(n,), chunks=(max(1, min(n, 65536)),),
+                                dtype=str if col in TABLE_STR else arr.dtype, fill_value="" if col in TABLE_STR else 0)
+            z[:] = arr
+        per_subject: dict[str, int] = {}
+        for subj in table["subject"]:
+            per_subject[subj] = per_subject.get(subj, 0) + 1
+        splits = make_splits(per_subject, cfg.val_fraction, cfg.seed)
+        (staging / SPLITS_FILE).write_text(json.dumps(splits, indent=1))
+        kin.attrs.update({"columns": kin_cols, "unit": "deg", "videos_with_kinematics": [v.id for v, _ in plan if v.has_kinematics]})
+        labels_group.attrs["ome"] = ome.labels_group_metadata(["classes"])
+        label_img.attrs["ome"] = ome.label_image_metadata("classes", palette)
+        root.attrs["ome"] = ome.image_metadata("images")
+        root.attrs["sonolabel_dataset"] = {
+            "format": 1, "frames": n, "size": s, "classes": list(palette.names), "palette": palette.to_dict(),
+            "subjects": sorted(per_subject),
+            "provenance": {
+                "tool_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "project": str(project.path),
+                "parameters": asdict(cfg), "content_sha256": digest.hexdigest(),
+                "sources": {v.id: {"sha256": v.attrs.get("sha256"), "source": v.attrs.get("source"), "frames": int(len(idx))}
+                            for v, idx in plan},
+            },
+        }
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
