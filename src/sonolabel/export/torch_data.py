@@ -17,6 +17,7 @@ import zarr
 from torch.utils.data import Dataset
 
 from ..errors import InputError
+from ..store.chunks import FrameReader
 from .splits import read_splits
 
 
@@ -51,18 +52,34 @@ def select_subjects(path: str | Path, split: str | dict | list | None) -> list[s
 
 
 class _LazyStore:
+    """Frame readers for a dataset's images, labels and kinematics, opened once per process."""
+
     def __init__(self, path: str | Path):
         self.path = str(path)
         self._pid = None
-        self._group = None
+        self._readers: dict = {}
 
-    def group(self) -> zarr.Group:
+    def _open(self) -> None:
         if self._pid != os.getpid():  # first use in this process (or a forked worker): open afresh
-            self._group, self._pid = zarr.open_group(self.path, mode="r"), os.getpid()
-        return self._group
+            g = zarr.open_group(self.path, mode="r")
+            self._readers = {"images": FrameReader(g["0"]), "labels": FrameReader(g["labels/classes/0"]),
+                             "kinematics": g["kinematics"][:]}
+            self._pid = os.getpid()
+
+    def images(self) -> FrameReader:
+        self._open()
+        return self._readers["images"]
+
+    def labels(self) -> FrameReader:
+        self._open()
+        return self._readers["labels"]
+
+    def kinematics(self) -> np.ndarray:
+        self._open()
+        return self._readers["kinematics"]
 
     def __getstate__(self):
-        return {"path": self.path, "_pid": None, "_group": None}
+        return {"path": self.path, "_pid": None, "_readers": {}}
 
 
 class SegmentationFrames(Dataset):
@@ -84,10 +101,9 @@ class SegmentationFrames(Dataset):
         return len(self.indices)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        g = self.store.group()
         j = int(self.indices[i])
-        img = torch.from_numpy(np.asarray(g["0"][j])).float().div_(255.0)[None]
-        lab = torch.from_numpy(np.asarray(g["labels/classes/0"][j]).astype(np.int64))
+        img = torch.from_numpy(self.store.images()[j]).float().div_(255.0)[None]
+        lab = torch.from_numpy(self.store.labels()[j].astype(np.int64))
         if self.transform is not None:
             img, lab = self.transform(img[None], lab[None])
             img, lab = img[0], lab[0]
@@ -128,12 +144,10 @@ class FrameSequences(Dataset):
         return len(self.windows)
 
     def __getitem__(self, i: int):
-        g = self.store.group()
         rows = self.windows[i]
-        sel = (rows, slice(None), slice(None))
-        img = torch.from_numpy(g["0"].get_orthogonal_selection(sel)).float().div_(255.0)[:, None]
-        lab = torch.from_numpy(g["labels/classes/0"].get_orthogonal_selection(sel).astype(np.int64))
-        kin = torch.from_numpy(g["kinematics"].get_orthogonal_selection((rows, slice(None))))
+        img = torch.from_numpy(self.store.images().read_many(rows)).float().div_(255.0)[:, None]
+        lab = torch.from_numpy(self.store.labels().read_many(rows).astype(np.int64))
+        kin = torch.from_numpy(self.store.kinematics()[rows])
         if self.transform is not None:
             img, lab = self.transform(img, lab)
         return img, lab, kin

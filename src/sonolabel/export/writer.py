@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -28,10 +29,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import zarr
+from zarr.codecs import ZstdCodec
 
 from .. import __version__
 from ..errors import InputError
 from ..store import LabelSource, Project, Video
+from ..store.chunks import FrameReader, FrameWriter
 from ..store.layout import FINGERS, NO_LABEL
 from . import ome
 from .splits import SPLITS_FILE, make_splits
@@ -86,10 +89,18 @@ def exportable_frames(video: Video, include_unreviewed: bool) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
-def _final_labels(video: Video, idx: np.ndarray) -> np.ndarray:
-    ann = video.annotated.get_orthogonal_selection((idx, slice(None), slice(None)))
-    prop = video.propagated.get_orthogonal_selection((idx, slice(None), slice(None)))
-    return np.where(ann != NO_LABEL, ann, prop)
+def _convert_batch(readers: tuple[FrameReader, FrameReader, FrameReader], writers: tuple[FrameWriter, FrameWriter],
+                   sel: np.ndarray, pos: int, size: int, n_classes: int, label_resize: str) -> tuple[np.ndarray, np.ndarray]:
+    """Read frames ``sel`` and their final labels (annotated where annotated, else propagated), resize
+    them and write them at dataset rows ``pos...``; returns what was written."""
+    frames, annotated, propagated = readers
+    img = np.stack([frames[t] for t in sel])
+    ann = np.stack([annotated[t] for t in sel])
+    lab = np.where(ann != NO_LABEL, ann, np.stack([propagated[t] for t in sel]))
+    img, lab = resize_images(img, size), resize_labels(lab, size, n_classes, label_resize)
+    writers[0].write_many(pos, img)
+    writers[1].write_many(pos, lab)
+    return img, lab
 
 
 def _remove_dead_staging(out: Path) -> None:
@@ -124,13 +135,15 @@ def export_dataset(project: Project, out: str | Path, config: ExportConfig | Non
     _remove_dead_staging(out)
     staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
     progress = progress or (lambda i: None)
+    pool = ThreadPoolExecutor(max_workers=2)
     try:
         root = zarr.open_group(str(staging), mode="w")
-        frame = dict(shape=(n, s, s), chunks=(1, s, s), dtype="uint8", fill_value=0)
+        frame = dict(shape=(n, s, s), chunks=(1, s, s), dtype="uint8", fill_value=0, compressors=ZstdCodec(level=1))
         images = root.create_array("0", **frame)
         labels_group = root.create_group("labels")
         label_img = labels_group.create_group("classes")
         labels = label_img.create_array("0", **frame)
+        writers = (FrameWriter(images), FrameWriter(labels))
         kin_cols = list(FINGERS)
         kin = root.create_array("kinematics", shape=(n, len(kin_cols)), chunks=(max(1, min(n, 65536)), len(kin_cols)),
                                 dtype="float32", fill_value=float("nan"))
@@ -144,12 +157,10 @@ def export_dataset(project: Project, out: str | Path, config: ExportConfig | Non
             review = v.column("review", "unreviewed")[idx]
             drift = v.column("drift", np.nan)[idx]
             vk = v.kinematics()
-            for i in range(0, len(idx), BATCH):
-                sel = idx[i:i + BATCH]
-                img = resize_images(v.frames.get_orthogonal_selection((sel, slice(None), slice(None))), s)
-                lab = resize_labels(_final_labels(v, sel), s, k, cfg.label_resize)
-                images[pos:pos + len(sel)] = img
-                labels[pos:pos + len(sel)] = lab
+            readers = (FrameReader(v.frames), FrameReader(v.annotated), FrameReader(v.propagated))
+            batches = [(idx[i:i + BATCH], pos + i) for i in range(0, len(idx), BATCH)]
+            jobs = pool.map(lambda b: _convert_batch(readers, writers, b[0], b[1], s, k, cfg.label_resize), batches)
+            for (sel, _), (img, lab) in zip(batches, jobs):
                 digest.update(img.tobytes())
                 digest.update(lab.tobytes())
                 if vk is not None:
@@ -197,4 +208,6 @@ def export_dataset(project: Project, out: str | Path, config: ExportConfig | Non
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        pool.shutdown(cancel_futures=True)
     return out
