@@ -14,7 +14,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Generator
 
 import numpy as np
 import torch
@@ -111,8 +111,8 @@ def _entropy(p: torch.Tensor) -> np.ndarray:
 class VideoPropagator:
     """Runs the segments of one video with one engine."""
 
-    def __init__(self, video: Video, engine: Engine, model_id: str, progress: Callable[[int], None]):
-        self.video, self.engine, self.model_id, self.progress = video, engine, model_id, progress
+    def __init__(self, video: Video, engine: Engine, model_id: str):
+        self.video, self.engine, self.model_id = video, engine, model_id
         self.n_classes = engine.n_classes
         self.size = (video.height, video.width)
         self.signals = _signal_arrays(video, self.n_classes)
@@ -150,8 +150,8 @@ class VideoPropagator:
             keys, fine = self.engine.encode(frames[::-1].copy() if reverse else frames)
             yield s, e, keys, fine
 
-    def run(self, seg: Segment) -> int:
-        """Propagate one segment and write its labels and signals; returns frames written."""
+    def run(self, seg: Segment):
+        """Propagate one segment, writing its labels and signals; yields frames written per batch."""
         extra = self.extra_keyframes(seg)
         forward = backward = None
         if seg.left is not None:
@@ -173,7 +173,7 @@ class VideoPropagator:
                 pos = torch.arange(s, e, dtype=torch.float32).sub(seg.left).div(span)
                 fused = self.engine.fuse(f, b, pos)
                 sim = (np.asarray(fwd_sim[s - seg.first:e - seg.first]) + np.array([float(r.similarity.mean()) for r in rs[::-1]])) / 2
-                self._write(s, fused, fine.flip(0) if fine is not None else None, sim, _agreement(f, b, self.n_classes))
+                yield self._write(s, fused, fine.flip(0) if fine is not None else None, sim, _agreement(f, b, self.n_classes))
         else:
             one, reverse = (forward, False) if forward is not None else (backward, True)
             for s, e, keys, fine in self._batches(seg, reverse=reverse):
@@ -182,24 +182,24 @@ class VideoPropagator:
                     rs, fine = rs[::-1], (fine.flip(0) if fine is not None else None)
                 p = torch.stack([r.probs.cpu() for r in rs])
                 agree = np.full((e - s, self.n_classes), np.nan, np.float32)
-                self._write(s, p, fine, np.array([float(r.similarity.mean()) for r in rs]), agree)
-        return seg.n_frames
+                yield self._write(s, p, fine, np.array([float(r.similarity.mean()) for r in rs]), agree)
 
-    def _write(self, start: int, probs: torch.Tensor, fine, similarity: np.ndarray, agreement: np.ndarray) -> None:
+    def _write(self, start: int, probs: torch.Tensor, fine, similarity: np.ndarray, agreement: np.ndarray) -> int:
         labels = self.engine.to_labels(probs, fine, self.size)
         self.video.save_propagated(start, labels)
         stop = start + len(labels)
         self.signals["similarity"][start:stop] = similarity.astype(np.float32)
         self.signals["entropy"][start:stop] = _entropy(probs)
         self.signals["agreement"][start:stop] = agreement
-        self.progress(len(labels))
+        return len(labels)
 
 
-def propagate_video(video: Video, config: PropagationConfig | None = None, engine: Engine | None = None,
-                    model_id: str = "intensity-keys", progress: Callable[[int], None] | None = None,
-                    stop_after: int | None = None) -> PropagationReport:
-    """Propagate ``video``'s keyframes to all its frames, skipping segments already done with the same
-    keyframes and settings. ``stop_after`` segments is for tests of interrupted runs."""
+def propagate_steps(video: Video, config: PropagationConfig | None = None, engine: Engine | None = None,
+                    model_id: str = "intensity-keys", stop_after: int | None = None) -> Generator[int, None, PropagationReport]:
+    """Propagate ``video``'s keyframes to all its frames, yielding the number of frames done after each
+    batch (for progress bars; stopping the generator cancels, and the next run resumes). Segments
+    already done with the same keyframes and settings are skipped. ``stop_after`` segments is for
+    tests of interrupted runs. Returns a :class:`PropagationReport`."""
     video.project.require_writable()
     config = config or PropagationConfig()
     keyframes = video.annotated_frames()
@@ -208,24 +208,39 @@ def propagate_video(video: Video, config: PropagationConfig | None = None, engin
                          "annotate at least one frame (napari, or `sonolabel keyframes import`)")
     engine = engine or Engine(config, len(video.project.palette))
     t0 = time.perf_counter()
-    state = dict(video.group.attrs.get(STATE_KEY, {}))
-    done_before = state.get("segments", {})
+    done_before = dict(video.group.attrs.get(STATE_KEY, {})).get("segments", {})
     segments = plan_segments(video.n_frames, keyframes)
-    runner = VideoPropagator(video, engine, model_id, progress or (lambda n: None))
+    runner = VideoPropagator(video, engine, model_id)
     done, skipped, written = {}, 0, 0
-    for i, seg in enumerate(segments):
+    for seg in segments:
         sig = _signature(video, seg, config, model_id)
         if done_before.get(seg.name, {}).get("signature") == sig:
             done[seg.name] = done_before[seg.name]
             skipped += 1
-            runner.progress(seg.n_frames)
+            yield seg.n_frames
             continue
         if stop_after is not None and len(done) - skipped >= stop_after:
             break
-        written += runner.run(seg)
+        for n in runner.run(seg):
+            written += n
+            yield n
         done[seg.name] = {"signature": sig, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         video.group.attrs[STATE_KEY] = {"segments": {**done_before, **done}, "model": model_id, "config": config.to_dict()}
     # forget segments that no longer exist (keyframes added or removed)
     video.group.attrs[STATE_KEY] = {"segments": done, "model": model_id, "config": config.to_dict(),
                                     "complete": len(done) == len(segments)}
     return PropagationReport(video.id, len(done) - skipped, skipped, written, time.perf_counter() - t0)
+
+
+def propagate_video(video: Video, config: PropagationConfig | None = None, engine: Engine | None = None,
+                    model_id: str = "intensity-keys", progress: Callable[[int], None] | None = None,
+                    stop_after: int | None = None) -> PropagationReport:
+    """Run :func:`propagate_steps` to the end, calling ``progress(n_frames)`` after each batch."""
+    steps = propagate_steps(video, config, engine, model_id, stop_after)
+    while True:
+        try:
+            n = next(steps)
+        except StopIteration as stop:
+            return stop.value
+        if progress is not None:
+            progress(n)

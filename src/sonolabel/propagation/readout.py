@@ -40,12 +40,13 @@ class SlotGroup:
         self.hp, self.wp = h + self.pad[3], w + self.pad[1]
         self.nb = (self.hp // block) * (self.wp // block)
         self.win2 = (block + 2 * radius) ** 2
-        self.keys = torch.zeros(self.nb, n_slots * self.win2, key_dim, device=device)
+        self.keys_t = torch.zeros(self.nb, key_dim, n_slots * self.win2, device=device)  # keys, transposed for bmm
         self.values = torch.zeros(self.nb, n_slots * self.win2, n_classes, device=device)
         valid = self._unfold(torch.ones(1, 1, h, w, device=device))[..., 0] > 0.5  # (nb, win²)
-        self._slot_mask = _radius_mask(block, radius, device)[None] & valid[:, None]  # (nb, b², win²)
+        self._slot_blocked = ~(_radius_mask(block, radius, device)[None] & valid[:, None])  # (nb, b², win²)
         self.active = torch.zeros(n_slots, dtype=torch.bool)
-        self.mask = torch.zeros(self.nb, block * block, n_slots * self.win2, dtype=torch.bool, device=device)
+        self.blocked = torch.ones(self.nb, block * block, n_slots * self.win2, dtype=torch.bool, device=device)
+        self.sim = torch.empty(self.nb, block * block, n_slots * self.win2, device=device)  # reused by every read
         self.next = 0
 
     def _unfold(self, x: torch.Tensor) -> torch.Tensor:
@@ -60,11 +61,20 @@ class SlotGroup:
         if slot is None:
             slot, self.next = self.next, (self.next + 1) % self.n_slots
         s = slice(slot * self.win2, (slot + 1) * self.win2)
-        self.keys[:, s] = self._unfold(key[None].float())
+        self.keys_t[:, :, s] = self._unfold(key[None].float()).transpose(1, 2)
         self.values[:, s] = self._unfold(value[None].float())
         if not self.active[slot]:
             self.active[slot] = True
-            self.mask[:, :, s] = self._slot_mask
+            self.blocked[:, :, s] = self._slot_blocked
+
+    def top(self, q: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Best ``k`` similarities of block queries ``q`` (nb, b², C) and their values (nb, b², k, K)."""
+        torch.bmm(q, self.keys_t, out=self.sim)
+        self.sim.masked_fill_(self.blocked, float("-inf"))
+        top, idx = self.sim.topk(min(k, self.sim.shape[-1]), dim=-1)
+        kk = self.values.shape[-1]
+        vals = torch.gather(self.values, 1, idx.reshape(self.nb, -1, 1).expand(-1, -1, kk)).reshape(*idx.shape, kk)
+        return top, vals
 
 
 class LocalMemory:
@@ -92,14 +102,14 @@ class LocalMemory:
         c = query.shape[0]
         q = F.pad(query[None].float(), g0.pad)[0]
         q = q.reshape(c, g0.hp // b, b, g0.wp // b, b).permute(1, 3, 2, 4, 0).reshape(g0.nb, b * b, c)
-        groups = [g for g in self.groups if g.active.any()]
-        sim = torch.cat([torch.bmm(q, g.keys.transpose(1, 2)).masked_fill_(~g.mask, float("-inf")) for g in groups], 2)
-        values = torch.cat([g.values for g in groups], 1) if len(groups) > 1 else groups[0].values
-        top, idx = sim.topk(min(top_k, sim.shape[-1]), dim=-1)  # (nb, b², k)
+        parts = [g.top(q, top_k) for g in self.groups if g.active.any()]
+        top = torch.cat([p[0] for p in parts], -1) if len(parts) > 1 else parts[0][0]
+        vals = torch.cat([p[1] for p in parts], 2) if len(parts) > 1 else parts[0][1]
+        if top.shape[-1] > top_k:  # merge the groups' candidates
+            top, pick = top.topk(top_k, dim=-1)
+            vals = torch.gather(vals, 2, pick[..., None].expand(-1, -1, -1, vals.shape[-1]))
         weights = torch.softmax(top / temperature, dim=-1)
-        k = values.shape[-1]
-        gathered = torch.gather(values, 1, idx.reshape(g0.nb, -1, 1).expand(-1, -1, k)).reshape(*idx.shape, k)
-        probs = (weights[..., None] * gathered).sum(2)  # (nb, b², K)
+        probs = (weights[..., None] * vals).sum(2)  # (nb, b², K)
         h, w = self.grid
 
         def unblock(x: torch.Tensor) -> torch.Tensor:  # (nb, b², D) -> (D, h, w)
