@@ -17,5 +17,5 @@ def register_actions(widget) -> None:
     from napari.utils.action_manager import action_manager
 
     for name, (key, description, call) in SHORTCUTS.items():
-        action_manager.register_action(name, lambda viewer, call=call: call(widget), description, ViewerModel)
+        action_manager.register_action(name, lambda *_, call=call: call(widget), description, ViewerModel)
         action_manager.bind_shortcut(name, key)

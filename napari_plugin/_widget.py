@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from magicgui.widgets import Container, FileEdit, Label, PushButton, Table
 from qtpy.QtCore import QTimer
 from qtpy.QtGui import QColor, QIcon, QPixmap
@@ -21,6 +22,7 @@ from sonolabel.store import LabelSource, Project
 from ._layers import label_colormap
 
 AUTOSAVE_MS = 300
+TABLE_COLUMNS = ["video", "subject", "trial", "frames", "keyframes", "propagated"]
 
 
 class AnnotatorWidget(Container):
@@ -36,7 +38,7 @@ class AnnotatorWidget(Container):
         self.worker = None
         self.path = FileEdit(mode="d", label="project", filter="*.zarr")
         self.open_button = PushButton(text="Open project")
-        self.table = Table(value={"data": [], "columns": ["video", "subject", "trial", "frames", "keyframes", "propagated"]})
+        self.table = Table(value=pd.DataFrame(columns=TABLE_COLUMNS))
         self.open_video_button = PushButton(text="Open selected video")
         self.prev_key, self.next_key = PushButton(text="◀ keyframe"), PushButton(text="keyframe ▶")
         self.midpoint, self.suggested = PushButton(text="midpoint"), PushButton(text="next suggested")
@@ -87,9 +89,8 @@ class AnnotatorWidget(Container):
 
     def _fill_table(self) -> None:
         rows = self.project.summary()
-        self.table.value = {"data": [[r["video"], r["subject"], r["trial"], r["frames"], r["keyframes"],
-                                      f"{100 * r['propagated']:.0f}%"] for r in rows],
-                            "columns": ["video", "subject", "trial", "frames", "keyframes", "propagated"]}
+        self.table.value = pd.DataFrame([[r["video"], r["subject"], r["trial"], r["frames"], r["keyframes"],
+                                          f"{100 * r['propagated']:.0f}%"] for r in rows], columns=TABLE_COLUMNS)
 
     def _fill_classes(self) -> None:
         self.classes.clear()
@@ -119,8 +120,6 @@ class AnnotatorWidget(Container):
         self.video = self.project.video(video_id)
         self.editor = LabelsEditor(self.video)
         self.image_layer = self.viewer.add_image(self.video.lazy_frames(), name=video_id, colormap="gray")
-        import pandas as pd
-
         self.labels_layer = self.viewer.add_labels(
             self.editor, name=f"{video_id} labels", opacity=0.45, colormap=label_colormap(self.project.palette),
             features=pd.DataFrame({"class": list(self.project.palette.names)}),

@@ -1,41 +1,71 @@
 """The napari front end, driven headless (under Xvfb) through a real viewer."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 napari = pytest.importorskip("napari")
 pytestmark = pytest.mark.gui
 
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "images"
+
 
 def test_manifest_validates():
     from npe2 import PluginManifest
 
     pm = PluginManifest.from_distribution("sonolabel")
-    assert {c.id for c in pm.contributions.commands} >= {"sonolabel.get_reader", "sonolabel.phantom_sample"}
+    assert {c.id for c in pm.contributions.commands} >= {"sonolabel.get_reader", "sonolabel.phantom_sample", "sonolabel.annotator"}
 
 
-def test_reader_opens_project_lazily_with_palette(make_napari_viewer, tmp_path):
+def test_library_does_not_import_qt():
+    import subprocess
+    import sys
+
+    code = ("import sys, sonolabel.annotate, sonolabel.propagation, sonolabel.export, sonolabel.cli.main\n"
+            "assert not [m for m in sys.modules if m.split('.')[0] in ('napari', 'qtpy', 'PyQt6', 'magicgui')]")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@pytest.fixture
+def small_project(tmp_path):
+    """A 41-frame phantom video at 240x240 with keyframes 0 and 40."""
+    import torch
+    import torch.nn.functional as F
+
+    from sonolabel.phantom import make_sequence
+    from sonolabel.phantom.render import PhantomRenderer
+    from sonolabel.store import Project
+
+    r = PhantomRenderer(make_sequence(2, 1, 41))
+    out = [r.render(t) for t in range(41)]
+    imgs = F.interpolate(torch.from_numpy(np.stack([o[0] for o in out]))[:, None].float(), size=(240, 240),
+                         mode="area")[:, 0].round().byte().numpy()
+    labels = np.stack([o[1][::2, ::2] for o in out])
+    path = tmp_path / "p.zarr"
+    with Project.create(path) as p:
+        with p.staged_video("S1-T1", 41, 240, 240, {"subject": "S1", "trial": "1", "fps": 20.0}) as v:
+            v.frames[:] = imgs
+        v = p.video("S1-T1")
+        v.save_annotation(0, labels[0])
+        v.save_annotation(40, labels[40])
+    return path, labels
+
+
+def test_reader_opens_project_lazily_with_palette(make_napari_viewer, small_project, tmp_path):
     import dask.array as da
 
     from napari_plugin._reader import get_reader
-    from sonolabel.store import Project
 
-    path = tmp_path / "p.zarr"
-    with Project.create(path) as p:
-        with p.staged_video("S1-T1", 5, 32, 40, {"subject": "S1"}) as v:
-            v.frames[:] = 100
-        mask = np.zeros((32, 40), np.uint8)
-        mask[4:9, 4:9] = 2
-        p.video("S1-T1").save_annotation(3, mask)
+    path, labels = small_project
     assert get_reader(str(tmp_path)) is None
-    reader = get_reader(str(path))
-    layers = reader(str(path))
+    layers = get_reader(str(path))(str(path))
     assert isinstance(layers[0][0], da.Array) and layers[1][2] == "labels"
     viewer = make_napari_viewer()
     for data, kwargs, kind in layers:
         getattr(viewer, f"add_{kind}")(data, **kwargs)
     lab = viewer.layers["S1-T1 labels"]
-    assert int(np.asarray(lab.data[3]).max()) == 2
+    np.testing.assert_array_equal(np.asarray(lab.data[40]), labels[40])
     assert np.allclose(lab.colormap.map(2)[:3], (0, 0, 1))  # FDP is blue in the project palette
 
 
@@ -44,3 +74,106 @@ def test_sample_data_loads(make_napari_viewer):
     viewer.open_sample("sonolabel", "phantom")
     assert viewer.layers["phantom"].data.shape[1:] == (480, 480)
     assert viewer.layers["phantom labels"].data.max() == 7
+
+
+def _dock(make_napari_viewer, path):
+    from napari_plugin._widget import AnnotatorWidget
+
+    viewer = make_napari_viewer(show=True)
+    w = AnnotatorWidget(viewer)
+    viewer.window.add_dock_widget(w, area="right", name="sonolabel")
+    w.open_project(path)
+    w.open_video("S1-T1")
+    return viewer, w
+
+
+def test_paint_stroke_is_saved_and_survives_reopen(make_napari_viewer, small_project, qtbot):
+    from sonolabel.store import Project
+
+    path, _ = small_project
+    viewer, w = _dock(make_napari_viewer, path)
+    layer = w.labels_layer
+    assert layer.features["class"][5] == "FCU"  # hovering shows the class name
+    viewer.dims.set_current_step(0, 17)
+    layer.selected_label = 6
+    layer.brush_size = 10
+    layer.mode = "paint"
+    layer.paint((17, 120, 120), 6)  # as a brush stroke does
+    layer.events.paint()  # napari emits this when a stroke ends
+    qtbot.waitUntil(lambda: not w.editor.pending, timeout=5000)  # autosaved, debounced
+    layer.undo()  # napari's undo still works, and is saved too
+    layer.events.paint()
+    qtbot.waitUntil(lambda: not w.editor.pending, timeout=5000)
+    layer.paint((17, 60, 60), 6)
+    layer.events.paint()
+    qtbot.waitUntil(lambda: not w.editor.pending, timeout=5000)
+    with Project.open(path) as p:  # a second reader sees the stroke on disk
+        v = p.video("S1-T1")
+        assert 17 in v.annotated_frames()
+        saved = v.labels(17)
+        assert saved[60, 60] == 6 and saved[120, 120] != 6
+        assert v.table().loc[17, "source"] == "annotated"
+    w.close_project()
+
+
+def test_keyframe_navigation_and_shortcuts(make_napari_viewer, small_project):
+    from napari.utils.action_manager import action_manager
+    from napari.utils.shortcuts import default_shortcuts
+
+    from napari_plugin._actions import SHORTCUTS
+
+    path, _ = small_project
+    viewer, w = _dock(make_napari_viewer, path)
+    assert w.table.data.to_list()[0][:4] == ["S1-T1", "S1", "1", 41]
+    viewer.dims.set_current_step(0, 10)
+    w.go_keyframe(+1)
+    assert w.current_frame == 40
+    w.go_keyframe(-1)
+    assert w.current_frame == 0
+    viewer.dims.set_current_step(0, 5)
+    w.go_midpoint()
+    assert w.current_frame == 20
+    w.toggle_keyframe()
+    assert 20 in w.video.annotated_frames()
+    action_manager.trigger("sonolabel:toggle_keyframe")
+    assert 20 not in w.video.annotated_frames()
+    napari_keys = {str(k) for keys in default_shortcuts.values() for k in keys}
+    assert not napari_keys & {k for k, _, _ in SHORTCUTS.values()}
+    w.close_project()
+
+
+def test_propagate_from_viewer_keeps_ui_responsive(make_napari_viewer, small_project, qtbot):
+    from qtpy.QtCore import QTimer
+
+    path, labels = small_project
+    viewer, w = _dock(make_napari_viewer, path)
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(20)
+    worker = w.propagate()
+    qtbot.waitUntil(lambda: w.worker is None, timeout=120_000)
+    timer.stop()
+    assert worker is not None and len(ticks) > 5  # the event loop kept running during propagation
+    v = w.video
+    assert (v.sources()[1:40] == 2).all()
+    shown = np.asarray(w.labels_layer.data[20])
+    assert (shown == v.labels(20)).all() and (shown > 0).any()
+    # a correction on a propagated frame becomes a keyframe, and only its two segments are redone
+    w.labels_layer.paint((20, 30, 30), 5)
+    w.save()
+    assert v.table().loc[20, "source"] == "corrected" and "Propagate" in w.status.value
+    w.close_project()
+
+
+def test_screenshot_of_annotation_view(make_napari_viewer, small_project, qtbot):
+    path, _ = small_project
+    viewer, w = _dock(make_napari_viewer, path)
+    viewer.dims.set_current_step(0, 40)
+    qtbot.wait(200)
+    DOCS.mkdir(parents=True, exist_ok=True)
+    shot = viewer.screenshot(path=str(DOCS / "annotation-view.png"), canvas_only=False)
+    assert shot.shape[0] > 200 and shot[..., :3].std() > 10  # not blank
+    canvas = viewer.screenshot(canvas_only=True)
+    assert canvas[..., :3].mean() > 5
+    w.close_project()
