@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from magicgui.widgets import Container, FileEdit, Label, PushButton, Table
+from magicgui.widgets import Container, FileEdit, Label, LineEdit, PushButton, Table
 from qtpy.QtCore import QTimer
 from qtpy.QtGui import QColor, QIcon, QPixmap
 from qtpy.QtWidgets import QListWidget, QListWidgetItem
@@ -45,13 +45,17 @@ class AnnotatorWidget(Container):
         self.toggle_key = PushButton(text="mark / unmark keyframe")
         self.propagate_button, self.cancel_button = PushButton(text="Propagate"), PushButton(text="Cancel")
         self.status = Label(value="open a project (a .zarr folder)")
+        self.recording = FileEdit(mode="r", label="recording")
+        self.subject = LineEdit(label="subject")
+        self.import_button = PushButton(text="Import recording into project")
         self.classes = QListWidget()
-        self.extend([self.path, self.open_button, self.table, self.open_video_button, self.prev_key, self.next_key,
+        self.extend([self.path, self.open_button, self.recording, self.subject, self.import_button, self.table, self.open_video_button, self.prev_key, self.next_key,
                      self.midpoint, self.suggested, self.toggle_key, self.propagate_button, self.cancel_button, self.status])
-        self.native.layout().insertWidget(4, self.classes)
+        self.native.layout().insertWidget(7, self.classes)
         self.classes.currentRowChanged.connect(self._pick_class)
         self.open_button.changed.connect(lambda: self.open_project(self.path.value))
         self.open_video_button.changed.connect(self._open_selected)
+        self.import_button.changed.connect(lambda: self.import_recording(self.recording.value, self.subject.value))
         self.prev_key.changed.connect(lambda: self.go_keyframe(-1))
         self.next_key.changed.connect(lambda: self.go_keyframe(+1))
         self.midpoint.changed.connect(self.go_midpoint)
@@ -64,6 +68,7 @@ class AnnotatorWidget(Container):
         self._autosave.setInterval(AUTOSAVE_MS)
         self._autosave.timeout.connect(self.save)
         self.cancel_button.enabled = False
+        self.native.setMaximumWidth(380)
         from ._actions import register_actions
 
         register_actions(self)
@@ -86,6 +91,29 @@ class AnnotatorWidget(Container):
         self._fill_table()
         self._fill_classes()
         self.status.value = f"{len(self.project.video_ids())} videos; pick one and open it"
+
+    def import_recording(self, source: str | Path, subject: str) -> str | None:
+        """Import a video file or frame folder into the open project (created when missing) and show it."""
+        from sonolabel.io import import_recording
+
+        if self.project is None:
+            try:
+                self.project, _ = Project.open_or_create(self.path.value)
+            except SonolabelError as e:
+                self._report(e)
+                return None
+        if not subject:
+            self.status.value = "give the subject id before importing"
+            return None
+        try:
+            vid = import_recording(self.project, source, subject)
+        except SonolabelError as e:
+            self._report(e)
+            return None
+        self._fill_table()
+        self._fill_classes()
+        self.open_video(vid)
+        return vid
 
     def _fill_table(self) -> None:
         rows = self.project.summary()

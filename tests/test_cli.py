@@ -102,3 +102,7 @@ def test_demo(tmp_path):
     assert r.returncode == 0, r.stderr
     assert len(list((tmp_path / "demo" / "masks").iterdir())) == 201  # keyframes and propagated frames
     assert "mIoU against ground truth" in r.stdout
+    import zarr
+
+    ds = zarr.open_group(str(tmp_path / "demo" / "dataset"), mode="r")
+    assert ds["0"].shape == (201, 240, 240) and not np.isnan(ds["kinematics"][:]).any()

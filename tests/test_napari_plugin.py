@@ -177,3 +177,20 @@ def test_screenshot_of_annotation_view(make_napari_viewer, small_project, qtbot)
     canvas = viewer.screenshot(canvas_only=True)
     assert canvas[..., :3].mean() > 5
     w.close_project()
+
+
+def test_reader_offers_to_import_a_video(make_napari_viewer, tmp_path):
+    from conftest import boxed_frames, write_video
+    from napari_plugin._reader import get_reader
+    from napari_plugin._widget import AnnotatorWidget
+
+    video = write_video(tmp_path / "clip.mp4", boxed_frames(8, 120, 160, box=(20, 0, 120, 120)))
+    layers = get_reader(str(video))(str(video))
+    assert layers[0][0].shape == (8, 120, 120) and layers[0][1]["metadata"]["crop"] == [20, 0, 120, 120]
+    viewer = make_napari_viewer()
+    w = AnnotatorWidget(viewer)
+    w.path.value = str(tmp_path / "new.zarr")
+    assert w.import_recording(video, "") is None and "subject" in w.status.value
+    vid = w.import_recording(video, "S7")
+    assert vid == "S7" and w.video.n_frames == 8 and w.table.data.to_list()[0][0] == "S7"
+    w.close_project()
