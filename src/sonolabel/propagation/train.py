@@ -113,6 +113,15 @@ def supervised_loss(encoder: KeyEncoder, refine: RefineHead, src: torch.Tensor, 
     return F.cross_entropy(logits, dst_lab) + 0.5 * F.nll_loss(coarse, dst_lab)
 
 
+def _step(opt: torch.optim.Optimizer, loss: torch.Tensor, history: list[float], stage: str, log) -> None:
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    history.append(loss.item())
+    if len(history) % 25 == 0:
+        log(f"{stage} step {len(history)}: loss {np.mean(history[-25:]):.3f}")
+
+
 def train_propagation(project: Project, config: TrainConfig | None = None,
                       log: Callable[[str], None] = print) -> Path:
     """Train on ``project`` (open for writing) and store the weights in it; returns their path."""
@@ -147,12 +156,7 @@ def train_propagation(project: Project, config: TrainConfig | None = None,
         x = torch.stack(clips)  # (B, T, 1, S, S)
         keys, _ = encoder(x.flatten(0, 1))
         loss = crw_loss(keys.view(*x.shape[:2], *keys.shape[1:]), cfg.temperature, bias, cfg.edge_dropout)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        history["crw"].append(loss.item())
-        if len(history["crw"]) % 25 == 0:
-            log(f"random walk step {len(history['crw'])}: loss {np.mean(history['crw'][-25:]):.3f}")
+        _step(opt, loss, history["crw"], "random walk", log)
 
     # stage 2: keyframe supervision (deformed copies and pairs of keyframes)
     frames = {(v.id, t): _resize(v.frames[t:t + 1], s) for v, t in keyed}
@@ -178,12 +182,7 @@ def train_propagation(project: Project, config: TrainConfig | None = None,
             dst_lab.append(d_lab)
         loss = supervised_loss(encoder, refine, torch.stack(src), torch.stack(src_lab), torch.stack(dst),
                                torch.stack(dst_lab), n_classes, cfg.temperature, bias)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        history["keyframes"].append(loss.item())
-        if len(history["keyframes"]) % 25 == 0:
-            log(f"keyframe step {len(history['keyframes'])}: loss {np.mean(history['keyframes'][-25:]):.3f}")
+        _step(opt, loss, history["keyframes"], "keyframe", log)
 
     path = model_path(project)
     path.parent.mkdir(parents=True, exist_ok=True)
