@@ -155,3 +155,26 @@ def test_export_killed_halfway_leaves_nothing(tmp_path):
         export_dataset(p2, tmp_path / "ds", ExportConfig(size=48))
     assert (tmp_path / "ds" / "splits.json").is_file()
     assert not list(tmp_path.glob(".ds.partial-*"))  # the dead export's leftovers are cleared
+
+
+def test_still_collections_export_the_same_way(tmp_path):
+    from PIL import Image
+
+    from sonolabel.io import import_stills
+    from sonolabel.palette import FOREARM
+
+    (tmp_path / "set" / "images").mkdir(parents=True)
+    (tmp_path / "set" / "masks").mkdir()
+    rng = np.random.default_rng(1)
+    for i, (h, w) in enumerate([(60, 80), (90, 70), (64, 64)]):  # stills come in mixed sizes
+        lab = np.zeros((h, w), np.uint8)
+        lab[10:30, 10:40] = i + 1
+        Image.fromarray(rng.integers(30, 200, (h, w), dtype=np.uint8)).save(tmp_path / "set" / "images" / f"{i}.png")
+        Image.fromarray(FOREARM.rgb[lab]).save(tmp_path / "set" / "masks" / f"{i}.png")
+    with Project.create(tmp_path / "p.zarr") as p:
+        import_stills(p, tmp_path / "set", subject="lab")
+        out = export_dataset(p, tmp_path / "ds", ExportConfig(size=32))
+    t = read_table(out)
+    g = zarr.open_group(str(out), mode="r")
+    assert len(t) == 3 and set(t["source"]) == {"annotated"} and g["0"].shape == (3, 32, 32)
+    assert [int(np.max(g["labels/classes/0"][i])) for i in range(3)] == [1, 2, 3]

@@ -146,7 +146,7 @@ def train_propagation(project: Project, config: TrainConfig | None = None,
     # stage 1: self-supervised correspondence on unlabeled frames
     opt = torch.optim.Adam(encoder.parameters(), lr=cfg.lr)
     encoder.train()
-    while videos and time.monotonic() - started < cfg.self_supervised_share * budget:
+    while videos and (not history["crw"] or time.monotonic() - started < cfg.self_supervised_share * budget):
         clips = []
         for _ in range(cfg.clip_batch):
             v = videos[rng.integers(len(videos))]
