@@ -155,3 +155,21 @@ def test_usgra_seg_real_pairs(tmp_path):
             v = p.video(vid)
             full = np.asarray(Image.open(sub / "masks" / name))
             assert int((v.labels(0) > 0).sum()) == int((full > 0).sum())  # cropping never cuts a label
+
+
+def test_clarius_raw_generated_and_truncated(project, tmp_path):
+    lines, samples, n = 32, 48, 3
+    frames = np.random.default_rng(0).integers(20, 230, (n, lines, samples), dtype=np.uint8)
+    body = b"".join(np.int64(1000 * i).tobytes() + f.tobytes() for i, f in enumerate(frames))
+    raw = tmp_path / "scan_env.raw"
+    raw.write_bytes(np.array([7, n, lines, samples, 1], "<u4").tobytes() + body)
+    (tmp_path / "scan_env.yml").write_text("frame rate: 24 Hz\nimaging depth: 40 mm\ntype: B pre-scan\n")
+    vid = import_recording(project, raw, subject="C2")
+    v = project.video(vid)
+    assert (v.n_frames, v.height, v.width) == (3, samples, lines) and v.attrs["fps"] == 24.0
+    np.testing.assert_array_equal(v.frames[2], frames[2].T)  # depth down, scan lines across
+    cut = tmp_path / "cut_env.raw"
+    cut.write_bytes(raw.read_bytes()[:-100])
+    with pytest.raises(InputError, match="cut_env.raw.*promises 3 frames"):
+        import_recording(project, cut, subject="C2")
+    assert project.video_ids() == [vid]
