@@ -7,7 +7,7 @@ import sys
 
 from .. import __version__
 from ..errors import SonolabelError
-from . import commands
+from . import commands, train_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--val-fraction", type=float, default=0.1)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=commands.export)
+
+    train_commands.add_parsers(sub)
 
     s = sub.add_parser("demo", help="run the pipeline on the bundled phantom sample")
     s.add_argument("--out", help="folder for the demo project and outputs (default: a new temporary folder)")

@@ -9,6 +9,7 @@
           frames                   uint8 (T, H, W), one frame per chunk, zstd
           labels/annotated         uint8 (T, H, W), fill 255; a chunk exists exactly for annotated frames
           labels/propagated        uint8 (T, H, W)
+          labels/predicted         uint8 (T, H, W), a trained U-Net's prediction (only after `sonolabel predict`)
           table/<column>           1-D per-frame columns (source, edited_by, edited_at, ...)
           kinematics               float32 (T, K), attrs: columns, unit (only when the source had them)
         .staging-<video-id>/       an import in progress; renamed into place when complete
@@ -26,6 +27,7 @@ LOCK_FILE = ".lock"
 FRAMES = "frames"
 ANNOTATED = "labels/annotated"
 PROPAGATED = "labels/propagated"
+PREDICTED = "labels/predicted"  # a U-Net's prediction (`sonolabel predict`), for drift checks
 TABLE = "table"
 KINEMATICS = "kinematics"
 TABLE_CHUNK = 4096

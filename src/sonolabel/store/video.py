@@ -227,7 +227,8 @@ class Video:
 
     def table(self) -> pd.DataFrame:
         """The per-frame table: frame, time, keyframe, source, edited_by, edited_at, propagation
-        confidence (similarity, entropy, per-class forward/backward agreement) and kinematics."""
+        confidence (similarity, entropy, per-class forward/backward agreement), a U-Net's disagreement
+        (model_ce, model_dice, model_dice_<class>) after ``sonolabel predict``, and kinematics."""
         n = self.n_frames
         fps = self.attrs.get("fps") or 0
         src = self.sources()
@@ -239,13 +240,14 @@ class Video:
             "edited_by": self.group[f"{layout.TABLE}/edited_by"][:],
             "edited_at": pd.to_datetime(self.group[f"{layout.TABLE}/edited_at"][:], unit="s"),
         })
-        for name in ("similarity", "entropy"):
+        for name in ("similarity", "entropy", "model_ce", "model_dice"):
             if f"{layout.TABLE}/{name}" in self.group:
                 df[name] = self.group[f"{layout.TABLE}/{name}"][:]
-        if f"{layout.TABLE}/agreement" in self.group:
-            agree = self.group[f"{layout.TABLE}/agreement"][:]
-            for i, cls in enumerate(self.project.palette.names[: agree.shape[1]]):
-                df[f"agreement_{cls}"] = agree[:, i]
+        for name, prefix in (("agreement", "agreement"), ("model_dice_class", "model_dice")):
+            if f"{layout.TABLE}/{name}" in self.group:
+                values = self.group[f"{layout.TABLE}/{name}"][:]
+                for i, cls in enumerate(self.project.palette.names[: values.shape[1]]):
+                    df[f"{prefix}_{cls}"] = values[:, i]
         kin = self.kinematics()
         if kin is not None:
             df = pd.concat([df, kin], axis=1)

@@ -1,0 +1,138 @@
+"""Run a trained U-Net over every frame of a project's videos: predictions and per-frame disagreement.
+
+Frames stream from the store in batches (the next batch is read while the model runs on this
+one). For each frame the project keeps the prediction (``labels/predicted``, at the video's
+size) and, where the frame has labels, how far the prediction is from them at the model's
+training size: class-weighted cross-entropy (``table/model_ce``), mean foreground Dice
+(``table/model_dice``) and Dice per class (``table/model_dice_class``). The drift flags read these.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..export.writer import resize_images, resize_labels
+from ..store import Project, Video
+from ..store.chunks import FrameReader, FrameWriter
+from ..store.layout import NO_LABEL, PREDICTED
+from .checkpoint import load_checkpoint
+from .config import config_from
+from .unet import UNetConfig, class_weight_tensor, resolve_device
+from .unet_model import PaddedUNet
+
+PREDICTION_KEY = "prediction"
+
+
+@dataclass
+class PredictionReport:
+    video: str
+    frames: int
+    seconds: float
+    mean_ce: float
+    mean_dice: float
+
+
+def load_unet(path: str | Path, classes: list[str]) -> tuple[PaddedUNet, dict]:
+    """The model of a U-Net checkpoint, refused unless trained for exactly ``classes``."""
+    ckpt = load_checkpoint(path, "unet", classes)
+    model = PaddedUNet(ckpt["config"]["encoder"], len(classes))
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), ckpt
+
+
+def _prediction_arrays(video: Video, n_classes: int) -> dict:
+    g, n = video.group, video.n_frames
+    out = {"labels": g.require_array(PREDICTED, shape=(n, video.height, video.width), chunks=(1, video.height, video.width),
+                                     dtype="uint8", fill_value=0)}
+    for name in ("model_ce", "model_dice"):
+        out[name] = g.require_array(f"table/{name}", shape=(n,), chunks=(4096,), dtype="float32", fill_value=float("nan"))
+    out["model_dice_class"] = g.require_array("table/model_dice_class", shape=(n, n_classes), chunks=(4096, n_classes),
+                                              dtype="float32", fill_value=float("nan"))
+    return out
+
+
+def frame_scores(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per frame: weighted cross-entropy, mean foreground Dice, and Dice per class (NaN where a class is in neither)."""
+    k = logits.shape[1]
+    ce = F.cross_entropy(logits, labels, weight=weights, reduction="none").flatten(1).sum(1) / weights[labels].flatten(1).sum(1)
+    pred = logits.argmax(1)
+    p = F.one_hot(pred, k).flatten(1, 2).float()
+    g = F.one_hot(labels, k).flatten(1, 2).float()
+    inter, size = (p * g).sum(1), p.sum(1) + g.sum(1)
+    dice = torch.where(size > 0, 2 * inter / size.clamp(min=1), torch.full_like(size, float("nan")))
+    dice = dice.numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # frames with no foreground class: NaN
+        return ce.numpy(), np.nanmean(dice[:, 1:], 1), dice
+
+
+@torch.no_grad()
+def predict_video(video: Video, model: PaddedUNet, ckpt: dict, batch: int = 16, device: str = "auto",
+                  progress: Callable[[int], None] | None = None) -> PredictionReport:
+    """Predict every frame of ``video`` and store the predictions and per-frame scores."""
+    video.project.require_writable()
+    dev = resolve_device(device)
+    model.to(dev)
+    size, k = int(ckpt["size"]), len(ckpt["classes"])
+    cfg = config_from(UNetConfig, ckpt["config"])
+    weights = class_weight_tensor(cfg, k)
+    arrays = _prediction_arrays(video, k)
+    readers = [FrameReader(a) for a in (video.frames, video.annotated, video.propagated)]
+    has_labels = video.sources() != 0
+    writer = FrameWriter(arrays["labels"])
+    n, t0 = video.n_frames, time.perf_counter()
+
+    def read(start: int):
+        rows = np.arange(start, min(n, start + batch))
+        img = readers[0].read_many(rows)
+        ann, prop = readers[1].read_many(rows), readers[2].read_many(rows)
+        return rows, img, np.where(ann != NO_LABEL, ann, prop)
+
+    ce_all, dice_all = [], []
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(read, 0)
+        for start in range(0, n, batch):
+            rows, img, lab = pending.result()
+            if start + batch < n:
+                pending = pool.submit(read, start + batch)
+            x = torch.from_numpy(resize_images(img, size)).float().div_(255.0)[:, None].to(dev)
+            logits = model(x).float()
+            full = F.interpolate(logits, size=(video.height, video.width), mode="bilinear", align_corners=False)
+            writer.write_many(int(rows[0]), full.argmax(1).byte().cpu().numpy())
+            target = torch.from_numpy(resize_labels(lab, size, k).astype(np.int64))
+            ce, dice, per_class = frame_scores(logits.cpu(), target.clamp(max=k - 1), weights)
+            mask = has_labels[rows]
+            ce, dice, per_class = np.where(mask, ce, np.nan), np.where(mask, dice, np.nan), np.where(mask[:, None], per_class, np.nan)
+            arrays["model_ce"][rows[0]:rows[-1] + 1] = ce.astype(np.float32)
+            arrays["model_dice"][rows[0]:rows[-1] + 1] = dice.astype(np.float32)
+            arrays["model_dice_class"][rows[0]:rows[-1] + 1] = per_class.astype(np.float32)
+            ce_all.append(ce)
+            dice_all.append(dice)
+            if progress is not None:
+                progress(len(rows))
+    video.group.attrs[PREDICTION_KEY] = {"model": ckpt.get("path", ""), "model_sha256": ckpt.get("sha256", ""),
+                                         "classes": list(ckpt["classes"]), "size": size,
+                                         "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    ce_cat, dice_cat = np.concatenate(ce_all), np.concatenate(dice_all)
+    return PredictionReport(video.id, n, time.perf_counter() - t0,
+                            float(np.nanmean(ce_cat)) if np.isfinite(ce_cat).any() else float("nan"),
+                            float(np.nanmean(dice_cat)) if np.isfinite(dice_cat).any() else float("nan"))
+
+
+def predict_project(project: Project, model_path: str | Path, videos: list[str] | None = None, batch: int = 16,
+                    device: str = "auto", progress: Callable[[int], None] | None = None) -> list[PredictionReport]:
+    """Predict the given videos (default: all) with the checkpoint at ``model_path``."""
+    model, ckpt = load_unet(model_path, list(project.palette.names))
+    ckpt["path"] = str(Path(model_path).resolve())
+    ckpt["sha256"] = hashlib.sha256(Path(model_path).read_bytes()).hexdigest()
+    return [predict_video(project.video(v), model, ckpt, batch, device, progress) for v in (videos or project.video_ids())]
