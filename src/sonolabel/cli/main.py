@@ -7,7 +7,7 @@ import sys
 
 from .. import __version__
 from ..errors import SonolabelError
-from . import commands, train_commands
+from . import commands, review_commands, train_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=commands.export)
 
     train_commands.add_parsers(sub)
+    review_commands.add_parsers(sub)
 
     s = sub.add_parser("demo", help="run the pipeline on the bundled phantom sample")
     s.add_argument("--out", help="folder for the demo project and outputs (default: a new temporary folder)")

@@ -1,0 +1,165 @@
+"""Drift flags from per-frame signals: trends away from keyframes, robust outliers, project-wide checks.
+
+Propagation is anchored at keyframes, so its errors grow with the distance from the nearest
+keyframe. Each stretch of frames running away from a keyframe (half a segment between two
+keyframes, or the ends of the video) is tested for a monotone trend of the signals that stay flat
+when labels are right: the U-Net's cross-entropy and Dice against the labels, and the deviation
+of class areas from the keyframe's. A trend must be significant (Mann-Kendall, i.e. Kendall's tau
+against distance) *and* large (its Theil-Sen slope times the stretch's length over a threshold).
+Confidence signals that fall with distance even when labels are right (similarity, entropy) are
+only screened for robust outliers (above median + k·MAD), as are jumps in area and fragmentation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+# signal -> (direction, rise that counts as drift); direction -1: lower is worse
+TREND_SIGNALS = {"model_ce": (1, None), "model_dice": (-1, 0.15), "keyframe_deviation": (1, 0.3)}
+# signal -> (direction, floor of the MAD, so that flat signals do not flag every small wiggle)
+OUTLIER_SIGNALS = {"model_ce": (1, 0.02), "entropy": (1, 0.02), "similarity": (-1, 0.01), "area_change": (1, 0.003),
+                   "fragments": (1, 1.0), "appear_vanish": (1, 0.5), "correction": (1, 0.02)}
+PAIR_SIGNALS = ("area_change", "appear_vanish")
+
+
+@dataclass
+class DriftConfig:
+    alpha: float = 0.01  # significance of a trend (per stretch and signal)
+    min_frames: int = 8  # shorter stretches are not tested
+    ce_rise: float = 0.5  # model_ce drift: a rise of this share of its level near the keyframe
+    mad_k: float = 6.0  # robust outliers: above median + mad_k * MAD
+    min_span: int = 1  # outlier spans shorter than this are dropped
+    subject_z: float = 3.5  # project check: robust z of a subject's class area among subjects
+
+
+def stretches(n_frames: int, keyframes: list[int]) -> list[tuple[int, int, int]]:
+    """(keyframe, first, stop) for each run of frames moving away from a keyframe (stop exclusive)."""
+    keys = sorted(set(keyframes))
+    if not keys:
+        return []
+    out = []
+    if keys[0] > 0:
+        out.append((keys[0], 0, keys[0]))
+    for a, b in zip(keys, keys[1:]):
+        mid = (a + b + 1) // 2
+        out += [(a, a + 1, mid), (b, mid, b)]
+    if keys[-1] < n_frames - 1:
+        out.append((keys[-1], keys[-1] + 1, n_frames))
+    return [s for s in out if s[2] > s[1]]
+
+
+def trend(distance: np.ndarray, values: np.ndarray) -> tuple[float, float, float]:
+    """Kendall's tau of ``values`` against ``distance`` (Mann-Kendall), its p-value, and the Theil-Sen slope."""
+    ok = np.isfinite(values)
+    if ok.sum() < 4 or np.ptp(values[ok]) == 0:
+        return 0.0, 1.0, 0.0
+    tau, p = stats.kendalltau(distance[ok], values[ok])
+    slope = stats.theilslopes(values[ok], distance[ok])[0]
+    return float(tau), float(p), float(slope)
+
+
+def _flag(video: str, kind: str, signal: str, start: int, stop: int, severity: float, reason: str) -> dict:
+    return {"id": f"{video}:{kind}:{signal}:{start}-{stop}", "video": video, "kind": kind, "signal": signal,
+            "start": int(start), "stop": int(stop), "severity": round(float(severity), 3), "reason": reason}
+
+
+def trend_flags(video: str, signals: pd.DataFrame, keyframes: list[int], cfg: DriftConfig) -> list[dict]:
+    flags = []
+    for key, first, stop in stretches(len(signals), keyframes):
+        if stop - first < cfg.min_frames:
+            continue
+        dist = np.abs(np.arange(first, stop) - key).astype(float)
+        for name, (direction, rise_needed) in TREND_SIGNALS.items():
+            if name not in signals:
+                continue
+            values = direction * signals[name].to_numpy(float)[first:stop]
+            if not np.isfinite(values).any():
+                continue
+            tau, p, slope = trend(dist, values)
+            rise = slope * (dist.max() - dist.min())
+            if name == "model_ce":
+                near = values[np.argsort(dist)[: max(3, len(dist) // 4)]]
+                rise_needed = cfg.ce_rise * max(float(np.nanmedian(near)), 0.05)
+            if p < cfg.alpha and rise > 0 and rise >= rise_needed:
+                flags.append(_flag(video, "trend", name, first, stop, rise / rise_needed,
+                                   f"{name} {'rises' if direction > 0 else 'falls'} by {rise:.3g} over {stop - first} frames "
+                                   f"away from keyframe {key} (tau {tau:.2f}, p {p:.1e})"))
+    return flags
+
+
+def _spans(mask: np.ndarray, gap: int = 2) -> list[tuple[int, int]]:
+    idx = np.flatnonzero(mask)
+    if not len(idx):
+        return []
+    breaks = np.flatnonzero(np.diff(idx) > gap + 1)
+    starts = np.r_[idx[0], idx[breaks + 1]]
+    stops = np.r_[idx[breaks], idx[-1]] + 1
+    return list(zip(starts.tolist(), stops.tolist()))
+
+
+def outlier_flags(video: str, signals: pd.DataFrame, cfg: DriftConfig) -> list[dict]:
+    flags = []
+    for name, (direction, floor) in OUTLIER_SIGNALS.items():
+        if name not in signals:
+            continue
+        values = direction * signals[name].to_numpy(float)
+        ok = np.isfinite(values)
+        if ok.sum() < 10:
+            continue
+        med = np.median(values[ok])
+        mad = max(1.4826 * np.median(np.abs(values[ok] - med)), floor)
+        limit = med + cfg.mad_k * mad
+        for start, stop in _spans(ok & (values > limit)):
+            if stop - start < cfg.min_span:
+                continue
+            if name in PAIR_SIGNALS:  # a change between frames t-1 and t: both are suspects
+                start = max(0, start - 1)
+            peak = np.nanmax(values[start:stop])
+            flags.append(_flag(video, "outlier", name, start, stop, (peak - med) / (cfg.mad_k * mad),
+                               f"{name} {'above' if direction > 0 else 'below'} median{'+' if direction > 0 else '-'}"
+                               f"{cfg.mad_k:g}·MAD ({direction * limit:.3g}) in frames {start}-{stop - 1}"))
+    return flags
+
+
+def detect_drift(video: str, signals: pd.DataFrame, keyframes: list[int], cfg: DriftConfig | None = None) -> list[dict]:
+    """Trend and outlier flags for one video, most severe first."""
+    cfg = cfg or DriftConfig()
+    flags = trend_flags(video, signals, keyframes, cfg) + outlier_flags(video, signals, cfg)
+    return sorted(flags, key=lambda f: -f["severity"])
+
+
+def project_flags(videos: dict[str, dict], class_names: list[str], cfg: DriftConfig | None = None) -> list[dict]:
+    """Checks across videos. ``videos``: id -> {"subject", "frames", "area": mean class shares (K,)}.
+    Flags a class missing from a whole video while other videos have it, and a subject whose mean
+    area of a class is far (robust z) from the other subjects'."""
+    cfg = cfg or DriftConfig()
+    flags = []
+    areas = np.array([v["area"] for v in videos.values()])
+    ids = list(videos)
+    for c, name in enumerate(class_names[1:], start=1):
+        others = areas[:, c] > 0
+        for i, vid in enumerate(ids):
+            if not others[i] and others.sum() >= max(1, len(ids) // 2):
+                flags.append(_flag(vid, "project", f"area_{name}", 0, videos[vid]["frames"], 2.0,
+                                   f"{name} is missing from the whole video but present in {int(others.sum())} others"))
+    subjects = sorted({v["subject"] for v in videos.values()})
+    if len(subjects) >= 3:
+        per_subject = np.array([areas[[videos[v]["subject"] == s for v in ids]].mean(0) for s in subjects])
+        for c, name in enumerate(class_names[1:], start=1):
+            col = per_subject[:, c]
+            med = np.median(col)
+            mad = 1.4826 * np.median(np.abs(col - med))
+            if mad <= 0:
+                continue
+            for s, value in zip(subjects, col):
+                z = (value - med) / mad
+                if abs(z) > cfg.subject_z and abs(value - med) > 0.25 * med:
+                    for vid in ids:
+                        if videos[vid]["subject"] == s:
+                            flags.append(_flag(vid, "project", f"area_{name}", 0, videos[vid]["frames"], abs(z) / cfg.subject_z,
+                                               f"subject {s}: {name} covers {value:.1%} of frames, other subjects {med:.1%} (robust z {z:.1f})"))
+    return flags

@@ -1,0 +1,102 @@
+"""Per-frame signals of label quality, computed from the labels alone (no model needed).
+
+* ``area_<class>``: the class's share of the frame;
+* ``area_change``: the largest per-class area change from the previous frame (share of the frame);
+* ``keyframe_deviation``: the largest relative change of a class's area from the nearest keyframe's
+  (propagation anchors each frame to its keyframes; drift moves labels away from them);
+* ``components_<class>`` and ``fragments``: connected pieces per class, and pieces beyond one per
+  present class summed over classes (fragmentation);
+* ``appear_vanish``: classes that appear or vanish between consecutive frames;
+* ``correction``: where a person corrected a propagated frame, the share of pixels they changed
+  (how wrong propagation had been there).
+
+The model-based signals (``model_ce``, ``model_dice``) come from ``sonolabel predict`` and the
+propagation's own confidence (``similarity``, ``entropy``) from propagation; all of them meet in
+:func:`signal_table`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from ..store import LabelSource, Video
+from ..store.chunks import FrameReader
+from ..store.layout import NO_LABEL
+
+STRIDE = 2  # labels are subsampled by this before counting components (speed; thin slivers still count)
+SIGNALS = ("area_change", "keyframe_deviation", "fragments", "appear_vanish", "correction")
+
+
+def label_stats(labels: np.ndarray, n_classes: int, stride: int = STRIDE) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class area share (T, K) and connected components (T, K) of a label sequence (T, H, W)."""
+    t = len(labels)
+    area = np.zeros((t, n_classes), np.float32)
+    comps = np.zeros((t, n_classes), np.int32)
+    for i, lab in enumerate(labels):
+        counts = np.bincount(lab.ravel(), minlength=256)[:n_classes]
+        area[i] = counts / lab.size
+        small = lab[::stride, ::stride]
+        for c in np.flatnonzero(counts[1:]) + 1:  # background's pieces are not fragmentation
+            comps[i, c] = ndimage.label(small == c)[1]
+    return area, comps
+
+
+def keyframe_deviation(area: np.ndarray, keyframes: list[int]) -> np.ndarray:
+    """Per frame, the largest relative change of a foreground class's area from the nearest keyframe's."""
+    t = len(area)
+    if not keyframes:
+        return np.full(t, np.nan, np.float32)
+    keys = np.asarray(sorted(keyframes))
+    pos = np.arange(t)
+    right = np.clip(np.searchsorted(keys, pos), 0, len(keys) - 1)
+    left = np.clip(right - 1, 0, len(keys) - 1)
+    nearest = np.where(np.abs(keys[left] - pos) <= np.abs(keys[right] - pos), keys[left], keys[right])
+    ref = area[nearest][:, 1:]
+    rel = np.abs(area[:, 1:] - ref) / np.maximum(ref, 0.002)  # a class absent at the keyframe counts from 0.2 %
+    return rel.max(1).astype(np.float32)
+
+
+def label_signals(video: Video, batch: int = 64) -> pd.DataFrame:
+    """The label-only signals of every frame of ``video`` (final labels: annotated where annotated)."""
+    k = len(video.project.palette)
+    n = video.n_frames
+    readers = [FrameReader(video.annotated), FrameReader(video.propagated)]
+    src = video.sources()
+    area = np.zeros((n, k), np.float32)
+    comps = np.zeros((n, k), np.int32)
+    correction = np.full(n, np.nan, np.float32)
+    for start in range(0, n, batch):
+        rows = np.arange(start, min(n, start + batch))
+        ann, prop = readers[0].read_many(rows), readers[1].read_many(rows)
+        final = np.where(ann != NO_LABEL, ann, prop)
+        area[rows], comps[rows] = label_stats(final, k)
+        corrected = src[rows] == LabelSource.CORRECTED
+        if corrected.any():
+            correction[rows[corrected]] = (ann[corrected] != prop[corrected]).mean((1, 2))
+    present = area > 0
+    change = np.zeros(n, np.float32)
+    change[1:] = np.abs(np.diff(area, axis=0)).max(1)
+    flips = np.zeros(n, np.int32)
+    flips[1:] = (present[1:] != present[:-1]).sum(1)
+    df = pd.DataFrame({"frame": np.arange(n), "area_change": change,
+                       "keyframe_deviation": keyframe_deviation(area, video.annotated_frames()),
+                       "fragments": np.maximum(comps[:, 1:] - 1, 0).sum(1), "appear_vanish": flips, "correction": correction})
+    names = video.project.palette.names
+    for c in range(k):
+        df[f"area_{names[c]}"] = area[:, c]
+        if c:
+            df[f"components_{names[c]}"] = comps[:, c]
+    unlabelled = src == LabelSource.NONE
+    df.loc[unlabelled, list(SIGNALS)] = np.nan
+    return df
+
+
+def signal_table(video: Video, label_only: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every per-frame signal of ``video``: the label-only ones and those propagation and prediction stored."""
+    table = video.table()
+    label_only = label_signals(video) if label_only is None else label_only
+    keep = [c for c in table.columns if c in ("frame", "keyframe", "source", "similarity", "entropy", "model_ce", "model_dice")
+            or c.startswith("model_dice_")]
+    return table[keep].merge(label_only, on="frame")

@@ -1,0 +1,205 @@
+"""Drift signals on hand-made label sequences, trend tests, the injection harness at small scale, review and audit log."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sonolabel.phantom.corrupt import corrupt_stretch
+from sonolabel.review import DriftConfig, ReviewLog, detect_drift, label_signals, label_stats, project_flags, run_drift, stretches, trend
+from sonolabel.review.signals import keyframe_deviation
+from sonolabel.store import Project
+
+
+def _video(project, labels, keyframes=(0,), subject="A"):
+    n, h, w = labels.shape
+    vid = project.new_video_id(subject, 1)
+    with project.staged_video(vid, n, h, w, {"subject": subject, "trial": "1", "fps": 20.0}) as v:
+        v.frames[:] = 100
+    v = project.video(vid)
+    v.save_propagated(0, labels)
+    for k in keyframes:
+        v.save_annotation(k, labels[k])
+    return v
+
+
+def test_label_stats_areas_and_components():
+    lab = np.zeros((2, 8, 8), np.uint8)
+    lab[0, :2, :2] = 1                    # one piece of class 1
+    lab[1, :2, :2] = 1
+    lab[1, 6:, 6:] = 1                    # two pieces of class 1
+    lab[1, 4, 0:4] = 2
+    area, comps = label_stats(lab, 3, stride=1)
+    assert area[0].tolist() == pytest.approx([60 / 64, 4 / 64, 0])
+    assert comps[:, 1].tolist() == [1, 2] and comps[:, 2].tolist() == [0, 1] and comps[:, 0].tolist() == [0, 0]
+
+
+def test_keyframe_deviation_relative_to_nearest_keyframe():
+    area = np.array([[0.9, 0.1], [0.85, 0.15], [0.8, 0.2], [0.9, 0.1]], np.float32)
+    dev = keyframe_deviation(area, [0, 3])
+    assert dev.tolist() == pytest.approx([0.0, 0.5, 1.0, 0.0])  # frame 2 is nearer keyframe 3
+
+
+def test_signals_on_a_hand_made_sequence(project):
+    lab = np.zeros((6, 16, 16), np.uint8)
+    lab[:, 4:12, 4:12] = 1
+    lab[3, 4:12, 4:12] = 0                 # class 1 vanishes at frame 3 and comes back at 4
+    lab[5, 4:12, 4:12] = 0
+    lab[5, 4:6, 4:6] = 1                   # frame 5: two fragments of class 1
+    lab[5, 10:12, 10:12] = 1
+    v = _video(project, lab)
+    v.save_annotation(4, np.where(lab[4] == 1, 2, 0).astype(np.uint8))  # a correction changing 64 pixels
+    sig = label_signals(v)
+    assert sig["appear_vanish"].tolist() == [0, 0, 0, 1, 1, 2]  # 4: class 2 appears; 5: 2 goes, 1 returns
+    assert sig["area_change"][3] == pytest.approx(64 / 256)
+    assert sig["components_FDS"].tolist()[5] == 2 and sig["fragments"].tolist()[5] == 1
+    assert sig["correction"][4] == pytest.approx(64 / 256) and np.isnan(sig["correction"][1])
+
+
+def test_trend_and_stretches():
+    assert stretches(10, [0, 6]) == [(0, 1, 3), (6, 3, 6), (6, 7, 10)]
+    assert stretches(5, [2]) == [(2, 0, 2), (2, 3, 5)]
+    d = np.arange(30, dtype=float)
+    tau, p, slope = trend(d, 0.1 * d + np.sin(d))
+    assert tau > 0.5 and p < 1e-4 and slope == pytest.approx(0.1, abs=0.05)
+    tau, p, _ = trend(d, np.random.default_rng(0).normal(size=30))
+    assert p > 0.01
+
+
+def test_outliers_and_project_checks():
+    n = 200
+    sig = pd.DataFrame({"frame": np.arange(n), "entropy": np.random.default_rng(1).normal(0.3, 0.01, n)})
+    sig.loc[120:123, "entropy"] = 0.9
+    flags = detect_drift("v", sig, [0, 199])
+    assert [(f["kind"], f["start"], f["stop"]) for f in flags] == [("outlier", 120, 124)]
+    videos = {f"v{i}": {"subject": f"s{i}", "frames": 10, "area": np.array([0.7, 0.1 + 0.002 * i, 0.2])} for i in range(5)}
+    videos["v5"] = {"subject": "s5", "frames": 10, "area": np.array([0.7, 0.3, 0.0])}
+    flags = project_flags(videos, ["bg", "a", "b"])
+    reasons = {(f["video"], f["signal"]) for f in flags}
+    assert ("v5", "area_b") in reasons      # b missing from the whole video
+    assert ("v5", "area_a") in reasons      # subject s5's a is far from the others
+
+
+@pytest.fixture(scope="module")
+def phantom_labels(tmp_path_factory):
+    from sonolabel.phantom import generate_phantom
+    import zarr
+
+    root = tmp_path_factory.mktemp("ph")
+    generate_phantom(root / "ph", subjects=1, frames=241, seed=4)
+    return np.asarray(zarr.open_array(str(root / "ph" / "sub-01" / "trial-1" / "labels.zarr"), mode="r")[:])
+
+
+@pytest.mark.parametrize("kind", ["slide", "bleed", "vanish"])
+def test_injected_drift_is_flagged_and_clean_stretches_are_not(project, phantom_labels, kind):
+    keys = [0, 80, 160, 240]
+    v = _video(project, phantom_labels, keys)
+    st = stretches(v.n_frames, keys)
+    injected = {1, 4}
+    lab = phantom_labels
+    for i in injected:
+        key, first, stop = st[i]
+        lab = corrupt_stretch(lab, key, first, stop, kind, cls=3 if kind != "vanish" else 6)
+    v.save_propagated(0, lab)
+    run_drift(project, [v.id])
+    flags = ReviewLog(project).flags(v.id)
+
+    def hit(first, stop):
+        return any(2 * (min(stop, f["stop"]) - max(first, f["start"])) > f["stop"] - f["start"] for f in flags)
+
+    assert [i for i, (_, a, b) in enumerate(st) if hit(a, b)] == sorted(injected)
+    assert (project.path / "review" / f"{v.id}.png").is_file()
+
+
+def test_review_states_export_and_audit(project, phantom_labels):
+    v = _video(project, phantom_labels[:100], [0, 99])
+    log = ReviewLog(project)
+    log.set_flags(v.id, [{"id": "x", "video": v.id, "kind": "trend", "signal": "s", "start": 10, "stop": 40, "severity": 3.0,
+                          "reason": "r"}])
+    assert v.column("review", "")[10] == "pending" and v.column("review", "")[50] == "unreviewed"
+    log.record("exclude", v.id, 10, 20, who="anna", note="FDS slid", flag="x")
+    log.record("accept", v.id, 20, 40, who="bob")
+    states = v.column("review", "")
+    assert set(states[10:20]) == {"excluded"} and set(states[20:40]) == {"accepted"}
+    assert log.queue("pending").empty and log.queue(None)["state"].tolist() == ["mixed"]
+    from sonolabel.export import ExportConfig, export_dataset
+    from sonolabel.export.torch_data import read_table
+
+    ds = export_dataset(project, project.path.parent / "ds", ExportConfig(size=48))
+    frames = read_table(ds)["frame"].tolist()
+    assert 15 not in frames and 25 in frames and len(frames) == 90
+    log.record("reset", v.id, 10, 20, who="anna")
+    assert set(v.column("review", "")[10:20]) == {"pending"}
+    events = log.events()
+    assert [e["action"] for e in events] == ["exclude", "accept", "reset"]
+    assert events[0]["who"] == "anna" and events[0]["note"] == "FDS slid" and events[0]["at"]
+
+
+KILL_SCRIPT = """
+import sys
+from sonolabel.store import Project
+from sonolabel.review import ReviewLog
+with Project.open(sys.argv[1], "a") as p:
+    log = ReviewLog(p)
+    vid = p.video_ids()[0]
+    for i in range(100000):
+        log.record("accept" if i % 2 else "exclude", vid, i % 50, i % 50 + 10, who="w", note=f"n{i}")
+        print(i, flush=True)
+"""
+
+
+def test_audit_log_survives_kill_during_review_actions(tmp_path, phantom_labels):
+    path = tmp_path / "p.zarr"
+    with Project.create(path) as p:
+        v = _video(p, phantom_labels[:60], [0])
+        ReviewLog(p).set_flags(v.id, [{"id": "x", "video": v.id, "kind": "trend", "signal": "s", "start": 0, "stop": 60,
+                                       "severity": 1.0, "reason": "r"}])
+    done_before = 0
+    rng = np.random.default_rng(0)
+    for round_ in range(5):
+        proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(path)], stdout=subprocess.PIPE, text=True)
+        for _ in range(int(rng.integers(2, 12))):
+            proc.stdout.readline()
+        time.sleep(float(rng.uniform(0, 0.05)))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        with Project.open(path, "a") as p:  # the dead writer's lock is recovered
+            log = ReviewLog(p)
+            events = log.events()
+            assert len(events) > done_before  # every earlier action is still there
+            done_before = len(events)
+            log.sync(p.video(p.video_ids()[0]))
+            last = events[-1]
+            states = p.video(last["video"]).column("review", "")
+            expected = "accepted" if last["action"] == "accept" else "excluded"
+            assert set(states[last["start"]:last["stop"]]) == {expected}
+    lines = (path / "review" / "audit.jsonl").read_text().splitlines()
+    parsed = [json.loads(line) for line in lines if line.strip()[:1] == "{" and line.rstrip().endswith("}")]
+    assert len(parsed) >= done_before
+
+
+def test_cli_drift_and_review(tmp_path, phantom_labels):
+    path = tmp_path / "p.zarr"
+    with Project.create(path) as p:
+        v = _video(p, phantom_labels[:121], [0, 120])
+        key, first, stop = stretches(121, [0, 120])[0]
+        v.save_propagated(0, corrupt_stretch(phantom_labels[:121], key, first, stop, "slide", 2))
+        vid = v.id
+    run = lambda *a: subprocess.run([sys.executable, "-m", "sonolabel", *a], capture_output=True, text=True)  # noqa: E731
+    r = run("drift", str(path))
+    assert r.returncode == 0 and "1 trend" in r.stdout, r.stdout + r.stderr
+    r = run("review", "list", str(path))
+    flags = [w for w in r.stdout.split() if w.startswith(f"{vid}:")]
+    assert any(f.startswith(f"{vid}:trend:keyframe_deviation:1-60") for f in flags), r.stdout
+    for flag in flags:
+        assert run("review", "exclude", str(path), flag, "--who", "anna", "--note", "slid").returncode == 0
+    assert "nothing to review" in run("review", "list", str(path)).stdout
+    r = run("review", "accept", str(path), "--video", vid, "--frames", "500-600")
+    assert r.returncode == 2 and "outside video" in r.stderr and "Traceback" not in r.stderr
+    assert "anna" in run("review", "log", str(path)).stdout
