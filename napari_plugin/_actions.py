@@ -19,3 +19,12 @@ def register_actions(widget) -> None:
     for name, (key, description, call) in SHORTCUTS.items():
         action_manager.register_action(name, lambda *_, call=call: call(widget), description, ViewerModel)
         action_manager.bind_shortcut(name, key)
+
+
+def register_review_actions(widget) -> None:
+    from napari.components import ViewerModel
+    from napari.utils.action_manager import action_manager
+
+    action_manager.register_action("sonolabel:next_flag", lambda *_: widget.go_next_flag(),
+                                   "Go to the next pending drift flag", ViewerModel)
+    action_manager.bind_shortcut("sonolabel:next_flag", "Alt-F")

@@ -194,3 +194,50 @@ def test_reader_offers_to_import_a_video(make_napari_viewer, tmp_path):
     vid = w.import_recording(video, "S7")
     assert vid == "S7" and w.video.n_frames == 8 and w.table.data.to_list()[0][0] == "S7"
     w.close_project()
+
+
+@pytest.fixture
+def flagged_project(tmp_path):
+    """A 121-frame phantom video (keyframes 0, 60, 120) with a boundary sliding away from keyframe 0, drift run."""
+    from sonolabel.phantom import generate_phantom, phantom_project
+    from sonolabel.phantom.corrupt import corrupt_stretch
+    from sonolabel.review import run_drift
+
+    generate_phantom(tmp_path / "ph", subjects=1, frames=121, seed=4)
+    with phantom_project(tmp_path / "ph", tmp_path / "p.zarr", keyframe_every=60) as p:
+        v = p.video(p.video_ids()[0])
+        v.save_propagated(0, corrupt_stretch(np.asarray(v.propagated[:]), 0, 1, 31, "slide", 2))
+        run_drift(p)
+    return tmp_path / "p.zarr"
+
+
+def test_review_dock_click_on_plot_moves_viewer_and_actions_are_logged(make_napari_viewer, flagged_project, qtbot):
+    from napari_plugin._review import ReviewWidget
+    from sonolabel.review import ReviewLog
+    from sonolabel.store import Project
+
+    viewer = make_napari_viewer()
+    w = ReviewWidget(viewer)
+    viewer.window.add_dock_widget(w, area="right")
+    w.open_project(flagged_project)
+    assert w.axes and w.table.shape[0] >= 1
+    assert "pending" in w.status.value
+    # a real mouse click on the curve panel at frame 80
+    ax = w.axes[0]
+    w.canvas.draw()
+    x, y = ax.transData.transform((80, np.mean(ax.get_ylim())))
+    ratio = w.canvas.device_pixel_ratiof if hasattr(w.canvas, "device_pixel_ratiof") else 1.0
+    from qtpy.QtCore import QPoint, Qt
+
+    qtbot.mouseClick(w.canvas, Qt.MouseButton.LeftButton, pos=QPoint(int(x / ratio), int(w.canvas.height() - y / ratio)))
+    assert abs(viewer.dims.current_step[0] - 80) <= 1
+    # next flag goes to the drifting stretch; exclude it with a note
+    viewer.dims.set_current_step(0, 100)
+    w.go_next_flag()
+    assert viewer.dims.current_step[0] < 35
+    w.who.value, w.note.value = "anna", "FDP boundary slid"
+    w.review_selected("exclude")
+    w.close_project()
+    with Project.open(flagged_project) as p:
+        events = ReviewLog(p).events()
+    assert events[-1]["who"] == "anna" and events[-1]["note"] == "FDP boundary slid" and events[-1]["action"] == "exclude"

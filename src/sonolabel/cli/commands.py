@@ -132,7 +132,7 @@ def _miou(a, b, n: int) -> float:
 
 
 def demo(args) -> int:
-    """Import the bundled phantom clip, store ground-truth keyframes every 200 frames, propagate, export masks."""
+    """Import the bundled phantom clip, store ground-truth keyframes every 200 frames, propagate, check drift, export."""
     import numpy as np
     import zarr
 
@@ -150,19 +150,19 @@ def demo(args) -> int:
     if project_dir.exists():
         raise InputError("demo project exists already", project_dir, "pass a new --out folder")
     rec = read_manifest(sample)[0]
-    print(f"[1/5] import {sample / rec.video}")
+    print(f"[1/6] import {sample / rec.video}")
     with Project.create(project_dir) as project:
         vid = import_recording(project, sample / rec.video, rec.subject, trial=rec.trial, task="phantom",
                                kinematics=sample / rec.kinematics, progress=True)
         video = project.video(vid)
         truth = zarr.open_array(str(sample / rec.labels), mode="r")
         keyframes = list(range(0, video.n_frames, 200))
-        print(f"[2/5] keyframes {keyframes} from the phantom's ground truth (an annotator paints these in napari)")
+        print(f"[2/6] keyframes {keyframes} from the phantom's ground truth (an annotator paints these in napari)")
         with tempfile.TemporaryDirectory() as tmp:
             for t in keyframes:
                 write_index_png(Path(tmp) / f"{t:06d}.png", np.asarray(truth[t]), project.palette)
             import_keyframe_masks(video, tmp, who="demo")
-        print("[3/5] propagate the keyframes to every frame")
+        print("[3/6] propagate the keyframes to every frame")
         report = run_propagation(project, [vid])[0]
         scores = [_miou(video.labels(t), np.asarray(truth[t]), len(project.palette)) for t in range(video.n_frames)]
         copy = [_miou(np.asarray(truth[min(keyframes, key=lambda k: abs(k - t))]), np.asarray(truth[t]), len(project.palette))
@@ -170,10 +170,16 @@ def demo(args) -> int:
         print(f"      {report.frames_written} frames at {report.frames_written / report.seconds:.1f} frames/s; "
               f"mIoU against ground truth: mean {np.mean(scores):.3f}, worst frame {np.min(scores):.3f} "
               f"(copying the nearest keyframe: {np.mean(copy):.3f} / {np.min(copy):.3f})")
+        from ..review import ReviewLog, run_drift
+
+        drift = run_drift(project, [vid])[0]
+        pending = len(ReviewLog(project).queue("pending"))
+        print(f"[4/6] drift check: {drift.flags} flags ({drift.trend} trend, {drift.outlier} outlier), {pending} pending review; "
+              f"curves in {drift.report} (review with `sonolabel review list {project_dir}`)")
         written = export_masks(video, out / "masks", source="final", fmt="colour")
-        print(f"[4/5] exported {len(written)} masks to {out / 'masks'}")
+        print(f"[5/6] exported {len(written)} masks to {out / 'masks'}")
         dataset = export_dataset(project, out / "dataset", ExportConfig(size=240))
-        print(f"[5/5] exported a training dataset (240x240, OME-Zarr, splits, kinematics) to {dataset}")
+        print(f"[6/6] exported a training dataset (240x240, OME-Zarr, splits, kinematics) to {dataset}")
     args2 = type("A", (), {"project": str(project_dir), "video": None, "json": False})
     info(args2)
     print(f"demo project: {project_dir}")
