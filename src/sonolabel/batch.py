@@ -48,3 +48,33 @@ def run_tasks(fn: Callable[..., Any], items: Sequence[Any], scheduler: str | Non
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _video_task(job: tuple) -> Any:
+    path, token, video_id, fn, args, threads = job
+    import torch
+
+    from .store import Project
+
+    if threads:
+        torch.set_num_threads(threads)
+    with Project.open(path, "a" if token else "r", token=token) as project:
+        return fn(project.video(video_id), *args)
+
+
+def map_videos(project, fn: Callable[..., Any], video_ids: Sequence[str], *args: Any, scheduler: str | None = None,
+               workers: int | None = None, label: str = "video") -> list[Any]:
+    """``[fn(project.video(v), *args) for v in video_ids]`` as dask tasks, one video each.
+
+    Tasks write under ``project``'s write lock (when it is open for writing) through its token, each
+    to its own video; ``fn`` must be a module-level function. With one worker or one video, runs here."""
+    ids = list(video_ids)
+    n_parallel = 1 if scheduler is None and (len(ids) <= 1 or _local_workers(len(ids), workers) == 1) else None
+    if n_parallel == 1:
+        return [fn(project.video(v), *args) for v in ids]
+    import torch
+
+    token = project.write_token if project.writable else None
+    threads = max(1, torch.get_num_threads() // _local_workers(len(ids), workers)) if scheduler is None else 0
+    jobs = [(str(project.path), token, v, fn, args, threads) for v in ids]
+    return run_tasks(_video_task, jobs, scheduler=scheduler, workers=workers, label=label)

@@ -208,33 +208,25 @@ def keyframes_suggest(args) -> int:
 
 
 def run_propagation(project, video_ids: list[str] | None = None, device: str = "auto", config_file: str | None = None,
-                    mode: str | None = None, weights: str | None = None, progress: bool = True) -> list:
+                    mode: str | None = None, weights: str | None = None, progress: bool = True,
+                    scheduler: str | None = None, workers: int | None = 1) -> list:
     """Propagate the given videos (default: every video with keyframes) of an open, writable project."""
-    from tqdm import tqdm
-
-    from ..propagation import PropagationConfig, propagate_video
-    from ..propagation.model import load_engine
+    from ..propagation import PropagationConfig
+    from ..propagation.batch import propagate_project
 
     overrides = {"device": device, "mode": mode}
     config = (PropagationConfig.from_file(config_file, **overrides) if config_file
               else PropagationConfig.from_dict({k: v for k, v in overrides.items() if v is not None}))
-    videos = [project.video(v) for v in video_ids] if video_ids else [v for v in project.videos() if v.annotated_frames()]
-    if not videos:
-        raise InputError("no video has keyframes", project.path, "annotate keyframes first")
-    engine, model_id = load_engine(project, config, explicit_mode=mode is not None, weights=weights)
-    reports = []
-    for v in videos:
-        with tqdm(total=v.n_frames - len(v.annotated_frames()), desc=f"propagate {v.id}", unit="frame",
-                  disable=not progress) as bar:
-            reports.append(propagate_video(v, engine.config, engine=engine, model_id=model_id, progress=bar.update))
-    return reports
+    return propagate_project(project, video_ids, config, explicit_mode=mode is not None, weights=weights,
+                             scheduler=scheduler, workers=workers, progress=progress)
 
 
 def propagate(args) -> int:
     from ..store import Project
 
     with Project.open(args.project, "a") as project:
-        reports = run_propagation(project, args.videos, args.device, args.config, args.mode, args.weights)
+        reports = run_propagation(project, args.videos, args.device, args.config, args.mode, args.weights,
+                                  scheduler=args.scheduler, workers=args.workers)
     for r in reports:
         print(f"{r.video}: {r.frames_written} frames in {r.segments_done} segments ({r.segments_skipped} unchanged, skipped), "
               f"{r.frames_written / max(r.seconds, 1e-9):.1f} frames/s")

@@ -10,6 +10,12 @@ from ..errors import SonolabelError
 from . import commands, review_commands, train_commands
 
 
+def add_batch_options(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--workers", type=int, default=1, help="local dask worker processes, one video each (default 1: here)")
+    s.add_argument("--scheduler", help="address of a dask.distributed scheduler (tcp://host:port); the project must be "
+                                       "on a file system every worker sees")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sonolabel", description="Annotation and dataset curation for forearm ultrasound video.")
     p.add_argument("--version", action="version", version=f"sonolabel {__version__}")
@@ -90,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="JSON file of propagation settings")
     s.add_argument("--mode", choices=("free", "learned"), help="key encoder (default: learned when trained, else free)")
     s.add_argument("--weights", help="a local propagation weights file (default: the project's own, when trained)")
+    add_batch_options(s)
     s.set_defaults(func=commands.propagate)
 
     prop = sub.add_parser("propagation", help="propagation weights").add_subparsers(dest="propagation_command", required=True, metavar="ACTION")

@@ -12,7 +12,8 @@ def drift(args) -> int:
 
     cfg = config_from(DriftConfig, path=args.config, sets=args.set)
     with Project.open(args.project, "a") as project:
-        reports = run_drift(project, args.videos or None, model=args.model, cfg=cfg)
+        reports = run_drift(project, args.videos or None, model=args.model, cfg=cfg, scheduler=args.scheduler,
+                            workers=args.workers)
     for r in reports:
         print(f"{r.video}: {r.flags} flags ({r.trend} trend, {r.outlier} outlier, {r.project} project); report {r.report}")
     print(f"review them: sonolabel review list {args.project}")
@@ -69,6 +70,9 @@ def add_parsers(sub) -> None:
     s.add_argument("--model", help="U-Net checkpoint: predict first, adding its loss curves to the signals")
     s.add_argument("--config", help="JSON file of drift settings (DriftConfig)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    from .main import add_batch_options
+
+    add_batch_options(s)
     s.set_defaults(func=drift)
 
     rv = sub.add_parser("review", help="the review queue: list, accept, correct, exclude, reset, log").add_subparsers(

@@ -48,7 +48,8 @@ def predict(args) -> int:
         ids = args.videos or project.video_ids()
         total = sum(project.video(v).n_frames for v in ids)
         with tqdm(total=total, unit="frame", desc="predict") as bar:
-            reports = predict_project(project, args.model, ids, batch=args.batch, device=args.device, progress=bar.update)
+            reports = predict_project(project, args.model, ids, batch=args.batch, device=args.device, progress=bar.update,
+                                      scheduler=args.scheduler, workers=args.workers)
     for r in reports:
         print(f"{r.video}: {r.frames} frames in {r.seconds:.1f} s ({r.frames / max(r.seconds, 1e-9):.1f} frames/s); "
               f"mean cross-entropy {r.mean_ce:.4f}, mean foreground Dice {r.mean_dice:.3f} against the labels")
@@ -56,6 +57,8 @@ def predict(args) -> int:
 
 
 def add_parsers(sub) -> None:
+    from .main import add_batch_options
+
     train = sub.add_parser("train", help="train models on an exported dataset").add_subparsers(
         dest="train_command", required=True, metavar="MODEL")
     s = train.add_parser("unet", help="segmentation U-Net (segmentation-models-pytorch)",
@@ -77,4 +80,5 @@ def add_parsers(sub) -> None:
     s.add_argument("--model", required=True, help="checkpoint (RUN_DIR/best.pt)")
     s.add_argument("--batch", type=int, default=16)
     s.add_argument("--device", default="auto", choices=("cpu", "cuda", "auto"))
+    add_batch_options(s)
     s.set_defaults(func=predict)

@@ -8,6 +8,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..batch import map_videos
 from ..store import LabelSource, Project
 from .drift import DriftConfig, detect_drift, project_flags
 from .log import REVIEW_DIR, ReviewLog
@@ -25,8 +26,14 @@ class DriftReport:
     report: Path
 
 
+def _video_signals(video) -> tuple:
+    sig = signal_table(video, label_signals(video))
+    return sig, video.annotated_frames(), str(video.attrs.get("subject")), video.n_frames
+
+
 def run_drift(project: Project, videos: list[str] | None = None, model: str | Path | None = None,
-              cfg: DriftConfig | None = None, progress: Callable[[str], None] | None = None) -> list[DriftReport]:
+              cfg: DriftConfig | None = None, progress: Callable[[str], None] | None = None,
+              scheduler: str | None = None, workers: int | None = 1) -> list[DriftReport]:
     """Compute every video's signals (after predicting with ``model`` when given), flag drift, store
     the flags (review states of earlier actions are kept), and write ``review/<video>.png`` and ``.csv``."""
     project.require_writable()
@@ -35,21 +42,20 @@ def run_drift(project: Project, videos: list[str] | None = None, model: str | Pa
     if model is not None:
         from ..trainers.predict import predict_project
 
-        predict_project(project, model, ids)
+        predict_project(project, model, ids, scheduler=scheduler, workers=workers)
     log = ReviewLog(project)
     out_dir = Path(project.path) / REVIEW_DIR
     out_dir.mkdir(exist_ok=True)
     names = list(project.palette.names)
     per_video, summary = {}, {}
-    for vid in ids:
+    computed = map_videos(project, _video_signals, ids, scheduler=scheduler, workers=workers, label="drift-signals")
+    for vid, (sig, keyframes, subject, n_frames) in zip(ids, computed):
         if progress:
             progress(vid)
-        v = project.video(vid)
-        sig = signal_table(v, label_signals(v))
         labelled = sig["source"].astype(str) != "none"
         area = sig.loc[labelled, [f"area_{c}" for c in names]].to_numpy().mean(0) if labelled.any() else np.zeros(len(names))
-        per_video[vid] = (v, sig, detect_drift(vid, sig, v.annotated_frames(), cfg))
-        summary[vid] = {"subject": str(v.attrs.get("subject")), "frames": v.n_frames, "area": area}
+        per_video[vid] = (project.video(vid), sig, detect_drift(vid, sig, keyframes, cfg))
+        summary[vid] = {"subject": subject, "frames": n_frames, "area": area}
     cross = project_flags(summary, names, cfg) if len(ids) > 1 else []
     reports = []
     for vid, (v, sig, flags) in per_video.items():

@@ -12,6 +12,7 @@ import fcntl
 import getpass
 import json
 import os
+import secrets
 import socket
 import sys
 import time
@@ -22,6 +23,7 @@ from ..errors import LockError
 
 def _holder_info() -> dict:
     return {
+        "token": secrets.token_hex(16),  # shared with the holder's own worker processes (DelegatedLock)
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "user": getpass.getuser(),
@@ -63,10 +65,12 @@ class WriteLock:
         previous = self.read_holder()
         if previous:  # a lock file whose holder died without releasing it
             self.recovered_from = previous
+        info = _holder_info()
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(_holder_info()).encode(), 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
         os.fsync(fd)
         self._fd = fd
+        self.token = info["token"]
         return self
 
     def release(self) -> None:
@@ -95,3 +99,39 @@ class WriteLock:
             self.release()
         except Exception:
             pass
+
+
+class DelegatedLock:
+    """Write access lent by a live lock holder to its worker processes (dask tasks), one video each.
+
+    The holder passes its token; a worker is let in only while the lock file names that token and
+    the holder still holds the lock, so a task outliving its coordinator cannot write.
+    """
+
+    def __init__(self, project_dir: str | Path, token: str):
+        self.path = Path(project_dir) / ".lock"
+        self.token = token
+
+    @property
+    def held(self) -> bool:
+        return True
+
+    def acquire(self) -> "DelegatedLock":
+        holder = WriteLock(self.path.parent).read_holder() or {}
+        if holder.get("token") != self.token:
+            raise LockError("the process that lent this worker write access no longer holds the project", self.path.parent,
+                            "rerun the batch command")
+        fd = os.open(self.path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # held, as it must be
+            return self
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            raise LockError("the process that lent this worker write access has died", self.path.parent,
+                            "rerun the batch command")
+        finally:
+            os.close(fd)
+
+    def release(self) -> None:
+        pass

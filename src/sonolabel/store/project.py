@@ -18,7 +18,7 @@ from .. import __version__
 from ..errors import SchemaError, StoreError
 from ..palette import Palette, load_palette
 from . import layout
-from .lock import WriteLock
+from .lock import DelegatedLock, WriteLock
 from .video import Video, create_video_arrays
 
 
@@ -57,8 +57,10 @@ class Project:
         return cls(path, root, lock)
 
     @classmethod
-    def open(cls, path: str | Path, mode: str = "r") -> "Project":
-        """Open an existing project; ``mode="a"`` takes the write lock (a second writer is refused)."""
+    def open(cls, path: str | Path, mode: str = "r", token: str | None = None) -> "Project":
+        """Open an existing project; ``mode="a"`` takes the write lock (a second writer is refused).
+        With the ``token`` of the live lock holder (:attr:`write_token`), a worker process of that
+        holder writes under its lock instead (batch work: one video per task)."""
         path = Path(path)
         if not (path / "zarr.json").is_file():
             raise StoreError(
@@ -80,13 +82,15 @@ class Project:
                 "upgrade sonolabel (pip install -U sonolabel) to open it",
             )
         lock = None
-        if mode == "a":
+        if mode == "a" and token is not None:
+            lock = DelegatedLock(path, token).acquire()
+        elif mode == "a":
             lock = WriteLock(path).acquire()
         elif mode != "r":
             raise ValueError(f"mode must be 'r' or 'a', not {mode!r}")
         root = zarr.open_group(store=LocalStore(path, read_only=(mode == "r")), mode="r" if mode == "r" else "r+")
         project = cls(path, root, lock)
-        if lock is not None:
+        if isinstance(lock, WriteLock):
             project._remove_stale_staging()
         return project
 
@@ -97,6 +101,12 @@ class Project:
         if (path / "zarr.json").exists():
             return cls.open(path, mode="a"), False
         return cls.create(path, palette), True
+
+    @property
+    def write_token(self) -> str:
+        """The token that lets this holder's worker processes write (``Project.open(path, "a", token=...)``)."""
+        self.require_writable()
+        return self._lock.token
 
     @property
     def writable(self) -> bool:
