@@ -83,8 +83,8 @@ def import_keyframe_masks(video: Video, masks_dir: str | Path, who: str | None =
         if rep.unknown_fraction > max_unknown_fraction:
             raise InputError(
                 f"{rep.unknown_fraction:.2%} of pixels match no palette colour (limit {max_unknown_fraction:.2%}); "
-                f"first at (y,x) {rep.unknown_first[:3]}" + ("; probable BGR" if rep.probable_bgr else ""),
-                f, "check the mask uses the project's palette (see `sonolabel info PROJECT`)",
+                f"first at (y,x) {rep.unknown_first[:3]}" + ("; they match with red and blue swapped (BGR)" if rep.probable_bgr else ""),
+                f, "rerun with --bgr" if rep.probable_bgr else "check the mask uses the project's palette (see `sonolabel info PROJECT`)",
             )
         video.check_mask(labels, str(f))
         checked.append((t, labels, f))

@@ -56,6 +56,8 @@ def make_splits(frames_per_subject: dict[str, int], val_fraction: float = 0.1, s
 def read_splits(dataset: str | Path) -> dict:
     """The dataset's splits, as edited by a person if they did; checked against its subjects."""
     path = Path(dataset) / SPLITS_FILE
+    if path.exists() and not path.resolve().is_relative_to(Path(dataset).resolve()):
+        raise InputError("links to a file outside the dataset", path, "replace the link by the dataset's own splits.json")
     try:
         splits = json.loads(path.read_text())
     except (OSError, ValueError) as e:

@@ -30,7 +30,13 @@ def read_table(path: str | Path):
 
 
 def dataset_info(path: str | Path) -> dict:
+    """The dataset's description (classes, size, subjects, provenance); refuses a dataset whose
+    arrays or files lead outside its folder through links or '..'."""
     path = Path(path)
+    root = path.resolve()
+    for entry in path.iterdir() if path.is_dir() else []:
+        if not entry.resolve().is_relative_to(root):
+            raise InputError(f"{entry.name} links outside the dataset", entry, "a dataset must hold its own files")
     try:
         g = zarr.open_group(str(path), mode="r")
         return dict(g.attrs["sonolabel_dataset"])

@@ -23,8 +23,9 @@ def phantom_project(phantom_dir: str | Path, project_path: str | Path, keyframe_
     from ..io import import_recording
 
     phantom_dir = Path(phantom_dir)
+    recordings = read_manifest(phantom_dir)  # checked before anything is created
     project = Project.create(project_path)
-    for rec in read_manifest(phantom_dir):
+    for rec in recordings:
         vid = import_recording(project, phantom_dir / rec.video, rec.subject, trial=rec.trial, task="phantom",
                                kinematics=phantom_dir / rec.kinematics)
         video = project.video(vid)

@@ -113,4 +113,11 @@ def read_manifest(folder: str | Path) -> list[PhantomRecording]:
         data = json.loads((folder / "manifest.json").read_text())
     except (OSError, ValueError) as e:
         raise InputError(f"not a phantom folder ({e})", folder) from None
-    return [PhantomRecording(**r) for r in data["recordings"]]
+    recordings = [PhantomRecording(**r) for r in data["recordings"]]
+    root = folder.resolve()
+    for rec in recordings:
+        for rel in (rec.video, rec.labels, rec.kinematics):
+            if not (folder / rel).resolve().is_relative_to(root):
+                raise InputError(f"manifest names {rel!r}, outside the phantom folder", folder / "manifest.json",
+                                 "paths in a manifest must stay inside its folder")
+    return recordings

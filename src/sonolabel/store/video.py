@@ -138,7 +138,11 @@ class Video:
         src = self.group[f"{layout.TABLE}/source"]
         if corrected is None:
             corrected = int(src[t]) in (LabelSource.PROPAGATED, LabelSource.CORRECTED)
-        self.annotated[t] = mask  # the durable part: one chunk, written to a temp file and renamed
+        try:
+            self.annotated[t] = mask  # the durable part: one chunk, written to a temp file and renamed
+        except OSError as e:
+            raise StoreError(f"could not write the labels of frame {t} of {self.id} ({e.strerror or e})", self.project.path,
+                             "free space or fix the disk, then save again; the frame's previous labels are unchanged") from None
         self._set_row(t, LabelSource.CORRECTED if corrected else LabelSource.ANNOTATED, who)
 
     def remove_annotation(self, t: int, who: str | None = None) -> None:
