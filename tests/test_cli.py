@@ -84,7 +84,8 @@ def test_cli_errors_are_one_line_and_leave_nothing(tmp_path):
 
 
 @pytest.mark.parametrize("cmd", [[], ["phantom"], ["import"], ["info"], ["quantize"], ["masks", "export"], ["demo"],
-                                 ["keyframes", "import"], ["keyframes", "suggest"], ["propagate"]])
+                                 ["keyframes", "import"], ["keyframes", "suggest"], ["propagate"],
+                                 ["train", "unet"], ["predict"], ["drift"], ["review", "list"], ["review", "exclude"]])
 def test_help_on_every_subcommand(cmd, capsys):
     with pytest.raises(SystemExit) as e:
         main([*cmd, "--help"])

@@ -8,12 +8,7 @@ import sys
 from .. import __version__
 from ..errors import SonolabelError
 from . import commands, review_commands, train_commands
-
-
-def add_batch_options(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--workers", type=int, default=1, help="local dask worker processes, one video each (default 1: here)")
-    s.add_argument("--scheduler", help="address of a dask.distributed scheduler (tcp://host:port); the project must be "
-                                       "on a file system every worker sees")
+from .options import add_batch_options
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import InputError
+from .options import add_batch_options
 
 
 def drift(args) -> int:
@@ -70,8 +71,6 @@ def add_parsers(sub) -> None:
     s.add_argument("--model", help="U-Net checkpoint: predict first, adding its loss curves to the signals")
     s.add_argument("--config", help="JSON file of drift settings (DriftConfig)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    from .main import add_batch_options
-
     add_batch_options(s)
     s.set_defaults(func=drift)
 

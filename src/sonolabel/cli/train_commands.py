@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from ..errors import InputError
+from .options import add_batch_options
 
 
 def train_unet(args) -> int:
@@ -57,8 +58,6 @@ def predict(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    from .main import add_batch_options
-
     train = sub.add_parser("train", help="train models on an exported dataset").add_subparsers(
         dest="train_command", required=True, metavar="MODEL")
     s = train.add_parser("unet", help="segmentation U-Net (segmentation-models-pytorch)",
