@@ -92,3 +92,73 @@ def test_drift_on_two_workers_equals_serial(two_videos, tmp_path):
             run_drift(p, workers=workers)
             flags[name] = ReviewLog(p).flags()
     assert flags["serial"] and flags["serial"] == flags["parallel"]
+
+
+def test_import_manifest_on_two_workers_equals_serial(tmp_path):
+    generate_phantom(tmp_path / "ph", subjects=2, frames=12, seed=3, trials=2)
+    manifest = tmp_path / "ph" / "recordings.csv"
+    lines = ["source,subject,trial,task,kinematics"]
+    for s in ("sub-01", "sub-02"):
+        for t in (1, 2):
+            lines.append(f"{s}/trial-{t}/video.mp4,{s},{t},grip,{s}/trial-{t}/kinematics.csv")
+    lines.append("sub-01/trial-1/video.mp4,sub-01,1,grip,")  # the same recording twice gets a second id
+    manifest.write_text("\n".join(lines) + "\n")
+    digests = {}
+    for name, workers in (("serial", 1), ("parallel", 2)):
+        path = tmp_path / f"{name}.zarr"
+        r = subprocess.run([sys.executable, "-m", "sonolabel", "import", str(path), str(manifest), "--workers", str(workers)],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        with Project.open(path) as p:
+            ids = p.video_ids()
+            digests[name] = {v: (np.asarray(p.video(v).frames[:]).tobytes().__hash__(), p.video(v).has_kinematics) for v in ids}
+    assert len(digests["serial"]) == 5 and "sub-01-T1-grip-2" in digests["serial"]
+    assert digests["serial"] == digests["parallel"]
+
+
+def test_import_manifest_reports_bad_rows_and_keeps_the_rest(tmp_path):
+    generate_phantom(tmp_path / "ph", subjects=1, frames=8, seed=3)
+    (tmp_path / "ph" / "broken.mp4").write_bytes(b"\\x00" * 200)
+    manifest = tmp_path / "ph" / "list.csv"
+    manifest.write_text("source,subject\nsub-01/trial-1/video.mp4,A\nbroken.mp4,B\n")
+    r = subprocess.run([sys.executable, "-m", "sonolabel", "import", str(tmp_path / "p.zarr"), str(manifest), "--workers", "2"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "broken.mp4" in r.stderr and "1 of 2 recordings failed" in r.stderr
+    with Project.open(tmp_path / "p.zarr") as p:
+        assert p.video_ids() == ["A"]
+
+
+def test_quantize_on_two_workers_equals_serial(tmp_path):
+    from PIL import Image
+
+    from sonolabel.palette import FOREARM
+    from sonolabel.quantize import quantize_folder
+
+    rng = np.random.default_rng(0)
+    colours = np.array(FOREARM.colors, np.int16)
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for i in range(12):
+        idx = rng.integers(0, 8, (40, 40))
+        noisy = np.clip(colours[idx] + rng.integers(-6, 7, (40, 40, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(masks / f"{i:04d}.png")
+    a = quantize_folder(masks, tmp_path / "serial", FOREARM)
+    b = quantize_folder(masks, tmp_path / "parallel", FOREARM, workers=2)
+    assert [r.source for r in a] == [r.source for r in b]
+    for f in sorted((tmp_path / "serial").iterdir()):
+        np.testing.assert_array_equal(np.asarray(Image.open(f)), np.asarray(Image.open(tmp_path / "parallel" / f.name)))
+
+
+def test_export_on_two_workers_equals_serial(two_videos, tmp_path):
+    from sonolabel.export import ExportConfig, export_dataset
+    from sonolabel.export.torch_data import dataset_info, read_table
+
+    with Project.open(two_videos) as p:
+        a = export_dataset(p, tmp_path / "serial", ExportConfig(size=64))
+        b = export_dataset(p, tmp_path / "parallel", ExportConfig(size=64), workers=2)
+    assert dataset_info(a)["provenance"]["content_sha256"] == dataset_info(b)["provenance"]["content_sha256"]
+    assert read_table(a).sort_index(axis=1).equals(read_table(b).sort_index(axis=1))
+    import zarr
+
+    np.testing.assert_array_equal(zarr.open_array(str(a / "labels/classes/0"))[:], zarr.open_array(str(b / "labels/classes/0"))[:])
+    np.testing.assert_array_equal(zarr.open_array(str(a / "kinematics"))[:], zarr.open_array(str(b / "kinematics"))[:])

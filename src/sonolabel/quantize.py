@@ -208,6 +208,28 @@ def write_index_png(path: str | Path, labels: np.ndarray, palette: Palette | Non
 MASK_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
+def _quantize_files(job: tuple, quantizer: Quantizer | None = None, bar=None) -> list[QuantizeReport]:
+    """Quantize ``files`` into index PNGs in ``staging``; refuses a mask with too many unknown pixels."""
+    files, staging, palette, tolerance, max_unknown_fraction, swap_rb = job
+    q = quantizer or Quantizer(palette, tolerance)
+    reports = []
+    for f in files:
+        labels, rep = read_mask(f, palette, q, swap_rb=swap_rb)
+        if max_unknown_fraction is not None and rep.unknown_fraction > max_unknown_fraction:
+            raise InputError(
+                f"{rep.unknown_fraction:.2%} of pixels are farther than {tolerance:g} from every palette colour "
+                f"(limit {max_unknown_fraction:.2%}); first at (y,x) {rep.unknown_first[:3]}"
+                + ("; the colours match far better with red and blue swapped (probable BGR)" if rep.probable_bgr else ""),
+                f,
+                "check the palette (--palette), add --bgr for BGR masks, or raise --max-unknown-fraction",
+            )
+        write_index_png(Path(staging) / f"{f.stem}.png", labels, palette)
+        reports.append(rep)
+        if bar is not None:
+            bar.update(1)
+    return reports
+
+
 def quantize_folder(
     in_dir: str | Path,
     out_dir: str | Path,
@@ -216,14 +238,19 @@ def quantize_folder(
     max_unknown_fraction: float | None = None,
     swap_rb: bool = False,
     progress: bool = False,
+    workers: int | None = 1,
+    scheduler: str | None = None,
 ) -> list[QuantizeReport]:
     """Quantize every mask in ``in_dir`` into index PNGs (same stem) in ``out_dir``.
 
     All files are checked before any is placed in ``out_dir``: with ``max_unknown_fraction``
     a mask with more unknown pixels fails the whole folder and ``out_dir`` is left untouched.
+    ``workers`` > 1 or a ``scheduler`` address spreads the files over dask workers (same output).
     """
     from natsort import natsorted
     from tqdm import tqdm
+
+    from .batch import run_tasks
 
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     if not in_dir.is_dir():
@@ -231,19 +258,13 @@ def quantize_folder(
     files = natsorted(p for p in in_dir.iterdir() if p.suffix.lower() in MASK_SUFFIXES)
     if not files:
         raise InputError("no mask images (png/jpg/tif/bmp) in folder", in_dir)
-    q = Quantizer(palette, tolerance)
-    reports = []
     with staged_folder(out_dir) as staging:
-        for f in tqdm(files, desc="quantize", unit="mask", disable=not progress):
-            labels, rep = read_mask(f, palette, q, swap_rb=swap_rb)
-            if max_unknown_fraction is not None and rep.unknown_fraction > max_unknown_fraction:
-                raise InputError(
-                    f"{rep.unknown_fraction:.2%} of pixels are farther than {tolerance:g} from every palette colour "
-                    f"(limit {max_unknown_fraction:.2%}); first at (y,x) {rep.unknown_first[:3]}"
-                    + ("; the colours match far better with red and blue swapped (probable BGR)" if rep.probable_bgr else ""),
-                    f,
-                    "check the palette (--palette), add --bgr for BGR masks, or raise --max-unknown-fraction",
-                )
-            write_index_png(staging / f"{f.stem}.png", labels, palette)
-            reports.append(rep)
-    return reports
+        if scheduler is None and (workers or 1) <= 1:
+            with tqdm(total=len(files), desc="quantize", unit="mask", disable=not progress) as bar:
+                return _quantize_files((files, staging, palette, tolerance, max_unknown_fraction, swap_rb),
+                                       Quantizer(palette, tolerance), bar)
+        n_chunks = min(len(files), 4 * (workers or 2))
+        jobs = [(files[i::n_chunks], str(staging), palette, tolerance, max_unknown_fraction, swap_rb) for i in range(n_chunks)]
+        parts = run_tasks(_quantize_files, jobs, scheduler=scheduler, workers=workers, label="quantize")
+        order = {str(f): i for i, f in enumerate(files)}
+        return sorted((r for part in parts for r in part), key=lambda r: order.get(r.source, 0))

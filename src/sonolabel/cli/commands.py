@@ -42,6 +42,10 @@ def import_(args) -> int:
     source = Path(args.source)
     if not source.exists():
         raise InputError("no such file or folder", source)
+    if source.suffix.lower() == ".csv":
+        return import_batch(args, source)
+    if not args.subject:
+        raise InputError("--subject is required when importing one recording", source)
     palette = load_palette(args.palette) if args.palette else None
     project, created = Project.open_or_create(args.project, palette)
     try:
@@ -61,6 +65,26 @@ def import_(args) -> int:
         raise
     for vid in ids:
         print(vid)
+    return 0
+
+
+def import_batch(args, manifest: Path) -> int:
+    """``sonolabel import PROJECT list.csv``: every recording of the manifest, one dask task each."""
+    from ..io.batch import import_manifest
+    from ..store import Project
+
+    palette = load_palette(args.palette) if args.palette else None
+    project, created = Project.open_or_create(args.project, palette)
+    with project:
+        results = import_manifest(project, manifest, scheduler=args.scheduler, workers=args.workers)
+        if created and not any(r.error is None for r in results):
+            shutil.rmtree(args.project, ignore_errors=True)
+    failed = [r for r in results if r.error]
+    for r in results:
+        print(r.video if r.error is None else f"failed: {r.error}", file=sys.stderr if r.error else sys.stdout)
+    if failed:
+        raise InputError(f"{len(failed)} of {len(results)} recordings failed (listed above); the others were imported",
+                         manifest, "fix those rows and import them again")
     return 0
 
 
@@ -103,7 +127,8 @@ def quantize(args) -> int:
     from ..quantize import quantize_folder
 
     reports = quantize_folder(args.in_dir, args.out_dir, load_palette(args.palette), tolerance=args.tolerance,
-                              max_unknown_fraction=args.max_unknown_fraction, swap_rb=args.bgr, progress=True)
+                              max_unknown_fraction=args.max_unknown_fraction, swap_rb=args.bgr, progress=True,
+                              workers=args.workers, scheduler=args.scheduler)
     worst = max(reports, key=lambda r: r.unknown_fraction)
     n_unknown = sum(r.unknown_count > 0 for r in reports)
     print(f"quantized {len(reports)} masks into {args.out_dir}; {n_unknown} with unknown colours"
@@ -253,7 +278,7 @@ def export(args) -> int:
     cfg = ExportConfig(size=args.size, videos=args.videos, include_unreviewed=args.include_unreviewed,
                        label_resize=args.labels, val_fraction=args.val_fraction, seed=args.seed)
     with Project.open(args.project) as project, tqdm(desc="export", unit="frame") as bar:
-        out = export_dataset(project, args.out, cfg, progress=bar.update)
+        out = export_dataset(project, args.out, cfg, progress=bar.update, scheduler=args.scheduler, workers=args.workers)
         n = bar.n
     splits = read_splits(out)
     print(f"exported {n} frames to {out} (train subjects {splits['train']}, val {splits['val']}, "

@@ -29,8 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("import", help="import a recording (video, frame folder, HDF5, Clarius raw) or image/mask pairs",
                        description="Import into PROJECT (created when missing); prints the new video's id as the last line.")
     s.add_argument("project")
-    s.add_argument("source", help="mp4/avi file, frame folder, .h5 session, Clarius *_env.raw, or a folder with images/ and masks/")
-    s.add_argument("--subject", required=True)
+    s.add_argument("source", help="mp4/avi file, frame folder, .h5 session, Clarius *_env.raw, a folder with images/ and "
+                                  "masks/, or a .csv manifest of many recordings (columns source, subject, trial, task, "
+                                  "kinematics, fps, crop; --subject then not needed)")
+    s.add_argument("--subject")
     s.add_argument("--trial")
     s.add_argument("--task")
     s.add_argument("--crop", help="x,y,w,h of the ultrasound box (default: detected)")
@@ -41,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--masks", help="mask folder for image/mask pairs (default SOURCE/masks)")
     s.add_argument("--bgr", action="store_true", help="colour masks are BGR: swap red and blue")
     s.add_argument("--palette", help="palette preset or JSON file for a new project (default: forearm)")
+    add_batch_options(s)
     s.set_defaults(func=commands.import_)
 
     s = sub.add_parser("info", help="show a project's videos, or one video's details")
@@ -56,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tolerance", type=float, default=40.0, help="RGB distance beyond which a colour is unknown")
     s.add_argument("--max-unknown-fraction", type=float, help="fail when a mask has more unknown pixels than this")
     s.add_argument("--bgr", action="store_true", help="masks are BGR: swap red and blue")
+    add_batch_options(s)
     s.set_defaults(func=commands.quantize)
 
     masks = sub.add_parser("masks", help="masks in and out of a project").add_subparsers(dest="masks_command", required=True, metavar="ACTION")
@@ -110,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--labels", default="majority", choices=("majority", "nearest"), help="how labels are resized")
     s.add_argument("--val-fraction", type=float, default=0.1)
     s.add_argument("--seed", type=int, default=0)
+    add_batch_options(s)
     s.set_defaults(func=commands.export)
 
     train_commands.add_parsers(sub)

@@ -32,6 +32,7 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 from .. import __version__
+from ..batch import run_tasks
 from ..errors import InputError
 from ..store import LabelSource, Project, Video
 from ..store.chunks import FrameReader, FrameWriter
@@ -103,6 +104,27 @@ def _convert_batch(readers: tuple[FrameReader, FrameReader, FrameReader], writer
     return img, lab
 
 
+def _convert_video(job: tuple, progress: Callable[[int], None] | None = None) -> str:
+    """Write one video's frames and labels at dataset rows ``pos...`` of the staging dataset; returns
+    the digest of what it wrote. Runs here or as a dask task (it opens everything by path)."""
+    project_path, video_id, idx, staging, pos, size, n_classes, label_resize = job
+    digest = hashlib.sha256()
+    with Project.open(project_path) as project:
+        v = project.video(video_id)
+        readers = (FrameReader(v.frames), FrameReader(v.annotated), FrameReader(v.propagated))
+        g = zarr.open_group(str(staging), mode="r+")
+        writers = (FrameWriter(g["0"]), FrameWriter(g["labels/classes/0"]))
+        batches = [(idx[i:i + BATCH], pos + i) for i in range(0, len(idx), BATCH)]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            jobs = pool.map(lambda b: _convert_batch(readers, writers, b[0], b[1], size, n_classes, label_resize), batches)
+            for (sel, _), (img, lab) in zip(batches, jobs):
+                digest.update(img.tobytes())
+                digest.update(lab.tobytes())
+                if progress is not None:
+                    progress(len(sel))
+    return digest.hexdigest()
+
+
 def _remove_dead_staging(out: Path) -> None:
     """Remove temporary folders left by exports to ``out`` whose process died."""
     for d in out.parent.glob(f".{out.name}.partial-*"):
@@ -116,8 +138,10 @@ def _remove_dead_staging(out: Path) -> None:
 
 
 def export_dataset(project: Project, out: str | Path, config: ExportConfig | None = None,
-                   progress: Callable[[int], None] | None = None) -> Path:
-    """Write the dataset to ``out`` (which must not exist); returns its path."""
+                   progress: Callable[[int], None] | None = None, scheduler: str | None = None,
+                   workers: int | None = 1) -> Path:
+    """Write the dataset to ``out`` (which must not exist); returns its path. ``workers`` > 1 or a
+    ``scheduler`` address converts the videos as dask tasks (one video each; the same dataset)."""
     cfg = config or ExportConfig()
     out = Path(out)
     if out.exists():
@@ -135,41 +159,36 @@ def export_dataset(project: Project, out: str | Path, config: ExportConfig | Non
     _remove_dead_staging(out)
     staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
     progress = progress or (lambda i: None)
-    pool = ThreadPoolExecutor(max_workers=2)
     try:
         root = zarr.open_group(str(staging), mode="w")
         frame = dict(shape=(n, s, s), chunks=(1, s, s), dtype="uint8", fill_value=0, compressors=ZstdCodec(level=1))
-        images = root.create_array("0", **frame)
+        root.create_array("0", **frame)
         labels_group = root.create_group("labels")
         label_img = labels_group.create_group("classes")
-        labels = label_img.create_array("0", **frame)
-        writers = (FrameWriter(images), FrameWriter(labels))
+        label_img.create_array("0", **frame)
         kin_cols = list(FINGERS)
         kin = root.create_array("kinematics", shape=(n, len(kin_cols)), chunks=(max(1, min(n, 65536)), len(kin_cols)),
                                 dtype="float32", fill_value=float("nan"))
         table: dict[str, list] = {c: [] for c in ("subject", "trial", "task", "video", "frame", "time", "source", "review", "drift")}
-        digest = hashlib.sha256()
-        pos = 0
-        for v, idx in plan:
+        starts = np.cumsum([0] + [len(idx) for _, idx in plan])
+        jobs = [(str(project.path), v.id, idx, str(staging), int(start), s, k, cfg.label_resize)
+                for (v, idx), start in zip(plan, starts)]
+        if scheduler is None and (workers or 1) <= 1:
+            digests = [_convert_video(job, progress) for job in jobs]
+        else:
+            digests = run_tasks(_convert_video, jobs, scheduler=scheduler, workers=workers, label="export")
+            progress(n)
+        digest = hashlib.sha256("".join(digests).encode())
+        for (v, idx), pos in zip(plan, starts):
             a = v.attrs
             fps = a.get("fps") or float("nan")
             names = np.array([s_.name.lower() for s_ in LabelSource])[v.sources()[idx]]
-            review = v.column("review", "unreviewed")[idx]
-            drift = v.column("drift", np.nan)[idx]
             vk = v.kinematics()
-            readers = (FrameReader(v.frames), FrameReader(v.annotated), FrameReader(v.propagated))
-            batches = [(idx[i:i + BATCH], pos + i) for i in range(0, len(idx), BATCH)]
-            jobs = pool.map(lambda b: _convert_batch(readers, writers, b[0], b[1], s, k, cfg.label_resize), batches)
-            for (sel, _), (img, lab) in zip(batches, jobs):
-                digest.update(img.tobytes())
-                digest.update(lab.tobytes())
-                if vk is not None:
-                    cols = [c for c in kin_cols if c in vk.columns]
-                    block = np.full((len(sel), len(kin_cols)), np.nan, np.float32)
-                    block[:, [kin_cols.index(c) for c in cols]] = vk[cols].to_numpy()[sel]
-                    kin[pos:pos + len(sel)] = block
-                pos += len(sel)
-                progress(len(sel))
+            if vk is not None:
+                cols = [c for c in kin_cols if c in vk.columns]
+                block = np.full((len(idx), len(kin_cols)), np.nan, np.float32)
+                block[:, [kin_cols.index(c) for c in cols]] = vk[cols].to_numpy()[idx]
+                kin[int(pos):int(pos) + len(idx)] = block
             table["subject"] += [str(a.get("subject"))] * len(idx)
             table["trial"] += [str(a.get("trial") or "")] * len(idx)
             table["task"] += [str(a.get("task") or "")] * len(idx)
@@ -177,8 +196,8 @@ def export_dataset(project: Project, out: str | Path, config: ExportConfig | Non
             table["frame"] += idx.tolist()
             table["time"] += (idx / fps).tolist()
             table["source"] += names.tolist()
-            table["review"] += list(map(str, review))
-            table["drift"] += list(map(float, drift))
+            table["review"] += list(map(str, v.column("review", "unreviewed")[idx]))
+            table["drift"] += list(map(float, v.column("drift", np.nan)[idx]))
         tg = root.create_group("table")
         for col, values in table.items():
             arr = np.asarray(values, dtype=object if col in TABLE_STR else (np.int64 if col == "frame" else np.float64))
@@ -208,6 +227,4 @@ def export_dataset(project: Project, out: str | Path, config: ExportConfig | Non
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    finally:
-        pool.shutdown(cancel_futures=True)
     return out

@@ -146,8 +146,10 @@ def import_recording(
     kinematics: str | Path | None = None,
     h5_keys: dict[str, str] | None = None,
     progress: bool = False,
+    video_id: str | None = None,
 ) -> str:
-    """Import one recording (video file, frame folder, HDF5 session, Clarius raw) as a new video; returns its id."""
+    """Import one recording (video file, frame folder, HDF5 session, Clarius raw) as a new video; returns its id
+    (``video_id`` when given: batch imports assign ids up front)."""
     from tqdm import tqdm
 
     project.require_writable()
@@ -158,7 +160,10 @@ def import_recording(
         crop = Crop.parse(crop)
     box = crop or detect_box(first)
     box.check(height, width, src.path)
-    video_id = project.new_video_id(subject, trial, task)
+    if video_id is None:
+        video_id = project.new_video_id(subject, trial, task)
+    elif video_id in project.video_ids():
+        raise InputError(f"video {video_id!r} exists already", project.path)
     attrs = {
         "subject": str(subject), "trial": None if trial is None else str(trial), "task": task,
         "fps": src.fps, "source": str(Path(src.path).resolve()), "sha256": sha256_of(Path(src.path)),

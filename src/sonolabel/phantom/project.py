@@ -33,5 +33,5 @@ def phantom_project(phantom_dir: str | Path, project_path: str | Path, keyframe_
         for start in range(0, video.n_frames, 256):
             video.save_propagated(start, np.asarray(truth[start:start + 256]))
         for t in range(0, video.n_frames, keyframe_every):
-            video.save_annotation(t, np.asarray(truth[t]), who=who)
+            video.save_annotation(t, np.asarray(truth[t]), who=who, corrected=False)
     return project
