@@ -130,21 +130,26 @@ def predict_video(video: Video, model: PaddedUNet, ckpt: dict, batch: int = 16, 
                             float(np.nanmean(dice_cat)) if np.isfinite(dice_cat).any() else float("nan"))
 
 
-def _predict_one(video: Video, model_path: str, batch: int, device: str, progress=None) -> PredictionReport:
-    model, ckpt = load_unet(model_path, list(video.project.palette.names))
+def _load(model_path: str | Path, classes: list[str]) -> tuple[PaddedUNet, dict]:
+    model, ckpt = load_unet(model_path, classes)
     ckpt["path"] = str(Path(model_path).resolve())
     ckpt["sha256"] = hashlib.sha256(Path(model_path).read_bytes()).hexdigest()
-    return predict_video(video, model, ckpt, batch, device, progress)
+    return model, ckpt
+
+
+def _predict_one(video: Video, model_path: str, batch: int, device: str) -> PredictionReport:
+    model, ckpt = _load(model_path, list(video.project.palette.names))
+    return predict_video(video, model, ckpt, batch, device)
 
 
 def predict_project(project: Project, model_path: str | Path, videos: list[str] | None = None, batch: int = 16,
                     device: str = "auto", progress: Callable[[int], None] | None = None, scheduler: str | None = None,
                     workers: int | None = 1) -> list[PredictionReport]:
     """Predict the given videos (default: all) with the checkpoint at ``model_path``; ``workers`` > 1 or a
-    ``scheduler`` address spreads the videos over dask workers."""
-    load_unet(model_path, list(project.palette.names))  # refuse a wrong checkpoint here, before any task starts
+    ``scheduler`` address spreads the videos over dask workers (each task loads the model)."""
+    model, ckpt = _load(model_path, list(project.palette.names))  # a wrong checkpoint is refused here, before any task
     ids = videos or project.video_ids()
     if scheduler is None and (workers or 1) <= 1:
-        return [_predict_one(project.video(v), str(model_path), batch, device, progress) for v in ids]
+        return [predict_video(project.video(v), model, ckpt, batch, device, progress) for v in ids]
     return map_videos(project, _predict_one, ids, str(model_path), batch, device, scheduler=scheduler, workers=workers,
                       label="predict")
