@@ -85,6 +85,13 @@ def test_zero_frame_video_refused(corpus, tmp_path):
     assert not (tmp_path / "new.zarr").exists()
 
 
+def test_unsupported_codec_refused(tmp_path):
+    avi = write_video(tmp_path / "mjpeg.avi", boxed_frames(6, 64, 64, box=(0, 0, 64, 64)), codec="mjpeg")
+    (tmp_path / "odd.avi").write_bytes(avi.read_bytes().replace(b"MJPG", b"ZZZZ"))  # a codec FFmpeg does not know
+    one_line_error(cli("import", tmp_path / "new.zarr", tmp_path / "odd.avi", "--subject", "S1"), "odd.avi", "codec")
+    assert not (tmp_path / "new.zarr").exists()
+
+
 def test_audio_only_file_refused(tmp_path):
     import av
 

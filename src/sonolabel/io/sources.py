@@ -70,6 +70,10 @@ class VideoFile(FrameSource):
                 if not c.streams.video:
                     raise InputError("has no video stream", path)
                 s = c.streams.video[0]
+                if s.codec_context is None:
+                    tag = getattr(s, "codec_tag", "") or "unknown"
+                    raise InputError(f"uses a video codec that cannot be decoded here (tag {tag!r})", path,
+                                     "re-export the recording as H.264 mp4 (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)")
                 self.n_frames_header = int(s.frames or 0)
                 rate = s.average_rate or s.guessed_rate
                 self.fps = float(rate) if rate else None
