@@ -2,7 +2,9 @@
 
 Tissue lives on a fixed canvas (tissue coordinates); every frame is a smooth backward warp of
 that canvas: probe drift and jitter, plus muscles that bulge and slide with the flexion of the
-fingers that drive them. Speckle is a filtered complex field on the same canvas, so it moves
+fingers that drive them. The finger flexors (FDS, FDP) also bulge locally in one compartment per
+finger, laid out from the radial side (index) to the ulnar side (little) as in a real forearm,
+so which finger moved is visible, not only how much. Speckle is a filtered complex field on the same canvas, so it moves
 with the tissue; it is slowly rotated towards a second field so it also partly decorrelates.
 Bones get a bright cortex on their upper surface and cast an acoustic shadow below.
 """
@@ -22,6 +24,8 @@ from .kinematics import PEAK, finger_kinematics
 
 SIZE = 480
 MARGIN = 32
+COMPARTMENT_MUSCLES = ("FDS", "FDP")
+COMPARTMENTS = {1: -0.5, 2: -0.17, 3: 0.17, 4: 0.5}  # finger -> centre offset in muscle half-widths (radial < 0)
 
 
 @dataclass
@@ -92,8 +96,21 @@ class PhantomRenderer:
         py, px = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
         self.px, self.py = px, py
         self.weights = [np.exp(-0.5 * (((px - s.cx) / (1.3 * s.rx)) ** 2 + ((py - s.cy) / (1.3 * s.ry)) ** 2)) for s in self.muscles]
+        self.compartments = self._compartments(np.random.default_rng([seq.seed, 11]))
         depth = np.arange(SIZE, dtype=np.float32)[:, None]
         self.depth_gain = (np.exp(-0.0022 * depth) * (1 + 0.0012 * depth)).astype(np.float32)
+
+    def _compartments(self, rng: np.random.Generator) -> list[tuple[int, float, float, np.ndarray]]:
+        """(finger, centre x, centre y, weight map) of each digit compartment of the finger flexors."""
+        out = []
+        for s in self.muscles:
+            if s.name not in COMPARTMENT_MUSCLES:
+                continue
+            for f, offset in COMPARTMENTS.items():
+                cx = s.cx + (offset + rng.normal(0, 0.06)) * s.rx
+                w = np.exp(-0.5 * (((self.px - cx) / (0.35 * s.rx)) ** 2 + ((self.py - s.cy) / (0.8 * s.ry)) ** 2))
+                out.append((f, cx, s.cy, w.astype(np.float32)))
+        return out
 
     def _grid(self, t: int) -> torch.Tensor:
         """Tissue coordinates sampled by every image pixel of frame ``t``, normalised for grid_sample."""
@@ -109,6 +126,11 @@ class PhantomRenderer:
             slide = float(np.dot(s.lateral, flex))
             ux += w * (bulge * (self.px - s.cx) + slide)
             uy += w * (bulge * (self.py - s.cy) * 1.4 - 3.0 * act)
+        for f, cx, cy, w in self.compartments:
+            if flex[f] <= 0.0:
+                continue
+            ux += w * (0.12 * flex[f] * (self.px - cx))
+            uy += w * (0.12 * flex[f] * (self.py - cy) - 4.0 * flex[f])
         tx = self.px - ux + seq.drift[t, 0] + MARGIN
         ty = self.py - uy + seq.drift[t, 1] + MARGIN
         n = SIZE + 2 * MARGIN
