@@ -18,6 +18,7 @@ import numpy as np
 from .. import __version__
 from ..errors import InputError
 from ..store import Project
+from ..store.layout import FINGERS
 from .sources import FrameSource, open_source
 
 BATCH = 32
@@ -135,6 +136,23 @@ def read_kinematics_table(path: str | Path, n_frames: int) -> tuple[np.ndarray, 
     return df.to_numpy(np.float32), [str(c) for c in df.columns]
 
 
+def with_total_flexion(values: np.ndarray, columns: list[str], path: str | Path) -> tuple[np.ndarray, list[str]]:
+    """Kinematics plus the five fingers' total flexion when they can be derived from joint angles or
+    markers (docs/sonorank.md), so every video with hand kinematics carries ``thumb``..``little``."""
+    import pandas as pd
+
+    from ..rank.kinematics import flexion_from_table
+
+    table = pd.DataFrame(np.asarray(values, np.float64), columns=columns)
+    theta = flexion_from_table(table)
+    if theta is None or set(FINGERS) <= set(columns):
+        return values, columns
+    if not np.isfinite(theta.to_numpy()).all():
+        raise InputError("total flexion is undefined on some frames (coincident markers?)", path,
+                         "check the marker trajectories for gaps and duplicates")
+    return np.concatenate([values, theta.to_numpy(np.float32)], 1), [*columns, *FINGERS]
+
+
 def import_recording(
     project: Project,
     source: str | Path | FrameSource,
@@ -205,9 +223,9 @@ def import_recording(
         if kinematics is not None:
             values, cols = read_kinematics_table(kinematics, n)
             video.group.attrs["kinematics_source"] = str(Path(kinematics).resolve())
-            video.set_kinematics(values, cols)
+            video.set_kinematics(*with_total_flexion(values, cols, kinematics))
         elif src.kinematics is not None:
             if len(src.kinematics) != n:
                 raise InputError(f"kinematics have {len(src.kinematics)} rows but {n} frames decode", src.path)
-            video.set_kinematics(src.kinematics, src.kinematics_columns)
+            video.set_kinematics(*with_total_flexion(src.kinematics, src.kinematics_columns, src.path))
     return video_id

@@ -1,4 +1,12 @@
-"""Per-frame total finger flexion from motion-capture markers, and flex labels from it.
+"""Per-frame total finger flexion from joint-angle tables or motion-capture markers, and flex labels.
+
+Three sources give ``theta = theta_MP + theta_PIP`` per finger (degrees), one row per frame:
+
+* a table of total flexion: columns ``thumb``, ``index``, ``middle``, ``ring``, ``little``
+  (what the phantom writes, and what the store keeps);
+* a table of joint angles: columns ``<finger>_mp`` and ``<finger>_pip`` (summed; the thumb's
+  ``thumb_ip`` is accepted for ``thumb_pip``);
+* motion-capture markers: columns ``<marker>_x``, ``_y``, ``_z`` (below).
 
 Angles: the flexion at a joint is the angle between the segment before it and the segment after
 it, ``atan2(|u x v|, u . v)`` (0 deg when straight; stable near 0 and 180 where ``acos`` is not).
@@ -56,7 +64,26 @@ def total_flexion_from_markers(markers: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)[list(FINGERS)]
 
 
-def flex_labels(theta: pd.DataFrame, fraction: float = 0.5) -> pd.DataFrame:
-    """1 where a finger's flexion is above ``min + fraction * (max - min)`` of its range in the session."""
-    lo, hi = theta.min(), theta.max()
-    return (theta > lo + fraction * (hi - lo)).astype(np.int8)
+def flexion_from_table(table: pd.DataFrame) -> pd.DataFrame | None:
+    """Total flexion of the five fingers from any of the three kinds of table, or None when the
+    table holds none of them (other kinematics are kept as they are by the importer)."""
+    cols = set(table.columns)
+    if set(FINGERS) <= cols:
+        return table[list(FINGERS)].astype(float)
+    if all(f"{f}_mp" in cols and (f"{f}_pip" in cols or f == "thumb" and "thumb_ip" in cols) for f in FINGERS):
+        pip = {f: f"{f}_pip" if f"{f}_pip" in cols else "thumb_ip" for f in FINGERS}
+        return pd.DataFrame({f: table[f"{f}_mp"].astype(float) + table[pip[f]].astype(float) for f in FINGERS})
+    if any(c.endswith(("_x", "_y", "_z")) and c[:-2] in MARKERS for c in cols):
+        return total_flexion_from_markers(table)
+    return None
+
+
+def flex_labels(theta: pd.DataFrame | np.ndarray, fraction: float = 0.5, min_range: float = 10.0) -> np.ndarray:
+    """1 where a finger's flexion is above ``min + fraction * (max - min)`` of its range in the session.
+
+    A finger whose range in the session is under ``min_range`` degrees never flexed there: all 0
+    (otherwise tremor around a flat line would be labelled flexion half the time)."""
+    theta = np.asarray(theta, float)
+    lo, hi = np.nanmin(theta, 0), np.nanmax(theta, 0)
+    moved = (hi - lo) >= min_range
+    return ((theta > lo + fraction * (hi - lo)) & moved).astype(np.int8)
