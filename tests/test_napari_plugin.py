@@ -1,14 +1,10 @@
 """The napari front end, driven headless (under Xvfb) through a real viewer."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 napari = pytest.importorskip("napari")
 pytestmark = pytest.mark.gui
-
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "images"
 
 
 def test_manifest_validates():
@@ -166,13 +162,12 @@ def test_propagate_from_viewer_keeps_ui_responsive(make_napari_viewer, small_pro
     w.close_project()
 
 
-def test_screenshot_of_annotation_view(make_napari_viewer, small_project, qtbot):
+def test_screenshot_of_annotation_view(make_napari_viewer, small_project, qtbot, tmp_path):
     path, _ = small_project
     viewer, w = _dock(make_napari_viewer, path)
     viewer.dims.set_current_step(0, 40)
     qtbot.wait(200)
-    DOCS.mkdir(parents=True, exist_ok=True)
-    shot = viewer.screenshot(path=str(DOCS / "annotation-view.png"), canvas_only=False)
+    shot = viewer.screenshot(path=str(tmp_path / "annotation-view.png"), canvas_only=False)  # docs/screenshots.py makes the docs' ones
     assert shot.shape[0] > 200 and shot[..., :3].std() > 10  # not blank
     canvas = viewer.screenshot(canvas_only=True)
     assert canvas[..., :3].mean() > 5

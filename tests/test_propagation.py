@@ -111,19 +111,22 @@ def test_readout_cost_barely_depends_on_class_count():
 
     torch.manual_seed(0)
     q = F.normalize(torch.randn(27, 60, 60), dim=0)
-    times = {}
+    mems = {}
     for k in (2, 8):
-        mem = LocalMemory((60, 60), 27, k, 2, 6, 8, 4)
+        mems[k] = mem = LocalMemory((60, 60), 27, k, 2, 6, 8, 4)
         for s in range(2):
             mem.permanent.put(F.normalize(torch.randn(27, 60, 60), dim=0), torch.rand(k, 60, 60), s)
         for _ in range(6):
             mem.working.put(F.normalize(torch.randn(27, 60, 60), dim=0), torch.rand(k, 60, 60))
         mem.read(q)
-        t = time.perf_counter()
-        for _ in range(10):
-            mem.read(q)
-        times[k] = time.perf_counter() - t
-    assert times[8] < 1.5 * times[2]
+    times = {k: [] for k in mems}
+    for _ in range(5):  # interleaved rounds, best of each: robust to other load on the machine
+        for k, mem in mems.items():
+            t = time.perf_counter()
+            for _ in range(4):
+                mem.read(q)
+            times[k].append(time.perf_counter() - t)
+    assert min(times[8]) < 1.5 * min(times[2])
 
 
 def test_bad_keyframe_masks_refused(project, clip, tmp_path):
