@@ -7,7 +7,7 @@ import sys
 
 from .. import __version__
 from ..errors import SonolabelError
-from . import commands, review_commands, train_commands
+from . import commands, rank_commands, review_commands, train_commands
 from .options import add_batch_options
 
 
@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train_commands.add_parsers(sub)
     review_commands.add_parsers(sub)
+    rank_commands.add_parsers(sub)
 
     s = sub.add_parser("demo", help="run the pipeline on the bundled phantom sample")
     s.add_argument("--out", help="folder for the demo project and outputs (default: a new temporary folder)")

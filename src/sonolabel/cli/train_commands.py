@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from ..errors import InputError
+from . import rank_commands
 from .options import add_batch_options
 
 
@@ -72,6 +73,7 @@ def add_parsers(sub) -> None:
     s.add_argument("--scheduler", help="with --loso: dask.distributed scheduler address (tcp://host:port)")
     s.add_argument("--workers", type=int, help="with --loso: local dask worker processes (default: one per CPU)")
     s.set_defaults(func=train_unet)
+    rank_commands.add_train_parser(train)
 
     s = sub.add_parser("predict", help="run a trained U-Net over every frame; store predictions and per-frame loss")
     s.add_argument("project")

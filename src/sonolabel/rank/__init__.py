@@ -1,5 +1,13 @@
-"""SonoRank: finger flexion from forearm ultrasound (kinematics so far; the model is to come)."""
+"""SonoRank: which fingers flex, from forearm ultrasound windows, without per-user calibration.
 
-from .kinematics import MARKERS, flex_labels, joint_angle, total_flexion_from_markers
+Kinematics (:mod:`.kinematics`), the network (:mod:`.model`), windows and pairs of an exported
+dataset (:mod:`.data`), targets, losses and scores (:mod:`.objectives`), training (:mod:`.train`),
+leave-one-subject-out evaluation (:mod:`.loso`) and sliding-window inference (:mod:`.infer`).
+"""
 
-__all__ = ["MARKERS", "joint_angle", "total_flexion_from_markers", "flex_labels"]
+from .kinematics import MARKERS, flex_labels, flexion_from_table, joint_angle, total_flexion_from_markers
+from .model import ArchConfig, SonoRank, count_parameters
+from .train import RankConfig, load_rank_model, train_rank
+
+__all__ = ["MARKERS", "joint_angle", "total_flexion_from_markers", "flexion_from_table", "flex_labels",
+           "ArchConfig", "SonoRank", "count_parameters", "RankConfig", "train_rank", "load_rank_model"]

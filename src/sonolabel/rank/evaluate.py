@@ -1,0 +1,73 @@
+"""Scoring a SonoRank model on held-out windows: ranking AUC on informative pairs, flexion scores.
+
+Windows are encoded once each; ranking logits for any number of pairs then cost only the heads,
+so thousands of evaluation pairs are cheap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..store.layout import FINGERS
+from .data import Windows, WindowReader, sample_eval_pairs
+from .model import SonoRank
+from .objectives import binary_scores, flexion_loss, pair_targets, ranking_auc, ranking_loss
+
+
+@torch.no_grad()
+def embed_windows(model: SonoRank, reader: WindowReader, rows: np.ndarray, device: torch.device,
+                  batch: int = 16) -> torch.Tensor:
+    """Sequence embeddings (W, embed) of windows given as dataset rows (W, T)."""
+    model.eval()
+    out = []
+    for i in range(0, len(rows), batch):
+        x = torch.stack([reader.read(r, augment=False) for r in rows[i:i + batch]]).to(device)
+        out.append(model.encode(x).float())
+    return torch.cat(out) if out else torch.zeros(0, model.cfg.embed, device=device)
+
+
+@torch.no_grad()
+def rest_embeddings(model: SonoRank, reader: WindowReader, windows: Windows, device: torch.device) -> torch.Tensor:
+    """One rest-reference embedding per video (V, embed)."""
+    model.eval()
+    frames = torch.stack([reader.read(np.array([r]), augment=False) for r in windows.rest_rows]).to(device)
+    return model.encode_rest(frames).float()
+
+
+@torch.no_grad()
+def evaluate_ranking(model: SonoRank, reader: WindowReader, windows: Windows, n_pairs: int, device: torch.device,
+                     informative_deg: float = 3.0, tie_weight: float = 0.5) -> dict:
+    """Ranking loss and per-finger AUC on a fixed sample of within-video pairs."""
+    pairs = sample_eval_pairs(windows, n_pairs)
+    used = np.unique(pairs)
+    z = torch.zeros(len(windows), model.cfg.embed, device=device)
+    z[torch.from_numpy(used).to(device)] = embed_windows(model, reader, windows.rows[used], device)
+    logits = model.rank(z[pairs[:, 0]], z[pairs[:, 1]]).float()
+    travel = torch.from_numpy(windows.travel).to(device)
+    y, m = pair_targets(travel[pairs[:, 0]], travel[pairs[:, 1]], informative_deg)
+    auc = ranking_auc(logits.cpu().numpy(), y.cpu().numpy(), m.cpu().numpy())
+    return {"loss": float(ranking_loss(logits, y, m, tie_weight)), "auc": dict(zip(FINGERS, auc.tolist())),
+            "mean_auc": float(np.nanmean(auc)), "pairs": int(len(pairs)),
+            "informative": dict(zip(FINGERS, m.sum(0).int().tolist()))}
+
+
+@torch.no_grad()
+def flexion_probabilities(model: SonoRank, reader: WindowReader, windows: Windows, device: torch.device) -> np.ndarray:
+    """P(flexed) per window and finger (W, 5), against each video's rest reference."""
+    zq = embed_windows(model, reader, windows.rows, device)
+    zr = rest_embeddings(model, reader, windows, device)[torch.from_numpy(windows.video).to(device)] if model.cfg.rest else None
+    return torch.sigmoid(model.classify(zq, zr).float()).cpu().numpy()
+
+
+def evaluate_flexion(model: SonoRank, reader: WindowReader, windows: Windows, device: torch.device,
+                     threshold: float = 0.5) -> dict:
+    """BCE, and accuracy, precision, recall and F1 per finger and macro, of flexion at ``threshold``."""
+    p = flexion_probabilities(model, reader, windows, device)
+    truth = windows.flexed
+    logits = torch.logit(torch.from_numpy(p).clamp(1e-6, 1 - 1e-6))
+    scores = binary_scores(p >= threshold, truth)
+    per_finger = {f: {k: float(v[i]) for k, v in scores.items()} for i, f in enumerate(FINGERS)}
+    macro = {k: float(np.mean(v)) for k, v in scores.items()}
+    return {"loss": float(flexion_loss(logits, torch.from_numpy(truth))), "fingers": per_finger, "macro": macro,
+            "windows": int(len(truth)), "positives": dict(zip(FINGERS, truth.sum(0).tolist()))}

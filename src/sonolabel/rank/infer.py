@@ -1,0 +1,171 @@
+"""Sliding-window flexion detection over a recorded session, as the real-time system runs it.
+
+Every frame is encoded once; the window ending at frame *t* (T frames, every ``subsample``-th)
+reuses the cached frame features, so each new frame costs one frame encoding and the small
+temporal model. The rest reference is the session's first frame. Per-finger thresholds come
+from the rest period at the start (the highest probability seen there plus a margin, between 0.5
+and 0.99); at each frame the finger furthest above its threshold is reported, or ``rest``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError
+from ..store.layout import FINGERS
+from ..trainers.reports import _atomic_csv, _plot
+from .model import SonoRank
+from .train import load_rank_model
+
+
+@dataclass
+class Session:
+    """Frames (N, S, S) uint8 at the model's size, labels (or None), frame rate, and kinematics if known."""
+
+    name: str
+    images: np.ndarray
+    labels: np.ndarray | None
+    fps: float
+    theta: np.ndarray | None = None  # (N, 5) total flexion, degrees
+
+
+def _resize(frames: np.ndarray, size: int, mode: str) -> np.ndarray:
+    t = torch.from_numpy(np.ascontiguousarray(frames)).float()[:, None]
+    out = F.interpolate(t, size=(size, size), mode=mode)
+    return out[:, 0].round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def load_session(source: str | Path, size: int, video: str | None = None, need_labels: bool = False) -> Session:
+    """A project video (``source`` a project, ``video`` its id when it holds several) or a recording file."""
+    from ..store import Project
+
+    source = Path(source)
+    if not source.exists():
+        raise InputError("no such project or recording", source)
+    if (source / "zarr.json").is_file():
+        with Project.open(source) as project:
+            ids = project.video_ids()
+            if video is None:
+                if len(ids) != 1:
+                    raise InputError(f"the project holds {len(ids)} videos", source, f"choose one with --video ({', '.join(ids[:5])}...)")
+                video = ids[0]
+            if video not in ids:
+                raise InputError(f"no video {video!r} in the project", source)
+            v = project.video(video)
+            images = np.concatenate([_resize(v.frames[i:i + 256], size, "area") for i in range(0, v.n_frames, 256)])
+            final = v.lazy_labels()
+            labels = np.concatenate([_resize(np.asarray(final[i:i + 256]), size, "nearest")
+                                     for i in range(0, v.n_frames, 256)]) if need_labels else None
+            kin = v.kinematics()
+            theta = kin[list(FINGERS)].to_numpy() if kin is not None and set(FINGERS) <= set(kin.columns) else None
+            return Session(f"{source.name}/{video}", images, labels, float(v.attrs.get("fps") or 20.0), theta)
+    if need_labels:
+        raise InputError("this model reads segmentation labels, which only a project holds", source,
+                         "import the recording, propagate its labels, and give the project with --video")
+    from ..io.importer import detect_box
+    from ..io.sources import open_source
+
+    src = open_source(source)
+    crop = detect_box(src.sample())
+    frames = [crop.apply(f) for f in src.frames()]
+    if not frames:
+        raise InputError("holds no frames", source)
+    return Session(source.name, _resize(np.stack(frames), size, "area"), None, float(src.fps or 20.0))
+
+
+@torch.no_grad()
+def flexion_curves(model: SonoRank, session: Session, input: str, n_classes: int, subsample: int,
+                   device: torch.device, batch: int = 64) -> np.ndarray:
+    """P(flexed) (N, 5) for the window ending at every frame (NaN before the first full window)."""
+    model.eval().to(device)
+    feats = []
+    for i in range(0, len(session.images), batch):
+        parts = []
+        if input in ("raw", "both"):
+            parts.append(torch.from_numpy(session.images[i:i + batch]).float().div(255)[:, None])
+        if input in ("labels", "both"):
+            lab = torch.from_numpy(session.labels[i:i + batch].astype(np.int64)).clamp(0, n_classes - 1)
+            parts.append(F.one_hot(lab, n_classes).permute(0, 3, 1, 2).float())
+        feats.append(model.embed_frames(torch.cat(parts, 1)[None].to(device))[0])
+    feats = torch.cat(feats)
+    t = model.cfg.length
+    rest = model.embed_sequence(feats[:1, None].expand(1, t, -1)) if model.cfg.rest else None
+    span = (t - 1) * subsample
+    probs = np.full((len(feats), len(FINGERS)), np.nan, np.float32)
+    ends = np.arange(span, len(feats))
+    for i in range(0, len(ends), batch):
+        e = torch.from_numpy(ends[i:i + batch]).to(device)
+        idx = e[:, None] - span + torch.arange(t, device=device)[None] * subsample
+        z = model.embed_sequence(feats[idx])
+        zr = rest.expand(len(z), -1) if rest is not None else None
+        probs[ends[i:i + batch]] = torch.sigmoid(model.classify(z, zr).float()).cpu().numpy()
+    return probs
+
+
+def rest_thresholds(probs: np.ndarray, rest_frames: int, margin: float = 0.05) -> np.ndarray:
+    """Per-finger thresholds: the highest probability in the rest period plus ``margin``, within [0.5, 0.99]."""
+    seen = probs[:rest_frames]
+    seen = seen[~np.isnan(seen).any(1)]
+    if len(seen) == 0:
+        raise InputError(f"the rest period ({rest_frames} frames) ends before the first full window",
+                         hint="lengthen --rest-seconds (it must cover more than one window)")
+    return np.clip(seen.max(0) + margin, 0.5, 0.99)
+
+
+def detect(probs: np.ndarray, thresholds: np.ndarray) -> list[str]:
+    """Per frame, the finger furthest above its threshold, ``rest`` when none is, ``""`` before the first window."""
+    margin = probs - thresholds
+    out = []
+    for row in margin:
+        if np.isnan(row).any():
+            out.append("")
+        else:
+            out.append(FINGERS[int(np.argmax(row))] if row.max() > 0 else "rest")
+    return out
+
+
+def infer_session(source: str | Path, model_path: str | Path, out: str | Path, video: str | None = None,
+                  rest_seconds: float = 2.0, device: str = "cpu") -> pd.DataFrame:
+    """Write ``flexion.csv`` (per frame: probabilities, detected finger), ``thresholds.json`` and ``flexion.png``."""
+    model, ckpt = load_rank_model(model_path)
+    cfg = ckpt["config"]
+    if cfg.get("stage") == "rank":
+        raise InputError("this model was trained for ranking only; inference needs a flexion classifier", model_path,
+                         "train with --stage both (or flex)")
+    session = load_session(source, int(cfg["size"]), video, need_labels=cfg["input"] != "raw")
+    probs = flexion_curves(model, session, cfg["input"], len(ckpt["classes"]), int(cfg["subsample"]), torch.device(device))
+    thresholds = rest_thresholds(probs, int(round(rest_seconds * session.fps)))
+    table = pd.DataFrame({"frame": np.arange(len(probs)), "time": np.arange(len(probs)) / session.fps,
+                          **{f"p_{f}": probs[:, i] for i, f in enumerate(FINGERS)}, "finger": detect(probs, thresholds)})
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_csv(table, out / "flexion.csv", index=False, float_format="%.4f")
+    tmp = out / ".thresholds.json.tmp"
+    tmp.write_text(json.dumps({"session": session.name, "model": str(model_path), "rest_seconds": rest_seconds,
+                               "thresholds": dict(zip(FINGERS, thresholds.round(4).tolist()))}, indent=1))
+    os.replace(tmp, out / "thresholds.json")
+
+    def draw(plt):
+        fig, axes = plt.subplots(len(FINGERS), 1, figsize=(10, 1.4 * len(FINGERS)), sharex=True)
+        for i, (ax, f) in enumerate(zip(axes, FINGERS)):
+            ax.plot(table["time"], probs[:, i], lw=1, color=f"C{i}")
+            ax.axhline(thresholds[i], color="k", lw=0.8, ls="--")
+            ax.axvspan(0, rest_seconds, color="0.9", zorder=0)
+            if session.theta is not None:
+                ax.plot(table["time"], session.theta[:, i] / max(1.0, session.theta[:, i].max()), color="0.5", lw=0.8)
+            ax.set_ylim(0, 1), ax.set_ylabel(f, rotation=0, ha="right")
+        axes[-1].set_xlabel("time (s); grey: rest period; dashed: threshold" +
+                            ("; grey line: measured flexion (scaled)" if session.theta is not None else ""))
+        fig.tight_layout()
+        return fig
+
+    _plot(out / "flexion.png", draw)
+    return table

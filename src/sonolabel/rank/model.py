@@ -1,0 +1,140 @@
+"""The SonoRank network: a residual frame encoder, a temporal Transformer, ranking and flexion heads.
+
+A window of T frames is encoded frame by frame (five stride-2 residual stages, global average
+pooling, a linear map to the embedding), given a learnable position per frame, passed through a
+pre-LayerNorm Transformer encoder and mean-pooled into one sequence embedding. Stage 1 compares
+two embeddings with one ranking head per finger ("did finger f move more in A than in B?");
+stage 2 replaces them by a flexion classifier on the query window and a rest reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..store.layout import FINGERS
+
+
+@dataclass
+class ArchConfig:
+    """Network sizes. The defaults are the paper's (224x224, T=16, 64..512 channels, about 10.7 M parameters)."""
+
+    in_channels: int = 1
+    widths: list[int] = field(default_factory=lambda: [64, 128, 256, 512, 512])
+    embed: int = 64
+    length: int = 16
+    layers: int = 2
+    heads: int = 4
+    feedforward: int = 256
+    dropout: float = 0.3
+    rest: bool = True  # the classifier sees [query, rest]; False: the query alone (the MFT baseline)
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with batch norm and an identity (or 1x1 projection) shortcut."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout),
+        )
+        self.shortcut = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+class FrameEncoder(nn.Module):
+    """(N, C, H, W) frames -> (N, embed): a 7x7 stride-2 stem and block, then four stride-2 stages."""
+
+    def __init__(self, in_channels: int, widths: list[int], embed: int):
+        super().__init__()
+        w0 = widths[0]
+        stages = [nn.Sequential(nn.Conv2d(in_channels, w0, 7, 2, 3, bias=False), nn.BatchNorm2d(w0), nn.ReLU(inplace=True),
+                                ResidualBlock(w0, w0, 1))]
+        stages += [ResidualBlock(a, b, 2) for a, b in zip(widths[:-1], widths[1:])]
+        self.stages = nn.ModuleList(stages)
+        self.proj = nn.Linear(widths[-1], embed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for stage in self.stages:
+            x = stage(x)
+        return self.proj(x.mean((2, 3)))
+
+
+def _mlp(dims: list[int], dropout: float) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in zip(dims[:-2], dims[1:-1]):
+        layers += [nn.Linear(a, b), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+    layers.append(nn.Linear(dims[-2], dims[-1]))
+    return nn.Sequential(*layers)
+
+
+class SonoRank(nn.Module):
+    """Sequence encoder with five ranking heads (stage 1) and a flexion classifier (stage 2)."""
+
+    def __init__(self, cfg: ArchConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.embed
+        self.frames = FrameEncoder(cfg.in_channels, cfg.widths, d)
+        self.position = nn.Parameter(torch.zeros(1, cfg.length, d))
+        nn.init.trunc_normal_(self.position, std=0.02)
+        layer = nn.TransformerEncoderLayer(d, cfg.heads, cfg.feedforward, cfg.dropout, batch_first=True, norm_first=True)
+        self.temporal = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d)
+        self.rank_heads = nn.ModuleList(_mlp([2 * d, 256, 128, 64, 1], cfg.dropout) for _ in FINGERS)
+        self.classifier = _mlp([2 * d if cfg.rest else d, 128, 64, len(FINGERS)], cfg.dropout)
+
+    def embed_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C, H, W) -> per-frame features (B, T, embed); cached by real-time inference."""
+        b, t = x.shape[:2]
+        return self.frames(x.flatten(0, 1)).view(b, t, -1)
+
+    def embed_sequence(self, feats: torch.Tensor) -> torch.Tensor:
+        """Per-frame features (B, T, embed) -> one sequence embedding (B, embed)."""
+        z = self.temporal(feats + self.position[:, : feats.shape[1]])
+        return self.norm(z).mean(1)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C, H, W) windows -> (B, embed)."""
+        return self.embed_sequence(self.embed_frames(x))
+
+    def encode_rest(self, frame: torch.Tensor) -> torch.Tensor:
+        """(B, 1, C, H, W) rest frame -> (B, embed): the frame repeated over the window, encoded once."""
+        feats = self.embed_frames(frame)
+        return self.embed_sequence(feats.expand(-1, self.cfg.length, -1))
+
+    def rank(self, za: torch.Tensor, zb: torch.Tensor) -> torch.Tensor:
+        """Logits (B, 5): finger f moved more in A than in B."""
+        pair = torch.cat([za, zb], 1)
+        return torch.cat([head(pair) for head in self.rank_heads], 1)
+
+    def classify(self, zq: torch.Tensor, zr: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, 5): finger f is flexed in the query window (against the rest reference ``zr``)."""
+        return self.classifier(torch.cat([zq, zr], 1) if self.cfg.rest else zq)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Ranking logits of two batches of windows (B, T, C, H, W)."""
+        return self.rank(self.encode(a), self.encode(b))
+
+
+def count_parameters(model: nn.Module, part: str | None = None) -> int:
+    """Trainable parameters of ``model`` (or of one named child, e.g. ``frames``)."""
+    m = model if part is None else getattr(model, part)
+    return sum(p.numel() for p in m.parameters() if p.requires_grad)
+
+
+def parameter_groups(model: SonoRank, lrs: dict[str, float]) -> list[dict]:
+    """Discriminative learning rates: ``early`` encoder stages, ``late`` stages, ``temporal``, ``heads``."""
+    n = len(model.frames.stages)
+    early = [p for s in model.frames.stages[: n // 2 + 1] for p in s.parameters()]
+    late = [p for s in model.frames.stages[n // 2 + 1:] for p in s.parameters()] + list(model.frames.proj.parameters())
+    temporal = [model.position, *model.temporal.parameters(), *model.norm.parameters()]
+    heads = [*model.rank_heads.parameters(), *model.classifier.parameters()]
+    return [{"params": ps, "lr": lrs[name], "name": name}
+            for name, ps in (("early", early), ("late", late), ("temporal", temporal), ("heads", heads))]

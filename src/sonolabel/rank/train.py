@@ -1,0 +1,339 @@
+"""Train SonoRank on an exported dataset: stage 1 ranks pairs of windows, stage 2 classifies flexion.
+
+A run folder holds ``rank_best.pt`` (stage 1, lowest validation ranking loss), ``best.pt`` (the
+final model: stage 2's best, or stage 1's when only ranking was trained), ``last.pt`` (everything
+needed to resume, optimiser and schedule included), ``log.csv`` / ``curves.png`` and
+``metrics.json`` (ranking AUC and flexion scores on the validation and, for a fold, test subject).
+Rerunning the same command resumes where ``last.pt`` left off.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from ..errors import InputError
+from ..export.augment import Augment
+from ..export.torch_data import dataset_info
+from ..trainers.checkpoint import load_checkpoint, save_checkpoint
+from ..trainers.config import config_dict
+from ..trainers.reports import _atomic_csv, _plot
+from ..trainers.unet import resolve_device, split_subjects
+from .data import FlexWindows, RankPairs, WindowReader, build_windows
+from .evaluate import evaluate_flexion, evaluate_ranking
+from .model import ArchConfig, SonoRank, count_parameters, parameter_groups
+from .objectives import flexion_loss, pair_targets, ranking_loss
+
+STAGES = ("rank", "flex", "both")
+BASELINES = ("mft", "mft-rest")
+
+
+@dataclass
+class RankConfig:
+    """SonoRank settings; defaults are the paper's. ``--config small`` gives the CPU configuration."""
+
+    input: str = "raw"  # raw | labels | both
+    stage: str = "both"  # rank | flex | both
+    baseline: str | None = None  # None: SonoRank; mft (no ranking, no rest); mft-rest (no ranking)
+    fold: int | None = None  # leave-one-subject-out fold of splits.json (None: its train/val split)
+    size: int = 224
+    length: int = 16  # frames per window (T)
+    subsample: int = 2  # take every 2nd frame: 20 fps -> 10 Hz
+    widths: list[int] = field(default_factory=lambda: [64, 128, 256, 512, 512])
+    embed: int = 64
+    layers: int = 2
+    heads: int = 4
+    feedforward: int = 256
+    dropout: float = 0.3
+    pairs_per_epoch: int = 50_000
+    batch_size: int = 8
+    epochs: int = 10  # stage 1
+    lr_early: float = 1e-5
+    lr_late: float = 5e-5
+    lr_temporal: float = 1e-4
+    lr_heads: float = 3e-4
+    informative_deg: float = 3.0
+    tie_weight: float = 0.5  # lambda: weight of logit^2 on uninformative pairs
+    flex_epochs: int = 10  # stage 2
+    flex_fraction: float = 0.5  # flexed: above min + fraction * range of the finger in the session
+    flex_min_range: float = 10.0  # degrees; a finger that moved less never counts as flexed
+    window_step: int = 4  # frames between window starts for flexion and evaluation
+    eval_pairs: int = 4000
+    augment: bool = True  # one draw per window: crop, gamma, speckle (no flips: the radial-ulnar layout tells fingers apart)
+    resized_crop: float = 0.5
+    crop_scale: list[float] = field(default_factory=lambda: [0.8, 1.0])
+    gamma: list[float] | None = field(default_factory=lambda: [0.7, 1.5])
+    speckle_std: float = 0.1
+    workers: int = 2
+    steps_per_epoch: int | None = None  # cap on batches per epoch (quick checks)
+    device: str = "auto"
+    amp: bool = True  # bfloat16 autocast on CUDA only
+    seed: int = 0
+
+    def arch(self, in_channels: int) -> ArchConfig:
+        return ArchConfig(in_channels, list(self.widths), self.embed, self.length, self.layers, self.heads,
+                          self.feedforward, self.dropout, rest=self.baseline != "mft")
+
+    def check(self) -> None:
+        if self.stage not in STAGES:
+            raise InputError(f"stage {self.stage!r} is not one of {', '.join(STAGES)}")
+        if self.baseline is not None and self.baseline not in BASELINES:
+            raise InputError(f"baseline {self.baseline!r} is not one of {', '.join(BASELINES)}")
+        if self.baseline and self.stage == "rank":
+            raise InputError("the baselines skip ranking: --stage rank has no baseline")
+
+
+# The CPU configuration: a narrower encoder at 112x112, T=8, and a short schedule. Trained from
+# scratch within minutes, it uses ten times the paper's learning rates.
+SMALL = {"size": 112, "length": 8, "widths": [16, 32, 64, 128, 128], "pairs_per_epoch": 3000, "epochs": 5,
+         "flex_epochs": 3, "eval_pairs": 3000, "lr_early": 1e-4, "lr_late": 5e-4, "lr_temporal": 1e-3, "lr_heads": 3e-3}
+PRESETS = {"small": SMALL}
+
+
+@dataclass
+class RankResult:
+    out: Path
+    metrics: dict
+    parameters: int
+
+
+def _loader(ds, cfg: RankConfig, shuffle: bool, device: torch.device, seed: int) -> DataLoader:
+    workers = 0 if multiprocessing.current_process().daemon else cfg.workers  # no children inside dask workers
+    return DataLoader(ds, batch_size=cfg.batch_size, shuffle=shuffle, num_workers=workers, drop_last=shuffle,
+                      generator=torch.Generator().manual_seed(seed), pin_memory=device.type == "cuda")
+
+
+def _optimizer(model: SonoRank, cfg: RankConfig, total_steps: int):
+    lrs = {"early": cfg.lr_early, "late": cfg.lr_late, "temporal": cfg.lr_temporal, "heads": cfg.lr_heads}
+    opt = torch.optim.Adam(parameter_groups(model, lrs))
+    return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, total_steps))
+
+
+class Run:
+    """One training run in ``out``: the data, the model, checkpoints and the epoch log."""
+
+    def __init__(self, dataset: Path, out: Path, cfg: RankConfig, progress: bool):
+        cfg.check()
+        self.dataset, self.out, self.cfg, self.progress = dataset, out, cfg, progress
+        info = dataset_info(dataset)
+        self.classes, self.checksum = list(info["classes"]), info["provenance"]["content_sha256"]
+        self.subjects = split_subjects(dataset, cfg.fold)
+        if not self.subjects["train"]:
+            raise InputError("no training subjects in the split", dataset / "splits.json")
+        self.device = resolve_device(cfg.device)
+        self.amp = cfg.amp and self.device.type == "cuda"
+        aug = Augment(resized_crop=cfg.resized_crop, crop_scale=tuple(cfg.crop_scale), hflip=0.0,
+                      gamma=tuple(cfg.gamma) if cfg.gamma else None, speckle_std=cfg.speckle_std,
+                      seed=cfg.seed) if cfg.augment else None
+        self.reader = WindowReader(dataset, cfg.input, cfg.size, aug)
+        win = lambda subjects, step: build_windows(dataset, subjects, cfg.length, cfg.subsample, step,  # noqa: E731
+                                                   cfg.flex_fraction, cfg.flex_min_range)
+        self.train_windows = win(self.subjects["train"], 1)
+        val = self.subjects["val"] or self.subjects["train"]
+        self.val_windows = win(val, cfg.window_step)
+        self.test_windows = win(self.subjects["test"], cfg.window_step) if self.subjects.get("test") else None
+        torch.manual_seed(cfg.seed)
+        self.model = SonoRank(cfg.arch(self.reader.channels)).to(self.device)
+        self.history: list[dict] = []
+        self.meta = {"kind": "rank", "classes": self.classes, "config": config_dict(cfg),
+                     "arch": asdict(self.model.cfg), "dataset": str(dataset), "dataset_sha256": self.checksum,
+                     "subjects": self.subjects, "parameters": count_parameters(self.model)}
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def save(self, name: str, **extra) -> None:
+        save_checkpoint(self.out / name, {**self.meta, "model": self.model.state_dict(), "history": self.history, **extra})
+
+    def resume_state(self) -> dict | None:
+        last = self.out / "last.pt"
+        if not last.exists():
+            return None
+        state = load_checkpoint(last, "rank")
+        same = [state["config"].get(k) == self.meta["config"][k] for k in ("fold", "input", "size", "subsample")]
+        if state.get("dataset_sha256") != self.checksum or state.get("arch") != self.meta["arch"] or not all(same):
+            raise InputError("this run folder holds a run on another dataset, fold, input, size or network", self.out,
+                             "choose a new --out folder to start afresh")
+        return state
+
+    def log(self, row: dict) -> None:
+        self.history.append(row)
+        write_rank_log(self.out, self.history)
+
+    # -- stages ----------------------------------------------------------------------------
+    def _epochs(self, stage: str, n_epochs: int, steps: int, state: dict | None, step_fn, validate) -> None:
+        """Shared loop of both stages: train ``steps`` batches per epoch, validate, keep best and last."""
+        opt, sched = _optimizer(self.model, self.cfg, n_epochs * steps)
+        start, best = 0, math.inf
+        if state is not None and state.get("stage") == stage:
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            start, best = int(state["epoch"]) + 1, float(state["best"])
+        best_name = "rank_best.pt" if stage == "rank" else "best.pt"
+        for epoch in range(start, n_epochs):
+            t0 = time.perf_counter()
+            self.model.train()
+            total, seen = 0.0, 0
+            bar = tqdm(total=steps, desc=f"{stage} {epoch + 1}/{n_epochs}", unit="batch", leave=False,
+                       disable=not self.progress)
+            for i, batch in enumerate(step_fn(epoch)):
+                if i >= steps:
+                    break
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                    loss = batch()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total, seen = total + loss.item(), seen + 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{total / seen:.4f}")
+            bar.close()
+            val = validate()
+            improved = val["loss"] < best
+            best = min(best, val["loss"])
+            row = {"stage": stage, "epoch": epoch + 1, "train_loss": total / max(seen, 1), **val,
+                   "seconds": time.perf_counter() - t0, "best": improved}
+            self.log(row)
+            if improved:
+                self.save(best_name, stage=stage, epoch=epoch)
+            self.save("last.pt", stage=stage, epoch=epoch, best=best, optimizer=opt.state_dict(),
+                      scheduler=sched.state_dict())
+            if self.progress:
+                shown = ", ".join(f"{k} {v:.3f}" for k, v in val.items() if isinstance(v, float))
+                print(f"{stage} epoch {epoch + 1}/{n_epochs}: train loss {row['train_loss']:.4f}, {shown}{' *' if improved else ''} "
+                      f"({row['seconds']:.0f} s)")
+
+    def train_ranking(self, state: dict | None) -> None:
+        cfg, dev = self.cfg, self.device
+        pairs = RankPairs(self.train_windows, self.reader, cfg.pairs_per_epoch, cfg.seed)
+        steps = cfg.pairs_per_epoch // cfg.batch_size
+        steps = steps if cfg.steps_per_epoch is None else min(steps, cfg.steps_per_epoch)
+
+        def batches(epoch: int):
+            pairs.set_epoch(epoch)
+            for a, b, da, db in _loader(pairs, cfg, False, dev, cfg.seed + epoch):
+                y, m = pair_targets(da.to(dev), db.to(dev), cfg.informative_deg)
+                yield lambda: ranking_loss(self.model(a.to(dev), b.to(dev)).float(), y, m, cfg.tie_weight)
+
+        def validate() -> dict:
+            r = evaluate_ranking(self.model, self.reader, self.val_windows, cfg.eval_pairs, dev, cfg.informative_deg,
+                                 cfg.tie_weight)
+            return {"loss": r["loss"], "val_mean_auc": r["mean_auc"]}
+
+        self._epochs("rank", cfg.epochs, max(1, steps), state, batches, validate)
+
+    def train_flexion(self, state: dict | None) -> None:
+        cfg, dev = self.cfg, self.device
+        ds = FlexWindows(self.train_windows.subset(np.arange(len(self.train_windows))[:: cfg.window_step]), self.reader)
+        steps = max(1, len(ds) // cfg.batch_size)
+        steps = steps if cfg.steps_per_epoch is None else min(steps, cfg.steps_per_epoch)
+
+        def batches(epoch: int):
+            for x, rest, lab in _loader(ds, cfg, True, dev, cfg.seed + epoch):
+                def loss(x=x, rest=rest, lab=lab):
+                    zq = self.model.encode(x.to(dev))
+                    zr = self.model.encode_rest(rest.to(dev)) if self.model.cfg.rest else None
+                    return flexion_loss(self.model.classify(zq, zr).float(), lab.to(dev))
+                yield loss
+
+        def validate() -> dict:
+            r = evaluate_flexion(self.model, self.reader, self.val_windows, dev)
+            return {"loss": r["loss"], "val_macro_f1": r["macro"]["f1"]}
+
+        self._epochs("flex", cfg.flex_epochs, steps, state, batches, validate)
+
+    def final_metrics(self) -> dict:
+        parts = {"val": self.val_windows, **({"test": self.test_windows} if self.test_windows is not None else {})}
+        metrics: dict = {"parameters": self.meta["parameters"], "subjects": self.subjects}
+        for part, windows in parts.items():
+            metrics[part] = {}
+            if self.cfg.baseline is None and (self.out / "rank_best.pt").exists():
+                self.model.load_state_dict(load_checkpoint(self.out / "rank_best.pt", "rank")["model"])
+                metrics[part]["rank"] = evaluate_ranking(self.model, self.reader, windows, self.cfg.eval_pairs, self.device,
+                                                         self.cfg.informative_deg, self.cfg.tie_weight)
+            if self.cfg.stage != "rank":
+                self.model.load_state_dict(load_checkpoint(self.out / "best.pt", "rank")["model"])
+                metrics[part]["flex"] = evaluate_flexion(self.model, self.reader, windows, self.device)
+        tmp = self.out / ".metrics.json.tmp"
+        tmp.write_text(json.dumps(metrics, indent=1, default=float))
+        os.replace(tmp, self.out / "metrics.json")
+        return metrics
+
+
+def train_rank(dataset: str | Path, out: str | Path, cfg: RankConfig | None = None, progress: bool = True) -> RankResult:
+    """Train (or resume) SonoRank in ``out``: stage 1, stage 2 or both, or a baseline; returns the metrics."""
+    cfg = cfg or RankConfig()
+    dataset, out = Path(dataset), Path(out)
+    run = Run(dataset, out, cfg, progress)
+    out.mkdir(parents=True, exist_ok=True)
+    if progress:
+        print(f"SonoRank: {run.meta['parameters']:,} parameters ({cfg.input} input, {cfg.size}x{cfg.size}, T={cfg.length}); "
+              f"{len(run.train_windows)} training windows of {len(run.train_windows.videos)} videos")
+    state = run.resume_state()
+    if state is not None:
+        run.history = list(state["history"])
+        run.model.load_state_dict(state["model"])
+        if progress:
+            print(f"resuming {out} after {state['stage']} epoch {int(state['epoch']) + 1}")
+    ranking = cfg.baseline is None and cfg.stage in ("rank", "both")
+    if ranking and (state is None or state.get("stage") == "rank"):
+        run.train_ranking(state)
+        state = None
+    if cfg.stage in ("flex", "both"):
+        if state is None or state.get("stage") != "flex":
+            if cfg.baseline is None:
+                if not (out / "rank_best.pt").exists():
+                    raise InputError("--stage flex continues a ranking run, and this folder has none", out,
+                                     "train --stage rank (or both) here first, or choose --baseline mft-rest")
+                run.model.load_state_dict(load_checkpoint(out / "rank_best.pt", "rank")["model"])
+            state = None
+        run.train_flexion(state)
+    else:  # ranking only: the final model is stage 1's best
+        save_checkpoint(out / "best.pt", load_checkpoint(out / "rank_best.pt", "rank"))
+    return RankResult(out, run.final_metrics(), run.meta["parameters"])
+
+
+def load_rank_model(path: str | Path, classes: list[str] | None = None) -> tuple[SonoRank, dict]:
+    """A trained SonoRank from ``best.pt`` (or a run folder), in eval mode, with its checkpoint's metadata.
+    With ``classes``, a model that reads label maps is refused for data with other classes."""
+    path = Path(path)
+    path = path / "best.pt" if path.is_dir() else path
+    ckpt = load_checkpoint(path, "rank")
+    if classes is not None and ckpt["config"].get("input") != "raw" and list(ckpt["classes"]) != list(classes):
+        raise InputError(f"model reads label maps of classes {ckpt['classes']}, the data has {list(classes)}", path,
+                         "use a model trained on data with the same palette, or one trained on raw frames")
+    model = SonoRank(ArchConfig(**ckpt["arch"]))
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), ckpt
+
+
+def write_rank_log(out: Path, history: list[dict]) -> None:
+    """``log.csv`` and ``curves.png``: training and validation loss per epoch of each stage, and the validation score."""
+    import pandas as pd
+
+    df = pd.DataFrame(history)
+    _atomic_csv(df, out / "log.csv", index=False)
+
+    def draw(plt):
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+        for stage, part in df.groupby("stage", sort=False):
+            x = np.arange(len(part)) + 1
+            axes[0].plot(x, part["train_loss"], "o-", label=f"{stage} train")
+            axes[0].plot(x, part["loss"], "s--", label=f"{stage} validation")
+            score = "val_mean_auc" if stage == "rank" else "val_macro_f1"
+            axes[1].plot(x, part[score], "o-", label=score.replace("val_", "validation "))
+        axes[0].set_xlabel("epoch"), axes[0].set_ylabel("loss"), axes[0].legend(fontsize=8)
+        axes[1].set_xlabel("epoch"), axes[1].set_ylim(0, 1), axes[1].legend(fontsize=8)
+        fig.tight_layout()
+        return fig
+
+    _plot(out / "curves.png", draw)

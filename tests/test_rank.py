@@ -1,0 +1,210 @@
+"""SonoRank: targets, losses and scores against hand-computed values; the network; a short real two-stage
+run on a small phantom dataset whose held-out subject must be ranked clearly above chance; inference;
+leave-one-subject-out comparison."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy.stats import wilcoxon
+
+from sonolabel import InputError
+from sonolabel.cli.main import main as cli
+from sonolabel.rank.model import ArchConfig, SonoRank, count_parameters
+from sonolabel.rank.objectives import (binary_scores, pair_targets, ranking_auc, ranking_loss, roc_auc, window_labels,
+                                       window_travel)
+
+# a tiny network so that a real run takes seconds on 2 cores
+TINY = ["size=64", "length=6", "widths=[8,16,32,64,64]", "embed=32", "feedforward=64", "batch_size=8",
+        "workers=0", "eval_pairs=1500", "window_step=3"]
+
+
+def test_pair_targets_and_masks_by_hand():
+    theta_a = np.array([[[0, 10, 0, 0, 0], [0, 50, 2, 0, 40]]], float)  # (1 window, T=2, 5)
+    theta_b = np.array([[[0, 0, 0, 0, 0], [5, 48, 0, 1, 0]]], float)
+    da, db = window_travel(theta_a)[0], window_travel(theta_b)[0]
+    np.testing.assert_array_equal(da, [0, 40, 2, 0, 40])
+    np.testing.assert_array_equal(db, [5, 48, 0, 1, 0])
+    y, m = pair_targets(torch.tensor(da), torch.tensor(db), 3.0)
+    assert y.tolist() == [0, 0, 1, 0, 1]
+    assert m.tolist() == [1, 1, 0, 0, 1]  # |2 - 0| and |0 - 1| are below 3 degrees
+
+
+def test_ranking_loss_by_hand():
+    logits = torch.tensor([[2.0, -1.0], [0.5, 3.0]])
+    y = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    m = torch.tensor([[1.0, 1.0], [0.0, 1.0]])
+    bce = lambda z, t: -(t * math.log(1 / (1 + math.exp(-z))) + (1 - t) * math.log(1 - 1 / (1 + math.exp(-z))))  # noqa: E731
+    expected = (bce(2.0, 1) + bce(-1.0, 0) + 0.5 * 0.5 ** 2 + bce(3.0, 1)) / 4
+    assert ranking_loss(logits, y, m, 0.5).item() == pytest.approx(expected, rel=1e-6)
+    assert ranking_loss(torch.zeros(3, 5), torch.ones(3, 5), torch.zeros(3, 5)).item() == 0.0  # undecided on ties: no loss
+
+
+def test_auc_and_f1_by_hand():
+    # positives score 0.9, 0.4; negatives 0.8, 0.1, 0.4: pairs won 2 + 1 + 0.5 (tie) + ... = 4.5 of 6
+    assert roc_auc([0.9, 0.4, 0.8, 0.1, 0.4], [1, 1, 0, 0, 0]) == pytest.approx(4.5 / 6)
+    assert math.isnan(roc_auc([0.1, 0.2], [1, 1]))
+    logits = np.array([[1.0, 0.0], [-1.0, 0.0], [2.0, 0.0]])
+    y = np.array([[1, 0], [0, 1], [0, 0]])
+    m = np.array([[1, 0], [1, 0], [0, 0]])  # finger 0: only the first two pairs count; finger 1: none
+    auc = ranking_auc(logits, y, m)
+    assert auc[0] == 1.0 and math.isnan(auc[1])
+    pred = np.array([[1, 0], [1, 0], [0, 0], [1, 1]])
+    truth = np.array([[1, 0], [0, 0], [1, 0], [1, 0]])
+    s = binary_scores(pred, truth)
+    # finger 0: tp 2, fp 1, fn 1, tn 0; finger 1: tp 0, fp 1, fn 0, tn 3
+    np.testing.assert_allclose(s["precision"], [2 / 3, 0.0])
+    np.testing.assert_allclose(s["recall"], [2 / 3, 0.0])
+    np.testing.assert_allclose(s["f1"], [2 / 3, 0.0])
+    np.testing.assert_allclose(s["accuracy"], [0.5, 0.75])
+    assert window_labels(np.array([[[1, 0], [1, 1], [0, 0]]])).tolist() == [[1, 0]]
+
+
+def test_network_sizes_channels_and_rest_reference():
+    paper = SonoRank(ArchConfig())
+    assert 10.0e6 < count_parameters(paper) < 11.0e6  # the paper reports 10.7 M
+    small = SonoRank(ArchConfig(in_channels=9, widths=[8, 16, 32, 64, 64], embed=32, length=4, feedforward=64)).eval()
+    x = torch.rand(3, 4, 9, 64, 64)
+    assert small(x, x).shape == (3, 5)
+    frame = torch.rand(2, 1, 9, 64, 64)
+    with torch.no_grad():
+        np.testing.assert_allclose(small.encode_rest(frame), small.encode(frame.expand(-1, 4, -1, -1, -1)), atol=1e-5)
+    mft = SonoRank(ArchConfig(widths=[8, 16, 32, 64, 64], embed=32, length=4, rest=False)).eval()
+    assert mft.classify(torch.rand(2, 32)).shape == (2, 5)
+
+
+def test_joint_angle_table_import_adds_total_flexion(tmp_path):
+    from conftest import boxed_frames, write_video
+
+    from sonolabel.io import import_recording
+    from sonolabel.store import Project
+
+    video = write_video(tmp_path / "v.mp4", boxed_frames(6))
+    table = pd.DataFrame({f"{f}_{j}": np.arange(6) * (i + 1) * (2 if j == "mp" else 1)
+                          for i, f in enumerate(("thumb", "index", "middle", "ring", "little")) for j in ("mp", "pip")})
+    table.to_csv(tmp_path / "angles.csv", index=False)
+    with Project.create(tmp_path / "p.zarr") as p:
+        vid = import_recording(p, video, "S1", kinematics=tmp_path / "angles.csv")
+        kin = p.video(vid).kinematics()
+    np.testing.assert_allclose(kin["index"], np.arange(6) * 2 * 3)  # mp 2*2t + pip 2t
+    np.testing.assert_allclose(kin["thumb"], np.arange(6) * 3)
+    assert "thumb_mp" in kin.columns  # the joint angles are kept
+
+
+@pytest.fixture(scope="module")
+def rank_data(tmp_path_factory):
+    """3 phantom subjects x 260 frames (13 s: each finger flexes at least once in most), exported at 64x64."""
+    from sonolabel.export import ExportConfig, export_dataset
+    from sonolabel.phantom import generate_phantom, phantom_project
+
+    root = tmp_path_factory.mktemp("rank")
+    generate_phantom(root / "ph", subjects=3, frames=260, seed=21)
+    with phantom_project(root / "ph", root / "p.zarr", keyframe_every=130) as p:
+        export_dataset(p, root / "ds", ExportConfig(size=64))
+    return root
+
+
+def test_two_stage_run_ranks_a_held_out_subject_above_chance(rank_data):
+    from sonolabel.rank.train import RankConfig, train_rank
+    from sonolabel.trainers.config import config_from
+
+    cfg = config_from(RankConfig, sets=[*TINY, "fold=0", "pairs_per_epoch=1200", "epochs=4", "flex_epochs=2",
+                                        "lr_early=1e-3", "lr_late=1e-3", "lr_temporal=1e-3", "lr_heads=3e-3"])
+    res = train_rank(rank_data / "ds", rank_data / "run", cfg, progress=False)
+    test = res.metrics["test"]
+    assert res.metrics["subjects"]["test"] == ["sub-01"]
+    assert test["rank"]["mean_auc"] > 0.55, test["rank"]  # measured 0.595 (chance: 0.5)
+    assert set(test["flex"]["macro"]) == {"accuracy", "precision", "recall", "f1"}
+    log = pd.read_csv(rank_data / "run" / "log.csv")
+    assert log["stage"].tolist() == ["rank"] * 4 + ["flex"] * 2
+    for name in ("best.pt", "rank_best.pt", "last.pt", "curves.png", "metrics.json"):
+        assert (rank_data / "run" / name).is_file()
+    ckpt = torch.load(rank_data / "run" / "best.pt", weights_only=True)
+    assert ckpt["kind"] == "rank" and ckpt["config"]["fold"] == 0
+
+
+def test_resume_continues_from_the_saved_stage_and_epoch(rank_data, tmp_path):
+    sets = sum((["--set", s] for s in [*TINY, "fold=0", "pairs_per_epoch=16", "flex_epochs=1", "eval_pairs=200"]), [])
+    run = ["train", "rank", str(rank_data / "ds"), "--out", str(tmp_path / "r"), *sets]
+    assert cli([*run, "--stage", "rank", "--set", "epochs=1"]) == 0
+    first = pd.read_csv(tmp_path / "r" / "log.csv")
+    assert cli([*run, "--stage", "rank", "--set", "epochs=2"]) == 0
+    log = pd.read_csv(tmp_path / "r" / "log.csv")
+    assert log["stage"].tolist() == ["rank", "rank"] and log["epoch"].tolist() == [1, 2]
+    assert log.iloc[0]["train_loss"] == pytest.approx(first.iloc[0]["train_loss"])  # epoch 1 was kept, not redone
+    assert cli([*run, "--stage", "flex", "--set", "epochs=2"]) == 0  # stage 2 starts from stage 1's best
+    assert pd.read_csv(tmp_path / "r" / "log.csv")["stage"].tolist() == ["rank", "rank", "flex"]
+    assert cli([*run, "--stage", "flex", "--set", "epochs=2", "--set", "size=32"]) == 2  # another architecture: refused
+
+
+def test_baselines_and_inference_on_a_session(rank_data, tmp_path):
+    from sonolabel.rank.train import RankConfig, train_rank
+    from sonolabel.trainers.config import config_from
+
+    cfg = config_from(RankConfig, sets=[*TINY, "fold=1", "flex_epochs=1", "baseline=mft"])
+    res = train_rank(rank_data / "ds", tmp_path / "mft", cfg, progress=False)
+    assert "rank" not in res.metrics["test"] and "flex" in res.metrics["test"]
+    assert not (tmp_path / "mft" / "rank_best.pt").exists()
+    from sonolabel.store import Project
+
+    with Project.open(rank_data / "p.zarr") as p:
+        vid = p.video_ids()[1]
+    assert cli(["rank", "infer", str(rank_data / "p.zarr"), "--video", vid, "--model", str(tmp_path / "mft"),
+                "--out", str(tmp_path / "inf")]) == 0
+    table = pd.read_csv(tmp_path / "inf" / "flexion.csv", keep_default_na=False)
+    assert len(table) == 260 and set(table.columns) >= {"frame", "time", "p_thumb", "p_little", "finger"}
+    span = (6 - 1) * 2
+    assert (table["finger"][:span] == "").all() and set(table["finger"][span:]) <= {"rest", "thumb", "index", "middle", "ring", "little"}
+    thresholds = json.loads((tmp_path / "inf" / "thresholds.json").read_text())["thresholds"]
+    assert all(0.5 <= v <= 0.99 for v in thresholds.values())
+    # during the rest period every finger stays under its threshold, by construction
+    rest = table.iloc[span:40]
+    assert (rest["finger"] == "rest").all()
+
+
+def test_stage_flex_needs_a_ranking_run_and_rank_only_has_no_baseline(rank_data, tmp_path):
+    from sonolabel.rank.train import RankConfig, train_rank
+
+    with pytest.raises(InputError, match="continues a ranking run"):
+        train_rank(rank_data / "ds", tmp_path / "x", RankConfig(stage="flex", size=64, length=4, workers=0), progress=False)
+    with pytest.raises(InputError, match="no baseline"):
+        RankConfig(stage="rank", baseline="mft").check()
+
+
+def test_label_model_refused_for_other_classes(rank_data, tmp_path):
+    from sonolabel.export.torch_data import dataset_info
+    from sonolabel.rank.train import RankConfig, load_rank_model, train_rank
+    from sonolabel.trainers.config import config_from
+
+    cfg = config_from(RankConfig, sets=[*TINY, "input=labels", "stage=rank", "epochs=1", "pairs_per_epoch=8",
+                                        "eval_pairs=100"])
+    train_rank(rank_data / "ds", tmp_path / "lab", cfg, progress=False)
+    classes = dataset_info(rank_data / "ds")["classes"]
+    model, _ = load_rank_model(tmp_path / "lab", classes)
+    assert model.cfg.in_channels == len(classes) == 8
+    with pytest.raises(InputError, match="label maps of classes"):
+        load_rank_model(tmp_path / "lab", ["background", "nerve", "vessel"])
+
+
+def test_compare_methods_wilcoxon_by_hand(tmp_path):
+    from sonolabel.rank.loso import compare_methods
+
+    fingers = ("thumb", "index", "middle", "ring", "little")
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0.5, 0.9, (4, 5))
+    b = a - rng.uniform(0.01, 0.2, (4, 5))
+    for name, f1 in (("a", a), ("b", b)):
+        (tmp_path / name).mkdir()
+        rows = [{"subject": f"s{i}", "macro_f1": f1[i].mean(), **{f"f1_{f}": f1[i, j] for j, f in enumerate(fingers)}}
+                for i in range(4)]
+        pd.DataFrame(rows).to_csv(tmp_path / name / "loso.csv", index=False)
+    table = compare_methods({"A": tmp_path / "a", "B": tmp_path / "b"}, tmp_path / "cmp").set_index("method")
+    assert table.loc["A", "macro_f1_mean"] == pytest.approx(a.mean())
+    assert table.loc["A vs B", "wilcoxon_p"] == pytest.approx(wilcoxon(a.ravel(), b.ravel()).pvalue)
+    assert table.loc["A vs B", "f1_difference_mean"] > 0
+    assert (tmp_path / "cmp" / "compare.png").is_file()
+    with pytest.raises(InputError, match="no loso.csv"):
+        compare_methods({"A": tmp_path / "a", "C": tmp_path / "nothing"}, tmp_path / "cmp")
