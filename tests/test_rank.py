@@ -14,7 +14,7 @@ from scipy.stats import wilcoxon
 from sonolabel import InputError
 from sonolabel.cli.main import main as cli
 from sonolabel.rank.model import ArchConfig, SonoRank, count_parameters
-from sonolabel.rank.objectives import (binary_scores, pair_targets, ranking_auc, ranking_loss, roc_auc, window_labels,
+from sonolabel.rank.objectives import (balancing_weights, binary_scores, pair_targets, ranking_auc, ranking_loss, roc_auc, window_labels,
                                        window_travel)
 
 # a tiny network so that a real run takes seconds on 2 cores
@@ -61,6 +61,9 @@ def test_auc_and_f1_by_hand():
     np.testing.assert_allclose(s["f1"], [2 / 3, 0.0])
     np.testing.assert_allclose(s["accuracy"], [0.5, 0.75])
     assert window_labels(np.array([[[1, 0], [1, 1], [0, 0]]])).tolist() == [[1, 0]]
+    # flexed windows are rare: positives weighted negatives/positives, 1 where a finger never flexed
+    weights = balancing_weights(np.array([[1, 0, 1], [0, 0, 0], [0, 0, 0], [0, 0, 1]]), cap=2.5)
+    np.testing.assert_allclose(weights, [2.5, 1.0, 1.0])  # 3/1 capped at 2.5; no positives; 2/2
 
 
 def test_network_sizes_channels_and_rest_reference():
@@ -208,3 +211,16 @@ def test_compare_methods_wilcoxon_by_hand(tmp_path):
     assert (tmp_path / "cmp" / "compare.png").is_file()
     with pytest.raises(InputError, match="no loso.csv"):
         compare_methods({"A": tmp_path / "a", "C": tmp_path / "nothing"}, tmp_path / "cmp")
+
+
+def test_cli_loso_folds_and_compare(rank_data, tmp_path):
+    sets = sum((["--set", s] for s in [*TINY, "pairs_per_epoch=16", "epochs=1", "flex_epochs=1", "eval_pairs=200"]), [])
+    assert cli(["train", "rank", str(rank_data / "ds"), "--out", str(tmp_path / "loso"), "--loso", "--folds", "0,2",
+                *sets]) == 0
+    table = pd.read_csv(tmp_path / "loso" / "loso.csv")
+    assert table["subject"].tolist() == ["sub-01", "sub-03"] and table["val_subject"].tolist() == ["sub-03", "sub-02"]
+    assert {"mean_auc", "auc_thumb", "macro_f1", "f1_little"} <= set(table.columns)
+    summary = pd.read_csv(tmp_path / "loso" / "summary.csv", index_col=0)
+    assert summary.loc["macro_f1", "mean"] == pytest.approx(table["macro_f1"].mean())
+    assert cli(["rank", "compare", f"A={tmp_path / 'loso'}", f"B={tmp_path / 'loso'}", "--out", str(tmp_path / "cmp")]) == 0
+    assert pd.read_csv(tmp_path / "cmp" / "compare.csv").set_index("method").loc["A vs B", "wilcoxon_p"] == 1.0

@@ -10,17 +10,15 @@ window lengths) are compared by a Wilcoxon signed-rank test on per-subject, per-
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..batch import run_tasks
 from ..errors import InputError
-from ..export.splits import read_splits
 from ..store.layout import FINGERS
+from ..trainers.loso import run_folds
 from ..trainers.reports import _atomic_csv, _plot
 from .train import RankConfig, train_rank
 
@@ -46,18 +44,8 @@ def _run_fold(job: tuple[str, str, RankConfig, int]) -> dict:
 def train_rank_loso(dataset: str | Path, out: str | Path, cfg: RankConfig | None = None, scheduler: str | None = None,
                     workers: int | None = None, folds: list[int] | None = None) -> pd.DataFrame:
     """Train every fold (or ``folds``) into ``out/fold-<k>``; writes ``loso.csv``, ``summary.csv`` and ``loso.png``."""
-    cfg = cfg or RankConfig()
-    dataset, out = Path(dataset), Path(out)
-    all_folds = read_splits(dataset).get("folds") or []
-    if not all_folds:
-        raise InputError("the dataset has no leave-one-subject-out folds (they need 3 or more subjects)", dataset / "splits.json")
-    chosen = folds if folds is not None else list(range(len(all_folds)))
-    n_parallel = 1 if scheduler is None and workers == 1 else min(len(chosen), workers or len(chosen))
-    threads = max(1, torch.get_num_threads() // max(1, n_parallel)) if scheduler is None else torch.get_num_threads()
-    jobs = [(str(dataset), str(out / f"fold-{k}"), replace(cfg, fold=k), threads) for k in chosen]
-    out.mkdir(parents=True, exist_ok=True)
-    rows = run_tasks(_run_fold, jobs, scheduler=scheduler, workers=workers, label="rank-fold")
-    return write_loso(out, rows)
+    rows = run_folds(dataset, out, cfg or RankConfig(), _run_fold, scheduler, workers, folds, label="rank-fold")
+    return write_loso(Path(out), rows)
 
 
 def write_loso(out: Path, rows: list[dict]) -> pd.DataFrame:

@@ -33,9 +33,17 @@ def ranking_loss(logits: torch.Tensor, y: torch.Tensor, m: torch.Tensor, tie_wei
     return (m * bce + tie_weight * (1 - m) * logits.pow(2)).mean()
 
 
-def flexion_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy of the five flexion logits against the window labels."""
-    return F.binary_cross_entropy_with_logits(logits, labels.float())
+def flexion_loss(logits: torch.Tensor, labels: torch.Tensor, pos_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Binary cross-entropy of the five flexion logits against the window labels (positives weighted by ``pos_weight``)."""
+    return F.binary_cross_entropy_with_logits(logits, labels.float(), pos_weight=pos_weight)
+
+
+def balancing_weights(labels: np.ndarray, cap: float = 20.0) -> torch.Tensor:
+    """Per-finger weight of a flexed window, negatives / positives (at most ``cap``; 1 without positives):
+    a finger is flexed in a small share of windows, and unweighted BCE learns to say "never"."""
+    pos = np.asarray(labels, float).sum(0)
+    neg = len(labels) - pos
+    return torch.tensor(np.where(pos > 0, np.minimum(neg / np.maximum(pos, 1), cap), 1.0), dtype=torch.float32)
 
 
 def window_labels(frame_labels: np.ndarray) -> np.ndarray:

@@ -30,10 +30,10 @@ def _run_fold(job: tuple[str, str, UNetConfig, int]) -> dict:
             "pixel_accuracy": float(test.loc["macro", "pixel_accuracy"]), "run": str(out)}
 
 
-def train_loso(dataset: str | Path, out: str | Path, cfg: UNetConfig | None = None, scheduler: str | None = None,
-               workers: int | None = None, folds: list[int] | None = None):
-    """Train every fold (or ``folds``) into ``out/fold-<k>``; writes ``loso.csv`` and ``loso.png`` and returns the table."""
-    cfg = cfg or UNetConfig()
+def run_folds(dataset: str | Path, out: str | Path, cfg, run_fold, scheduler: str | None = None,
+              workers: int | None = None, folds: list[int] | None = None, label: str = "fold") -> list[dict]:
+    """Run ``run_fold((dataset, out/fold-<k>, cfg with fold=k, threads))`` for every fold (or ``folds``) of the
+    dataset's splits as dask tasks, each with its share of the CPU threads; returns their rows."""
     dataset, out = Path(dataset), Path(out)
     all_folds = read_splits(dataset).get("folds") or []
     if not all_folds:
@@ -43,5 +43,11 @@ def train_loso(dataset: str | Path, out: str | Path, cfg: UNetConfig | None = No
     threads = max(1, torch.get_num_threads() // max(1, n_parallel)) if scheduler is None else torch.get_num_threads()
     jobs = [(str(dataset), str(out / f"fold-{k}"), replace(cfg, fold=k), threads) for k in chosen]
     out.mkdir(parents=True, exist_ok=True)
-    rows = run_tasks(_run_fold, jobs, scheduler=scheduler, workers=workers, label="loso-fold")
-    return write_loso_report(out, rows)
+    return run_tasks(run_fold, jobs, scheduler=scheduler, workers=workers, label=label)
+
+
+def train_loso(dataset: str | Path, out: str | Path, cfg: UNetConfig | None = None, scheduler: str | None = None,
+               workers: int | None = None, folds: list[int] | None = None):
+    """Train every fold (or ``folds``) into ``out/fold-<k>``; writes ``loso.csv`` and ``loso.png`` and returns the table."""
+    rows = run_folds(dataset, out, cfg or UNetConfig(), _run_fold, scheduler, workers, folds, label="loso-fold")
+    return write_loso_report(Path(out), rows)
