@@ -38,14 +38,13 @@ class Windows:
     videos: list[str]
     subjects: list[str]  # per video
     rest_rows: np.ndarray  # (V,) dataset row of each video's rest frame
-    starts: np.ndarray  # (W,) frame number of each window's first frame
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def subset(self, keep: np.ndarray) -> "Windows":
         return Windows(self.rows[keep], self.video[keep], self.travel[keep], self.flexed[keep], self.videos,
-                       self.subjects, self.rest_rows, self.starts[keep])
+                       self.subjects, self.rest_rows)
 
 
 def build_windows(dataset: str | Path, subjects: list[str] | None, length: int, subsample: int, step: int = 1,
@@ -53,7 +52,7 @@ def build_windows(dataset: str | Path, subjects: list[str] | None, length: int, 
     """Windows starting every ``step`` frames in each video of ``subjects`` (all when None) that has kinematics."""
     table = read_table(dataset)
     kin = zarr.open_group(str(dataset), mode="r")["kinematics"][:]
-    rows, video, travel, flexed, starts, videos, video_subjects, rest_rows = [], [], [], [], [], [], [], []
+    rows, video, travel, flexed, videos, video_subjects, rest_rows = [], [], [], [], [], [], []
     for vid, part in table.groupby("video", sort=False):
         if subjects is not None and part["subject"].iloc[0] not in subjects:
             continue
@@ -73,7 +72,6 @@ def build_windows(dataset: str | Path, subjects: list[str] | None, length: int, 
             rows.append(part.index.to_numpy()[pos])
             travel.append(window_travel(theta[pos]))
             flexed.append(window_labels(labels[pos]))
-            starts.append(int(f))
             video.append(k)
         videos.append(str(vid))
         video_subjects.append(str(part["subject"].iloc[0]))
@@ -83,8 +81,7 @@ def build_windows(dataset: str | Path, subjects: list[str] | None, length: int, 
                          + (f" for subjects {subjects}" if subjects else ""), dataset,
                          "export videos imported with kinematics (sonolabel import --kinematics), or shorten the window")
     return Windows(np.asarray(rows, np.int64), np.asarray(video, np.int64), np.asarray(travel, np.float32),
-                   np.asarray(flexed, np.int8), videos, video_subjects, np.asarray(rest_rows, np.int64),
-                   np.asarray(starts, np.int64))
+                   np.asarray(flexed, np.int8), videos, video_subjects, np.asarray(rest_rows, np.int64))
 
 
 class WindowReader:
