@@ -120,7 +120,7 @@ def test_two_stage_run_ranks_a_held_out_subject_above_chance(rank_data):
     test = res.metrics["test"]
     assert res.metrics["subjects"]["test"] == ["sub-01"]
     assert test["rank"]["mean_auc"] > 0.55, test["rank"]  # measured 0.595 (chance: 0.5)
-    assert set(test["flex"]["macro"]) == {"accuracy", "precision", "recall", "f1"}
+    assert set(test["flex"]["macro"]) == {"accuracy", "precision", "recall", "f1", "auc"}
     log = pd.read_csv(rank_data / "run" / "log.csv")
     assert log["stage"].tolist() == ["rank"] * 4 + ["flex"] * 2
     for name in ("best.pt", "rank_best.pt", "last.pt", "curves.png", "metrics.json"):
@@ -129,11 +129,46 @@ def test_two_stage_run_ranks_a_held_out_subject_above_chance(rank_data):
     assert ckpt["kind"] == "rank" and ckpt["config"]["fold"] == 0
 
 
+def test_groups_rank_every_pair_of_windows_of_one_video(rank_data):
+    from sonolabel.rank.data import RankGroups, WindowReader, build_windows, group_pairs
+    from sonolabel.rank.objectives import pair_targets, ranking_loss
+
+    a, b = group_pairs(4)
+    assert list(zip(a.tolist(), b.tolist())) == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+    windows = build_windows(rank_data / "ds", None, 6, 2, 1)
+    reader = WindowReader(rank_data / "ds", "labels", 64)
+    groups = RankGroups(windows, reader, 10, 4, seed=3)
+    for i in range(10):
+        members = groups.group(i)
+        assert len(set(windows.video[members].tolist())) == 1 and len(set(members.tolist())) == 4
+    np.testing.assert_array_equal(groups.group(7), RankGroups(windows, reader, 10, 4, seed=3).group(7))
+    groups.set_epoch(1)
+    assert not np.array_equal(groups.group(7), RankGroups(windows, reader, 10, 4, seed=3).group(7))
+    # the grouped loss (each window encoded once) equals the loss of the same pairs fed one by one
+    model = SonoRank(ArchConfig(in_channels=8, widths=[8, 16, 32, 64, 64], embed=32, length=6, feedforward=64)).eval()
+    x, travel = groups[0]
+    assert x.shape == (4, 6, 8, 64, 64) and travel.shape == (4, 5)
+    y, m = pair_targets(travel[a], travel[b])
+    with torch.no_grad():
+        z = model.encode(x)
+        grouped = ranking_loss(model.rank(z[a], z[b]), y, m)
+        one_by_one = ranking_loss(model(x[a], x[b]), y, m)
+    assert grouped.item() == pytest.approx(one_by_one.item(), rel=1e-5)
+    with pytest.raises(InputError, match="at least 2"):
+        RankGroups(windows, reader, 10, 1)
+
+
 def test_resume_continues_from_the_saved_stage_and_epoch(rank_data, tmp_path):
-    sets = sum((["--set", s] for s in [*TINY, "fold=0", "pairs_per_epoch=16", "flex_epochs=1", "eval_pairs=200"]), [])
+    # groups of 4 windows and a moving average of the weights, both carried across the restart
+    sets = sum((["--set", s] for s in [*TINY, "fold=0", "pairs_per_epoch=96", "flex_epochs=1", "eval_pairs=200",
+                                        "group_size=4", "ema_decay=0.9"]), [])  # 2 batches of 8 x 6 pairs
     run = ["train", "rank", str(rank_data / "ds"), "--out", str(tmp_path / "r"), *sets]
     assert cli([*run, "--stage", "rank", "--set", "epochs=1"]) == 0
     first = pd.read_csv(tmp_path / "r" / "log.csv")
+    last = torch.load(tmp_path / "r" / "last.pt", weights_only=True)
+    kept = torch.load(tmp_path / "r" / "rank_best.pt", weights_only=True)["model"]
+    for name in ("position", "frames.proj.weight"):  # the kept model is the average, training goes on from its own weights
+        assert torch.equal(kept[name], last["ema"][f"module.{name}"]) and not torch.equal(kept[name], last["model"][name])
     assert cli([*run, "--stage", "rank", "--set", "epochs=2"]) == 0
     log = pd.read_csv(tmp_path / "r" / "log.csv")
     assert log["stage"].tolist() == ["rank", "rank"] and log["epoch"].tolist() == [1, 2]
