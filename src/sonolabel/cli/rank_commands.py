@@ -31,7 +31,7 @@ def _print_metrics(metrics: dict) -> None:
         if "flex" in m:
             mac = m["flex"]["macro"]
             print(f"{part}: flexion accuracy {mac['accuracy']:.3f}, precision {mac['precision']:.3f}, "
-                  f"recall {mac['recall']:.3f}, F1 {mac['f1']:.3f} (macro over fingers)")
+                  f"recall {mac['recall']:.3f}, F1 {mac['f1']:.3f}, AUC {mac['auc']:.3f} (macro over fingers)")
 
 
 def train_rank(args) -> int:

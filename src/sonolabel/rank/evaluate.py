@@ -12,7 +12,7 @@ import torch
 from ..store.layout import FINGERS
 from .data import Windows, WindowReader, sample_eval_pairs
 from .model import SonoRank
-from .objectives import binary_scores, flexion_loss, pair_targets, ranking_auc, ranking_loss
+from .objectives import binary_scores, flexion_loss, pair_targets, ranking_auc, ranking_loss, roc_auc
 
 
 @torch.no_grad()
@@ -62,12 +62,14 @@ def flexion_probabilities(model: SonoRank, reader: WindowReader, windows: Window
 
 def evaluate_flexion(model: SonoRank, reader: WindowReader, windows: Windows, device: torch.device,
                      threshold: float = 0.5) -> dict:
-    """BCE, and accuracy, precision, recall and F1 per finger and macro, of flexion at ``threshold``."""
+    """BCE, and accuracy, precision, recall and F1 per finger and macro, of flexion at ``threshold``; and the
+    threshold-free ROC AUC of P(flexed) per finger (how well the windows are ordered, whatever the calibration)."""
     p = flexion_probabilities(model, reader, windows, device)
     truth = windows.flexed
     logits = torch.logit(torch.from_numpy(p).clamp(1e-6, 1 - 1e-6))
     scores = binary_scores(p >= threshold, truth)
+    scores["auc"] = np.array([roc_auc(p[:, i], truth[:, i]) for i in range(len(FINGERS))])
     per_finger = {f: {k: float(v[i]) for k, v in scores.items()} for i, f in enumerate(FINGERS)}
-    macro = {k: float(np.mean(v)) for k, v in scores.items()}
+    macro = {k: float(np.nanmean(v)) for k, v in scores.items()}
     return {"loss": float(flexion_loss(logits, torch.from_numpy(truth))), "fingers": per_finger, "macro": macro,
             "windows": int(len(truth)), "positives": dict(zip(FINGERS, truth.sum(0).tolist()))}
