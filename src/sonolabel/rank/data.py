@@ -152,8 +152,7 @@ class RankGroups(Dataset):
 
 def group_pairs(size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices (a, b) of every unordered pair of a group of ``size`` windows (a < b)."""
-    a, b = torch.triu_indices(size, size, 1)
-    return a, b
+    return tuple(torch.triu_indices(size, size, 1))
 
 
 class FlexWindows(Dataset):

@@ -114,6 +114,13 @@ class SonoRank(nn.Module):
         pair = torch.cat([za, zb], 1)
         return torch.cat([head(pair) for head in self.rank_heads], 1)
 
+    def rank_groups(self, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Logits (G * P, 5) of the pairs (a[p], b[p]) within each of G groups of windows (G, K, T, C, H, W),
+        each window encoded once."""
+        g, k = x.shape[:2]
+        z = self.encode(x.flatten(0, 1)).view(g, k, -1)
+        return self.rank(z[:, a].flatten(0, 1), z[:, b].flatten(0, 1))
+
     def classify(self, zq: torch.Tensor, zr: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, 5): finger f is flexed in the query window (against the rest reference ``zr``)."""
         return self.classifier(torch.cat([zq, zr], 1) if self.cfg.rest else zq)

@@ -245,15 +245,10 @@ class Run:
         def batches(epoch: int):
             groups.set_epoch(epoch)
             for x, travel in _loader(groups, cfg, cfg.batch_size, False, dev, cfg.seed + epoch):
-                g = x.shape[0]
                 travel = travel.to(dev)
                 y, m = pair_targets(travel[:, ia].flatten(0, 1), travel[:, ib].flatten(0, 1), cfg.informative_deg)
-
-                def loss(x=x, g=g, y=y, m=m):
-                    z = self.model.encode(x.to(dev).flatten(0, 1)).view(g, k, -1)
-                    logits = self.model.rank(z[:, ia].flatten(0, 1), z[:, ib].flatten(0, 1)).float()
-                    return ranking_loss(logits, y, m, cfg.tie_weight)
-                yield loss
+                yield lambda x=x, y=y, m=m: ranking_loss(self.model.rank_groups(x.to(dev), ia, ib).float(), y, m,
+                                                         cfg.tie_weight)
 
         def validate() -> dict:
             r = evaluate_ranking(self.model, self.reader, self.val_windows, cfg.eval_pairs, dev, cfg.informative_deg,
