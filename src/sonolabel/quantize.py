@@ -11,6 +11,12 @@ lookup table maps every RGB value to its nearest class and to how sure that is:
 Pixels that are not sure (blends, JPEG ringing, unknown colours) are settled from the sure
 pixels around them: they take, among the classes present in their neighbourhood, the one whose
 colour is nearest. A blend of two classes therefore becomes one of those two, never a third.
+
+Lossy video (h264 with 4:2:0 chroma) blends colours over several pixels at every boundary, and a
+blend can land right on a third class's colour. With ``edge_radius`` > 0 a pixel is sure only
+where its colour is flat over the ``(2r+1)²`` window around it; pixels near a colour edge are
+*blends*, settled from the flat regions on either side and never taking a colour of their own
+(nor counted as unknown: only a flat region of a foreign colour is).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from ._files import staged_folder
 from .errors import InputError
 from .palette import Palette
 
-SURE, NEAR, UNKNOWN = 0, 1, 2
+SURE, NEAR, UNKNOWN, BLEND = 0, 1, 2, 3
 _LEVEL_SHIFT = 8
 
 
@@ -87,10 +93,11 @@ def _pack(rgb: np.ndarray) -> np.ndarray:
 class Quantizer:
     """Maps colour masks to index masks for one palette and tolerance (RGB Euclidean distance)."""
 
-    def __init__(self, palette: Palette, tolerance: float = 40.0, window: int = 1):
+    def __init__(self, palette: Palette, tolerance: float = 40.0, window: int = 1, edge_radius: int = 0):
         self.palette = palette
         self.tolerance = float(tolerance)
         self.window = window
+        self.edge_radius = int(edge_radius)
         self._lut = _lookup_table(palette.colors, self.tolerance)
         rgb = palette.rgb
         self.bgr_detectable = not np.array_equal(
@@ -108,6 +115,9 @@ class Quantizer:
         coded = self._lut.take(_pack(rgb)).reshape(h, w)
         labels = (coded & 0xFF).astype(np.uint8)
         report = QuantizeReport(source=source, shape=(h, w), swapped=swap_rb)
+        if self.edge_radius > 0:
+            demote = self._near_edge(rgb)  # blends, also those far from every colour: only flat regions can be unknown
+            coded = np.where(demote, (coded & 0xFF) | (BLEND << _LEVEL_SHIFT), coded).astype(np.uint16)
         if coded.max() < (1 << _LEVEL_SHIFT):  # every pixel sure: the common, fast case
             return labels, report
         level = coded >> _LEVEL_SHIFT
@@ -121,6 +131,17 @@ class Quantizer:
                 report.probable_bgr = self._looks_bgr(rgb, report.unknown_fraction)
         report.settled_count = self._settle(rgb, labels, level)
         return labels, report
+
+    def _near_edge(self, rgb: np.ndarray) -> np.ndarray:
+        """Pixels whose colour varies by more than half the tolerance over the window around them."""
+        from scipy import ndimage
+
+        size = 2 * self.edge_radius + 1
+        spread = np.zeros(rgb.shape[:2], np.int16)
+        for c in range(3):
+            ch = np.ascontiguousarray(rgb[..., c])
+            spread = np.maximum(spread, ndimage.maximum_filter(ch, size).astype(np.int16) - ndimage.minimum_filter(ch, size))
+        return spread > self.tolerance / 2
 
     def _looks_bgr(self, rgb: np.ndarray, unknown_fraction: float) -> bool:
         if unknown_fraction < 0.01:
@@ -164,8 +185,10 @@ class Quantizer:
         return n_settled  # pixels no sure pixel can reach keep their nearest colour
 
 
-def read_mask(path: str | Path, palette: Palette, quantizer: Quantizer | None = None, swap_rb: bool = False) -> tuple[np.ndarray, QuantizeReport]:
-    """Read one mask file as class indices: a palette PNG or an index PNG is taken as is, colour images are quantized."""
+def read_mask(path: str | Path, palette: Palette, quantizer: Quantizer | None = None, swap_rb: bool = False,
+              by_colour: bool = False) -> tuple[np.ndarray, QuantizeReport]:
+    """Read one mask file as class indices: a palette PNG or an index PNG is taken as is, colour images are
+    quantized; ``by_colour`` quantizes palette PNGs by their colours too (their indices are another tool's)."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
@@ -173,7 +196,8 @@ def read_mask(path: str | Path, palette: Palette, quantizer: Quantizer | None = 
         with Image.open(path) as im:
             im.load()
             mode = im.mode
-            arr = np.asarray(im.convert("RGB") if mode in ("RGBA", "LA", "CMYK", "YCbCr") else im)
+            colour = ("RGBA", "LA", "CMYK", "YCbCr") + (("P", "PA") if by_colour else ())
+            arr = np.asarray(im.convert("RGB") if mode in colour else im)
     except (OSError, UnidentifiedImageError) as e:
         raise InputError(f"cannot read mask image ({e})", path, "check the file is a PNG, JPEG or TIFF image") from None
     if arr.ndim == 3:

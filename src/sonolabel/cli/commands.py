@@ -58,7 +58,8 @@ def import_(args) -> int:
                                     crop=args.crop, swap_rb=args.bgr, progress=True)
             else:
                 ids = [import_recording(project, source, args.subject, trial=args.trial, task=args.task, crop=args.crop,
-                                        fps=args.fps, kinematics=args.kinematics, h5_keys=_key_map(args.key), progress=True)]
+                                        fps=args.fps, kinematics=args.kinematics, h5_keys=_key_map(args.key), progress=True,
+                                        mm_per_pixel=args.mm_per_pixel, dedupe=args.dedupe)]
     except BaseException:
         if created:  # a failed first import leaves no project behind
             shutil.rmtree(args.project, ignore_errors=True)
@@ -117,18 +118,26 @@ def info(args) -> int:
         if rows:
             import pandas as pd
 
-            df = pd.DataFrame(rows)[["video", "subject", "trial", "task", "frames", "width", "height", "fps", "keyframes", "propagated"]]
-            df["propagated"] = (df["propagated"] * 100).round(1).astype(str) + "%"
+            df = pd.DataFrame(rows)[["video", "subject", "trial", "task", "frames", "width", "height", "fps", "mm_per_px",
+                                     "keyframes", "propagated", "imported"]]
+            df["mm_per_px"] = [("-" if s is None else "x".join("?" if v is None else f"{v:.4g}" for v in s)) for s in df["mm_per_px"]]
+            for col in ("propagated", "imported"):
+                df[col] = (df[col] * 100).round(1).astype(str) + "%"
             print(df.to_string(index=False))
     return 0
 
 
 def quantize(args) -> int:
+    from ..mask_sequences import quantize_video
     from ..quantize import quantize_folder
 
-    reports = quantize_folder(args.in_dir, args.out_dir, load_palette(args.palette), tolerance=args.tolerance,
-                              max_unknown_fraction=args.max_unknown_fraction, swap_rb=args.bgr, progress=True,
-                              workers=args.workers, scheduler=args.scheduler)
+    if Path(args.in_dir).is_file():
+        reports = quantize_video(args.in_dir, args.out_dir, load_palette(args.palette), tolerance=args.tolerance,
+                                 max_unknown_fraction=args.max_unknown_fraction, swap_rb=args.bgr, progress=True)
+    else:
+        reports = quantize_folder(args.in_dir, args.out_dir, load_palette(args.palette), tolerance=args.tolerance,
+                                  max_unknown_fraction=args.max_unknown_fraction, swap_rb=args.bgr, progress=True,
+                                  workers=args.workers, scheduler=args.scheduler)
     worst = max(reports, key=lambda r: r.unknown_fraction)
     n_unknown = sum(r.unknown_count > 0 for r in reports)
     print(f"quantized {len(reports)} masks into {args.out_dir}; {n_unknown} with unknown colours"
@@ -215,10 +224,34 @@ def keyframes_import(args) -> int:
     from ..masks import import_keyframe_masks
     from ..store import Project
 
+    frames = _frame_list(args.frames)
     with Project.open(args.project, "a") as project:
-        frames = import_keyframe_masks(project.video(args.video), args.masks, who=args.who,
+        palette = load_palette(args.palette) if args.palette else None
+        frames = import_keyframe_masks(project.video(args.video), args.masks, who=args.who, frames=frames, palette=palette,
                                        max_unknown_fraction=args.max_unknown_fraction, swap_rb=args.bgr)
     print(f"stored {len(frames)} keyframes: {frames}")
+    return 0
+
+
+def _frame_list(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return sorted({int(v) for v in text.replace(" ", "").split(",") if v})
+    except ValueError:
+        raise InputError(f"--frames must be comma-separated frame numbers, got {text!r}") from None
+
+
+def labels_import(args) -> int:
+    from ..masks import import_label_sequence
+    from ..store import Project
+
+    with Project.open(args.project, "a") as project:
+        palette = load_palette(args.palette) if args.palette else None
+        n = import_label_sequence(project.video(args.video), args.masks, who=args.who, palette=palette, swap_rb=args.bgr,
+                                  max_unknown_fraction=args.max_unknown_fraction, progress=True)
+    print(f"stored {n} frames of labels from {args.masks} (source 'imported'); "
+          f"check them with `sonolabel drift {args.project} {args.video}`")
     return 0
 
 
@@ -274,6 +307,17 @@ def export(args) -> int:
     from ..export import ExportConfig, export_dataset
     from ..export.splits import read_splits
     from ..store import Project
+
+    if args.format == "nnunet":
+        from ..export.nnunet import export_nnunet
+
+        cfg = ExportConfig(videos=args.videos, include_unreviewed=args.include_unreviewed, val_fraction=args.val_fraction,
+                           seed=args.seed)
+        with Project.open(args.project) as project, tqdm(desc="export", unit="frame") as bar:
+            summary = export_nnunet(project, args.out, cfg, progress=bar.update)
+        print(f"wrote an nnU-Net v2 raw dataset of {summary['numTraining']} cases to {args.out} "
+              f"({summary['folds']} subject-grouped folds in splits_final.json)")
+        return 0
 
     cfg = ExportConfig(size=args.size, videos=args.videos, include_unreviewed=args.include_unreviewed,
                        label_resize=args.labels, val_fraction=args.val_fraction, seed=args.seed)

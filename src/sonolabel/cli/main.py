@@ -26,17 +26,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fps", type=float, default=20.0)
     s.set_defaults(func=commands.phantom)
 
-    s = sub.add_parser("import", help="import a recording (video, frame folder, HDF5, Clarius raw) or image/mask pairs",
+    s = sub.add_parser("import", help="import a recording (video, frame folder, DICOM, TIFF stack, HDF5, Clarius raw) "
+                                      "or image/mask pairs",
                        description="Import into PROJECT (created when missing); prints the new video's id as the last line.")
     s.add_argument("project")
-    s.add_argument("source", help="mp4/avi file, frame folder, .h5 session, Clarius *_env.raw, a folder with images/ and "
+    s.add_argument("source", help="mp4/avi file, frame folder, DICOM (.dcm), TIFF / OME-TIFF stack, .h5 session, "
+                                  "Clarius *_env.raw, a folder with images/ and "
                                   "masks/, or a .csv manifest of many recordings (columns source, subject, trial, task, "
                                   "kinematics, fps, crop; --subject then not needed)")
     s.add_argument("--subject")
     s.add_argument("--trial")
     s.add_argument("--task")
-    s.add_argument("--crop", help="x,y,w,h of the ultrasound box (default: detected)")
+    s.add_argument("--crop", help="x,y,w,h of the ultrasound box (default: the DICOM region, else detected)")
     s.add_argument("--fps", type=float, help="frame rate when the source does not say")
+    s.add_argument("--mm-per-pixel", type=float, help="pixel spacing in mm (default: from the DICOM, OME-TIFF or Clarius header)")
+    s.add_argument("--dedupe", action="store_true",
+                   help="drop frames that repeat the previous one (screen captures recorded faster than the scanner)")
     s.add_argument("--kinematics", help="CSV with one row per frame (columns: frame, time, thumb, index, ...)")
     s.add_argument("--key", action="append", default=[], metavar="ROLE=PATH",
                    help="HDF5 dataset for a role (image, time, kinematics, thumb..little); repeatable")
@@ -52,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=commands.info)
 
-    s = sub.add_parser("quantize", help="colour masks to index PNGs by nearest palette colour")
-    s.add_argument("in_dir")
+    s = sub.add_parser("quantize", help="colour masks (a folder or a mask video) to index PNGs by nearest palette colour")
+    s.add_argument("in_dir", metavar="IN", help="folder of colour masks, or a mask video (one PNG per frame: 000000.png, ...)")
     s.add_argument("out_dir")
     s.add_argument("--palette", default="forearm", help="preset (forearm, davis) or JSON file")
     s.add_argument("--tolerance", type=float, default=40.0, help="RGB distance beyond which a colour is unknown")
@@ -73,14 +78,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     keyframes = sub.add_parser("keyframes", help="keyframe annotations in and suggestions out").add_subparsers(
         dest="keyframes_command", required=True, metavar="ACTION")
-    s = keyframes.add_parser("import", help="store masks named by frame index (000200.png or 200.png) as keyframes")
+    s = keyframes.add_parser("import", help="store masks named by frame (000200.png, frame_000200.png, 200.png) or "
+                                            "frames of a mask video as keyframes")
     s.add_argument("project")
     s.add_argument("video")
-    s.add_argument("--masks", required=True, help="folder of colour or index PNGs, quantized on the way in")
+    s.add_argument("--masks", required=True, metavar="DIR|VIDEO",
+                   help="folder of colour, palette or index masks, a CVAT export, or a mask video; quantized on the way in")
+    s.add_argument("--frames", help="comma-separated keyframes to take (needed for a mask video; default: every mask)")
+    s.add_argument("--palette", help="palette of the masks (preset or JSON; default: the project's)")
     s.add_argument("--max-unknown-fraction", type=float, default=0.005)
     s.add_argument("--bgr", action="store_true")
     s.add_argument("--who", help="annotator name (default: the user)")
     s.set_defaults(func=commands.keyframes_import)
+
+    labels = sub.add_parser("labels", help="whole label sequences from other tools").add_subparsers(
+        dest="labels_command", required=True, metavar="ACTION")
+    s = labels.add_parser("import", help="store one mask per frame (a folder, CVAT export or mask video) as the video's "
+                                         "labels, source 'imported'; keyframes are kept")
+    s.add_argument("project")
+    s.add_argument("video")
+    s.add_argument("--masks", required=True, metavar="DIR|VIDEO")
+    s.add_argument("--palette", help="palette of the masks: preset (forearm, davis) or JSON file (default: the project's)")
+    s.add_argument("--bgr", action="store_true", help="colour masks are BGR (e.g. written by OpenCV): swap red and blue")
+    s.add_argument("--max-unknown-fraction", type=float, default=0.01)
+    s.add_argument("--who", help="who made these labels (default: the user)")
+    s.set_defaults(func=commands.labels_import)
     s = keyframes.add_parser("suggest", help="frames to annotate next")
     s.add_argument("project")
     s.add_argument("video")
@@ -107,8 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("export", help="write a training-ready zarr / OME-Zarr dataset with splits and kinematics")
     s.add_argument("project")
-    s.add_argument("out", help="new dataset folder (written under a temporary name, renamed when complete)")
-    s.add_argument("--size", type=int, default=240, help="square training size (default 240)")
+    s.add_argument("out", help="new dataset folder (written under a temporary name, renamed when complete); "
+                               "for nnU-Net a DatasetNNN_Name folder")
+    s.add_argument("--format", default="zarr", choices=("zarr", "nnunet"),
+                   help="zarr / OME-Zarr (default) or an nnU-Net v2 raw dataset (native resolution, PNG)")
+    s.add_argument("--size", type=int, default=240, help="square training size (default 240; zarr only)")
     s.add_argument("--videos", nargs="+", default=[], help="video ids (default: all)")
     s.add_argument("--include-unreviewed", action="store_true", help="also export frames flagged and awaiting review")
     s.add_argument("--labels", default="majority", choices=("majority", "nearest"), help="how labels are resized")

@@ -5,7 +5,8 @@ Dataset layout (see docs/export.md)::
     OUT/                         attrs: ome (image t,y,x), sonolabel_dataset {classes, palette, provenance, ...}
       0                          uint8 (N, S, S) images, one frame per chunk
       labels/classes/0           uint8 (N, S, S) labels; attrs.ome image-label: colours and class names
-      table/<column>             per-frame: subject, trial, task, video, frame, time, source, review, drift
+      table/<column>             per-frame: subject, trial, task, video, frame, source_frame, time, source, review,
+                                 drift, mm_per_px_y, mm_per_px_x (pixel size at the exported size; NaN unknown)
       kinematics                 float32 (N, K) (NaN for videos without kinematics)
       splits.json                subject-based train/val and leave-one-subject-out folds (editable)
 
@@ -125,6 +126,16 @@ def _convert_video(job: tuple, progress: Callable[[int], None] | None = None) ->
     return digest.hexdigest()
 
 
+def common_spacing(ys: list[float], xs: list[float]) -> tuple[float, float] | None:
+    """The pixel size every exported frame shares (within 0.1 %), or None when unknown for some or they differ."""
+    ys_, xs_ = np.asarray(ys, np.float64), np.asarray(xs, np.float64)
+    if not len(ys_) or not (np.isfinite(ys_).all() and np.isfinite(xs_).all()):
+        return None
+    if np.ptp(ys_) > 1e-3 * ys_.mean() or np.ptp(xs_) > 1e-3 * xs_.mean():
+        return None
+    return float(ys_.mean()), float(xs_.mean())
+
+
 def _remove_dead_staging(out: Path) -> None:
     """Remove temporary folders left by exports to ``out`` whose process died."""
     for d in out.parent.glob(f".{out.name}.partial-*"):
@@ -169,7 +180,8 @@ def export_dataset(project: Project, out: str | Path, config: ExportConfig | Non
         kin_cols = list(FINGERS)
         kin = root.create_array("kinematics", shape=(n, len(kin_cols)), chunks=(max(1, min(n, 65536)), len(kin_cols)),
                                 dtype="float32", fill_value=float("nan"))
-        table: dict[str, list] = {c: [] for c in ("subject", "trial", "task", "video", "frame", "time", "source", "review", "drift")}
+        table: dict[str, list] = {c: [] for c in ("subject", "trial", "task", "video", "frame", "source_frame", "time", "source",
+                                                  "review", "drift", "mm_per_px_y", "mm_per_px_x")}
         starts = np.cumsum([0] + [len(idx) for _, idx in plan])
         jobs = [(str(project.path), v.id, idx, str(staging), int(start), s, k, cfg.label_resize)
                 for (v, idx), start in zip(plan, starts)]
@@ -194,13 +206,18 @@ def export_dataset(project: Project, out: str | Path, config: ExportConfig | Non
             table["task"] += [str(a.get("task") or "")] * len(idx)
             table["video"] += [v.id] * len(idx)
             table["frame"] += idx.tolist()
+            source_frame = v.column("source_frame", -1).astype(np.int64)
+            table["source_frame"] += (source_frame[idx] if (source_frame >= 0).all() else idx).tolist()
+            spacing = v.spacing_mm
+            table["mm_per_px_y"] += [spacing[0] * v.height / s if spacing else float("nan")] * len(idx)
+            table["mm_per_px_x"] += [spacing[1] * v.width / s if spacing else float("nan")] * len(idx)
             table["time"] += (idx / fps).tolist()
             table["source"] += names.tolist()
             table["review"] += list(map(str, v.column("review", "unreviewed")[idx]))
             table["drift"] += list(map(float, v.column("drift", np.nan)[idx]))
         tg = root.create_group("table")
         for col, values in table.items():
-            arr = np.asarray(values, dtype=object if col in TABLE_STR else (np.int64 if col == "frame" else np.float64))
+            arr = np.asarray(values, dtype=object if col in TABLE_STR else (np.int64 if col in ("frame", "source_frame") else np.float64))
             z = tg.create_array(col, shape=(n,), chunks=(max(1, min(n, 65536)),),
                                 dtype=str if col in TABLE_STR else arr.dtype, fill_value="" if col in TABLE_STR else 0)
             z[:] = arr
@@ -210,11 +227,13 @@ def export_dataset(project: Project, out: str | Path, config: ExportConfig | Non
         splits = make_splits(per_subject, cfg.val_fraction, cfg.seed)
         (staging / SPLITS_FILE).write_text(json.dumps(splits, indent=1))
         kin.attrs.update({"columns": kin_cols, "unit": "deg", "videos_with_kinematics": [v.id for v, _ in plan if v.has_kinematics]})
+        spacing = common_spacing(table["mm_per_px_y"], table["mm_per_px_x"])
         labels_group.attrs["ome"] = ome.labels_group_metadata(["classes"])
-        label_img.attrs["ome"] = ome.label_image_metadata("classes", palette)
-        root.attrs["ome"] = ome.image_metadata("images")
+        label_img.attrs["ome"] = ome.label_image_metadata("classes", palette, spacing)
+        root.attrs["ome"] = ome.image_metadata("images", spacing)
         root.attrs["sonolabel_dataset"] = {
             "format": 1, "frames": n, "size": s, "classes": list(palette.names), "palette": palette.to_dict(),
+            "spacing_mm": None if spacing is None else list(spacing),
             "subjects": sorted(per_subject),
             "provenance": {
                 "tool_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "project": str(project.path),

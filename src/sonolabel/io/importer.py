@@ -1,6 +1,6 @@
 """Import recordings and labelled stills into a project.
 
-Every import finds the ultrasound box inside the black borders (or takes ``crop``), stores grey
+Every import finds the ultrasound box (:mod:`.region`; or takes ``crop``), stores grey
 uint8 frames at the box's native resolution, records where the frames came from (path, SHA-256,
 crop, subject/trial/task, fps, time, tool version) and checks the decoded frame count against
 the header. Nothing appears in the project unless the whole import succeeds.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,88 +17,11 @@ import numpy as np
 from .. import __version__
 from ..errors import InputError
 from ..store import Project
-from ..store.layout import FINGERS
+from ..store.layout import FINGERS, TABLE
+from .region import Crop, detect_box, frame_difference, repeated_frames
 from .sources import FrameSource, open_source
 
 BATCH = 32
-
-
-@dataclass(frozen=True)
-class Crop:
-    """The ultrasound box: ``x, y`` of its top-left corner, ``w, h`` its size, in source pixels."""
-
-    x: int
-    y: int
-    w: int
-    h: int
-
-    @classmethod
-    def parse(cls, text: str) -> "Crop":
-        try:
-            x, y, w, h = (int(v) for v in text.split(","))
-        except ValueError:
-            raise InputError(f"--crop must be x,y,w,h in pixels, got {text!r}") from None
-        if w <= 0 or h <= 0 or x < 0 or y < 0:
-            raise InputError(f"--crop {text!r} needs x, y >= 0 and w, h > 0")
-        return cls(x, y, w, h)
-
-    def check(self, height: int, width: int, source: Path) -> None:
-        if self.x + self.w > width or self.y + self.h > height:
-            raise InputError(f"crop {self.as_list()} (x,y,w,h) falls outside the {width}x{height} frames", source)
-
-    def apply(self, frame: np.ndarray) -> np.ndarray:
-        return frame[self.y:self.y + self.h, self.x:self.x + self.w]
-
-    def union_with_mask(self, mask: np.ndarray) -> "Crop":
-        """The smallest box holding this one and every labelled pixel of ``mask``: a crop never cuts a label."""
-        ys, xs = np.nonzero(mask)
-        if ys.size == 0:
-            return self
-        x0, y0 = min(self.x, int(xs.min())), min(self.y, int(ys.min()))
-        x1, y1 = max(self.x + self.w, int(xs.max()) + 1), max(self.y + self.h, int(ys.max()) + 1)
-        return Crop(x0, y0, x1 - x0, y1 - y0)
-
-    def as_list(self) -> list[int]:
-        return [self.x, self.y, self.w, self.h]
-
-
-def _main_run(profile: np.ndarray, min_fraction: float, max_gap: float = 0.25) -> tuple[int, int]:
-    """The span of content along one axis: runs above ``min_fraction`` merged across gaps shorter
-    than ``max_gap`` of the axis (dark bands inside the image), keeping the run with most content."""
-    on = np.append(profile >= min_fraction, False)
-    runs, start = [], None
-    for i, v in enumerate(on):
-        if v and start is None:
-            start = i
-        elif not v and start is not None:
-            if runs and start - runs[-1][1] <= max_gap * len(profile):
-                runs[-1] = (runs[-1][0], i)
-            else:
-                runs.append((start, i))
-            start = None
-    if not runs:
-        return 0, len(profile)
-    return max(runs, key=lambda r: profile[r[0]:r[1]].sum())
-
-
-def detect_box(frames: np.ndarray, threshold: int = 10, min_fraction: float = 0.05) -> Crop:
-    """The bounding box of the image content inside black borders, from a stack of grey frames.
-
-    Rows and columns where at least ``min_fraction`` of the temporal maximum exceeds ``threshold``
-    count as content; the box spans the main run of such columns, then of rows within it, so
-    labels or icons drawn in the border do not widen it while dark bands inside the image
-    (anechoic regions, acoustic shadows) do not split it.
-    """
-    frames = np.asarray(frames)
-    if frames.ndim not in (2, 3):
-        raise ValueError(f"expected grey (H, W) or (T, H, W) frames, got shape {frames.shape}")
-    peak = frames.max(axis=0) if frames.ndim == 3 else frames
-    bright = peak > threshold
-    x0, x1 = _main_run(bright.mean(axis=0), min_fraction)
-    y0, y1 = _main_run(bright[:, x0:x1].mean(axis=1), min_fraction)
-    if x1 - x0 < 16 or y1 - y0 < 16:  # nothing found: keep the whole frame
-        return Crop(0, 0, peak.shape[1], peak.shape[0])
-    return Crop(x0, y0, x1 - x0, y1 - y0)
 
 
 def sha256_of(path: Path) -> str:
@@ -165,9 +87,18 @@ def import_recording(
     h5_keys: dict[str, str] | None = None,
     progress: bool = False,
     video_id: str | None = None,
+    mm_per_pixel: float | None = None,
+    dedupe: bool = False,
 ) -> str:
-    """Import one recording (video file, frame folder, HDF5 session, Clarius raw) as a new video; returns its id
-    (``video_id`` when given: batch imports assign ids up front)."""
+    """Import one recording (video file, frame folder, HDF5 session, Clarius raw, DICOM, TIFF stack) as a
+    new video; returns its id (``video_id`` when given: batch imports assign ids up front).
+
+    The box is ``crop``, else the image region the file declares (DICOM ultrasound regions), else
+    detected. The pixel spacing is ``mm_per_pixel``, else what the file says (DICOM, OME-TIFF,
+    Clarius axial spacing). Frames that repeat their predecessor (screen captures recorded faster
+    than the scanner) are counted; ``dedupe`` drops them, and ``table/source_frame`` keeps each
+    stored frame's index in the source (kinematics are kept for the frames kept).
+    """
     from tqdm import tqdm
 
     project.require_writable()
@@ -176,8 +107,12 @@ def import_recording(
     height, width = first.shape[1:]
     if isinstance(crop, str):
         crop = Crop.parse(crop)
-    box = crop or detect_box(first)
+    declared = Crop(*src.region) if src.region is not None else None
+    box = crop or declared or detect_box(first)
     box.check(height, width, src.path)
+    if mm_per_pixel is not None and not mm_per_pixel > 0:
+        raise InputError(f"--mm-per-pixel must be positive, got {mm_per_pixel}")
+    spacing = (mm_per_pixel, mm_per_pixel) if mm_per_pixel else src.spacing_mm
     if video_id is None:
         video_id = project.new_video_id(subject, trial, task)
     elif video_id in project.video_ids():
@@ -185,13 +120,17 @@ def import_recording(
     attrs = {
         "subject": str(subject), "trial": None if trial is None else str(trial), "task": task,
         "fps": src.fps, "source": str(Path(src.path).resolve()), "sha256": sha256_of(Path(src.path)),
-        "crop": box.as_list(), "crop_detected": crop is None, "source_size": [width, height],
+        "crop": box.as_list(), "crop_detected": crop is None and declared is None,
+        "crop_from": "option" if crop else ("file" if declared else "detected"), "source_size": [width, height],
+        "spacing_mm": None if spacing is None else [None if v is None else float(v) for v in spacing],
+        "spacing_from": None if spacing is None else ("option" if mm_per_pixel else "file"),
         "imported": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "tool_version": __version__, "kind": "video",
         **{k: v for k, v in src.extra.items() if v is not None},
     }
     capacity = max(src.n_frames_header, 1)
     with project.staged_video(video_id, capacity, box.h, box.w, attrs) as video:
-        n, batch = 0, []
+        n, batch, prev = 0, [], None
+        differences: list[float] = []
         bar = tqdm(total=src.n_frames_header or None, desc=f"import {video_id}", unit="frame", disable=not progress)
 
         def flush() -> None:
@@ -207,7 +146,10 @@ def import_recording(
         for frame in src.frames():
             if frame.shape != (height, width):
                 raise InputError(f"frame {n + len(batch)} is {frame.shape[1]}x{frame.shape[0]}, earlier frames {width}x{height}", src.path)
-            batch.append(box.apply(frame))
+            cropped = box.apply(frame)
+            differences.append(np.inf if prev is None else frame_difference(cropped, prev))
+            prev = cropped
+            batch.append(cropped)
             if len(batch) == BATCH:
                 flush()
         if batch:
@@ -218,14 +160,22 @@ def import_recording(
         if src.n_frames_header and n < src.n_frames_header:
             raise InputError(f"header promises {src.n_frames_header} frames but only {n} decode", src.path,
                              "the file is truncated or damaged; copy or export it again")
-        video.resize(n)
-        video.group.attrs.update({"n_frames_header": src.n_frames_header, "n_frames_decoded": n})
+        repeated = repeated_frames(np.asarray(differences))
+        keep = np.flatnonzero(~repeated) if dedupe else np.arange(n)
+        if dedupe:
+            for i, t in enumerate(keep):  # compact in place: t >= i, so nothing is overwritten before it is read
+                if t != i:
+                    video.frames[i] = video.frames[int(t)]
+        video.resize(len(keep))
+        video.group[f"{TABLE}/source_frame"][:] = keep
+        video.group.attrs.update({"n_frames_header": src.n_frames_header, "n_frames_decoded": n,
+                                  "repeated_frames": int(repeated.sum()), "deduplicated": bool(dedupe)})
         if kinematics is not None:
             values, cols = read_kinematics_table(kinematics, n)
             video.group.attrs["kinematics_source"] = str(Path(kinematics).resolve())
-            video.set_kinematics(*with_total_flexion(values, cols, kinematics))
+            video.set_kinematics(*with_total_flexion(values[keep], cols, kinematics))
         elif src.kinematics is not None:
             if len(src.kinematics) != n:
                 raise InputError(f"kinematics have {len(src.kinematics)} rows but {n} frames decode", src.path)
-            video.set_kinematics(*with_total_flexion(src.kinematics, src.kinematics_columns, src.path))
+            video.set_kinematics(*with_total_flexion(src.kinematics[keep], src.kinematics_columns, src.path))
     return video_id

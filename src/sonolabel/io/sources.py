@@ -1,7 +1,9 @@
-"""Readers that turn a recording into grey uint8 frames: video files, frame folders, HDF5, Clarius raw.
+"""Readers that turn a recording into grey uint8 frames: video files, frame folders, HDF5, Clarius raw,
+DICOM (:mod:`.dicom`) and TIFF stacks (:mod:`.tiff`).
 
 Each reader is a :class:`FrameSource`: it knows how many frames its header promises, its frame
-rate, and yields frames in order. Frames are counted as decoded, never derived from timestamps.
+rate, the pixel spacing and the image box when the file says, and yields frames in order. Frames
+are counted as decoded, never derived from timestamps.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from ..errors import InputError
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".wmv", ".mpg", ".mpeg")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
+DICOM_SUFFIXES = (".dcm", ".dicom")
+TIFF_SUFFIXES = (".tif", ".tiff")
+IGNORED_NAMES = (".DS_Store", "Thumbs.db", "desktop.ini")  # never frames, whatever their suffix
 
 
 def to_grey(img: np.ndarray) -> np.ndarray:
@@ -42,6 +47,8 @@ class FrameSource:
     kinematics: np.ndarray | None = None
     kinematics_columns: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+    spacing_mm: tuple[float | None, float | None] | None = None  # (row, column) mm per pixel, when the file says
+    region: tuple[int, int, int, int] | None = None  # x, y, w, h of the image box, when the file says
 
     def frames(self) -> Iterator[np.ndarray]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -103,7 +110,8 @@ class ImageFolder(FrameSource):
         from PIL import Image, UnidentifiedImageError
 
         super().__init__(path, fps=fps)
-        self.files = natsorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: p.name)
+        self.files = natsorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+                                and p.name not in IGNORED_NAMES and not p.name.startswith("._")), key=lambda p: p.name)
         if not self.files:
             raise InputError("no image files (png/jpg/tif/bmp) in folder", path)
         sizes = {}
@@ -173,6 +181,9 @@ class ClariusRaw(FrameSource):
             if mm:
                 self.extra[key] = mm.group(1).strip()
         self.extra["geometry"] = "pre-scan"
+        rate = re.search(r"sampling rate:\s*([\d.]+)\s*MHz", header)
+        if rate:  # axial sample spacing c / (2 fs) at 1540 m/s; the line pitch is not in the header
+            self.spacing_mm = (1540e3 / (2 * float(rate.group(1)) * 1e6), None)
 
     def frames(self) -> Iterator[np.ndarray]:
         lines, samples, per = self._layout
@@ -185,24 +196,33 @@ class ClariusRaw(FrameSource):
 
 def open_source(path: str | Path, fps: float | None = None, h5_keys: dict[str, str] | None = None) -> FrameSource:
     """The right reader for ``path`` (a video file, a frame folder, an HDF5 session or a Clarius raw file)."""
+    from .dicom import DicomFile, is_dicom
     from .hdf5 import HDF5Session
+    from .tiff import TiffStack
 
     path = Path(path)
     if not path.exists():
         raise InputError("no such file or folder", path)
     if path.is_dir():
-        return ImageFolder(path, fps=fps)
-    suffix = path.suffix.lower()
-    if suffix in HDF5_SUFFIXES:
-        return HDF5Session(path, keys=h5_keys)
-    if suffix == ".raw":
-        return ClariusRaw(path)
-    if suffix in VIDEO_SUFFIXES:
-        src = VideoFile(path)
-        if fps:
-            src.fps = fps
-        return src
-    raise InputError(
-        f"unsupported file type {suffix!r}", path,
-        f"import a video ({', '.join(VIDEO_SUFFIXES)}), a frame folder, an HDF5 session (.h5) or a Clarius *_env.raw",
-    )
+        src: FrameSource = ImageFolder(path, fps=fps)
+    else:
+        suffix = path.suffix.lower()
+        if suffix in HDF5_SUFFIXES:
+            src = HDF5Session(path, keys=h5_keys)
+        elif suffix == ".raw":
+            src = ClariusRaw(path)
+        elif suffix in VIDEO_SUFFIXES:
+            src = VideoFile(path)
+        elif suffix in TIFF_SUFFIXES:
+            src = TiffStack(path)
+        elif suffix in DICOM_SUFFIXES or is_dicom(path):
+            src = DicomFile(path)
+        else:
+            raise InputError(
+                f"unsupported file type {suffix!r}", path,
+                f"import a video ({', '.join(VIDEO_SUFFIXES)}), a frame folder, a TIFF stack, a DICOM file, "
+                "an HDF5 session (.h5) or a Clarius *_env.raw",
+            )
+    if fps:
+        src.fps = fps
+    return src

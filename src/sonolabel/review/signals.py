@@ -1,6 +1,7 @@
 """Per-frame signals of label quality, computed from the labels alone (no model needed).
 
-* ``area_<class>``: the class's share of the frame;
+* ``area_<class>``: the class's share of the frame, and ``area_mm2_<class>`` its area in mm² when
+  the video's pixel spacing is known;
 * ``area_change``: the largest per-class area change from the previous frame (share of the frame);
 * ``keyframe_deviation``: the largest relative change of a class's area from the nearest keyframe's
   (propagation anchors each frame to its keyframes; drift moves labels away from them);
@@ -84,8 +85,11 @@ def label_signals(video: Video, batch: int = 64) -> pd.DataFrame:
                        "keyframe_deviation": keyframe_deviation(area, video.annotated_frames()),
                        "fragments": np.maximum(comps[:, 1:] - 1, 0).sum(1), "appear_vanish": flips, "correction": correction})
     names = video.project.palette.names
+    spacing = video.spacing_mm
     for c in range(k):
         df[f"area_{names[c]}"] = area[:, c]
+        if spacing is not None:
+            df[f"area_mm2_{names[c]}"] = area[:, c] * (video.height * video.width * spacing[0] * spacing[1])
         if c:
             df[f"components_{names[c]}"] = comps[:, c]
     unlabelled = src == LabelSource.NONE

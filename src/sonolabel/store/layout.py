@@ -41,7 +41,8 @@ class LabelSource(enum.IntEnum):
     NONE = 0
     ANNOTATED = 1  # drawn by a person on a keyframe
     PROPAGATED = 2  # written by propagation
-    CORRECTED = 3  # a propagated frame a person corrected (it becomes a keyframe)
+    CORRECTED = 3  # a propagated or imported frame a person corrected (it becomes a keyframe)
+    IMPORTED = 4  # a whole label sequence brought in from another tool (`sonolabel labels import`)
 
 
 TABLE_COLUMNS: dict[str, tuple[str, object]] = {
@@ -49,4 +50,5 @@ TABLE_COLUMNS: dict[str, tuple[str, object]] = {
     "source": ("uint8", 0),
     "edited_by": ("str", ""),
     "edited_at": ("float64", float("nan")),
+    "source_frame": ("int64", -1),  # the frame's index in the source recording (differs after --dedupe)
 }

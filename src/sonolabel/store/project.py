@@ -191,7 +191,8 @@ class Project:
             shutil.rmtree(p, ignore_errors=True)
 
     def summary(self) -> list[dict]:
-        """One row per video: id, subject, trial, task, frames, size, keyframes, share propagated."""
+        """One row per video: id, subject, trial, task, frames, size, keyframes, share propagated and imported,
+        and the pixel spacing in mm (row, column) when known."""
         rows = []
         for v in self.videos():
             a = v.attrs
@@ -201,6 +202,8 @@ class Project:
                 "frames": v.n_frames, "height": v.height, "width": v.width, "fps": a.get("fps"),
                 "keyframes": len(v.annotated_frames()),
                 "propagated": float(np.mean(src == layout.LabelSource.PROPAGATED)) if v.n_frames else 0.0,
+                "imported": float(np.mean(src == layout.LabelSource.IMPORTED)) if v.n_frames else 0.0,
+                "mm_per_px": a.get("spacing_mm"),
                 "kinematics": v.has_kinematics,
             })
         return rows

@@ -82,6 +82,14 @@ class Video:
         return int(self.frames.shape[2])
 
     @property
+    def spacing_mm(self) -> tuple[float, float] | None:
+        """(row, column) millimetres per stored pixel, or None when either is unknown."""
+        s = self.attrs.get("spacing_mm")
+        if not s or s[0] is None or s[1] is None:
+            return None
+        return float(s[0]), float(s[1])
+
+    @property
     def _dir(self) -> str:
         return os.path.join(self.project.path, self.group.path)
 
@@ -91,7 +99,8 @@ class Video:
         for name in (layout.FRAMES, layout.ANNOTATED, layout.PROPAGATED):
             self.group[name].resize((n_frames, h, w))
         for name in layout.TABLE_COLUMNS:
-            self.group[f"{layout.TABLE}/{name}"].resize((n_frames,))
+            if f"{layout.TABLE}/{name}" in self.group:  # stores from before a column was added lack it
+                self.group[f"{layout.TABLE}/{name}"].resize((n_frames,))
 
     # -- keyframes and labels ------------------------------------------------------------
     def annotated_frames(self) -> list[int]:
@@ -137,7 +146,7 @@ class Video:
         mask = self.check_mask(mask, source_name)
         src = self.group[f"{layout.TABLE}/source"]
         if corrected is None:
-            corrected = int(src[t]) in (LabelSource.PROPAGATED, LabelSource.CORRECTED)
+            corrected = int(src[t]) in (LabelSource.PROPAGATED, LabelSource.IMPORTED, LabelSource.CORRECTED)
         try:
             self.annotated[t] = mask  # the durable part: one chunk, written to a temp file and renamed
         except OSError as e:
@@ -151,17 +160,18 @@ class Video:
         t = self._check_frame(t)
         shutil.rmtree(os.path.join(self._dir, *layout.ANNOTATED.split("/"), "c", str(t)), ignore_errors=True)
         has_prop = os.path.isdir(os.path.join(self._dir, *layout.PROPAGATED.split("/"), "c", str(t)))
-        self._set_row(t, LabelSource.PROPAGATED if has_prop else LabelSource.NONE, who)
+        kind = LabelSource.IMPORTED if self.attrs.get("labels_from") == "imported" else LabelSource.PROPAGATED
+        self._set_row(t, kind if has_prop else LabelSource.NONE, who)
 
-    def save_propagated(self, start: int, labels: np.ndarray) -> None:
-        """Store propagated labels for frames ``start..start+len(labels)`` (keyframes stay as annotated)."""
+    def save_propagated(self, start: int, labels: np.ndarray, source: LabelSource = LabelSource.PROPAGATED) -> None:
+        """Store propagated (or imported) labels for frames ``start..start+len(labels)``; keyframes stay as annotated."""
         self.project.require_writable()
         stop = start + len(labels)
         self.propagated[start:stop] = labels
         src = self.group[f"{layout.TABLE}/source"]
         cur = src[start:stop]
         keep = (cur == LabelSource.ANNOTATED) | (cur == LabelSource.CORRECTED)
-        src[start:stop] = np.where(keep, cur, np.uint8(LabelSource.PROPAGATED))
+        src[start:stop] = np.where(keep, cur, np.uint8(source))
 
     def _set_row(self, t: int, source: LabelSource, who: str | None) -> None:
         self.group[f"{layout.TABLE}/source"][t] = np.uint8(source)
@@ -244,7 +254,7 @@ class Video:
             "edited_by": self.group[f"{layout.TABLE}/edited_by"][:],
             "edited_at": pd.to_datetime(self.group[f"{layout.TABLE}/edited_at"][:], unit="s"),
         })
-        for name in ("similarity", "entropy", "model_ce", "model_dice"):
+        for name in ("source_frame", "similarity", "entropy", "model_ce", "model_dice"):
             if f"{layout.TABLE}/{name}" in self.group:
                 df[name] = self.group[f"{layout.TABLE}/{name}"][:]
         for name, prefix in (("agreement", "agreement"), ("model_dice_class", "model_dice")):
