@@ -1,12 +1,12 @@
-"""Reader contribution: a sonolabel project opens its first video; a video file or frame folder opens
-its (cropped) frames and offers to import them into a project."""
+"""Reader contribution: a sonolabel project opens its first video; a video file, frame folder, DICOM file
+or TIFF stack opens its (cropped) frames and offers to import them into a project."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from sonolabel.io.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from sonolabel.io.sources import DICOM_SUFFIXES, IMAGE_SUFFIXES, TIFF_SUFFIXES, VIDEO_SUFFIXES
 
 
 def _is_project(path: Path) -> bool:
@@ -16,9 +16,27 @@ def _is_project(path: Path) -> bool:
         return False
 
 
+def _is_stack(path: Path) -> bool:
+    """A multi-page TIFF (a single page is an ordinary image, left to napari's own reader)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(str(path)) as tif:
+            shape, axes = tif.series[0].shape, tif.series[0].axes
+            colour = axes[-1] == "S" and shape[-1] in (3, 4)
+            return len(shape) >= (4 if colour else 3) and shape[0] > 1
+    except Exception:  # not a TIFF we can read: not ours
+        return False
+
+
 def _is_recording(path: Path) -> bool:
+    from sonolabel.io.dicom import is_dicom
+
     if path.is_file():
-        return path.suffix.lower() in VIDEO_SUFFIXES
+        suffix = path.suffix.lower()
+        if suffix in TIFF_SUFFIXES:
+            return _is_stack(path)
+        return suffix in VIDEO_SUFFIXES or suffix in DICOM_SUFFIXES or is_dicom(path)
     return path.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir())
 
 
@@ -52,8 +70,10 @@ def read_recording(path):
     from sonolabel.io import detect_box, open_source
 
     path = Path(path[0] if isinstance(path, list) else path)
+    from sonolabel.io.region import Crop
+
     source = open_source(path)
-    box = detect_box(source.sample())
+    box = Crop(*source.region) if source.region is not None else detect_box(source.sample())
     frames = np.stack([box.apply(f) for f in source.frames()])
     show_info(f"{path.name} is not in a project yet: import it with the sonolabel dock (Import recording) "
               f"or `sonolabel import PROJECT {path} --subject ID`")

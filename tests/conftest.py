@@ -10,6 +10,41 @@ import pytest  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
+# The robustness run (benchmarks/robustness.py, docs/testing.md) reruns the tests that assert a quality or
+# timing figure under other seeds and thread counts. Those tests draw their data with QUALITY_SEED added
+# to their own seeds, and report each figure through the `margin` fixture.
+QUALITY_SEED = int(os.environ.get("SONOLABEL_TEST_SEED", "0"))
+_MARGINS = os.environ.get("SONOLABEL_MARGINS")
+
+
+def pytest_configure(config):
+    threads = os.environ.get("SONOLABEL_TEST_THREADS")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
+@pytest.fixture
+def margin(request):
+    """``margin(value, threshold, name, higher=True)``: assert a quality figure clears its threshold, and
+    record value, threshold and margin (to $SONOLABEL_MARGINS, a JSON-lines file, when set)."""
+
+    def check(value: float, threshold: float, name: str, higher: bool = True) -> None:
+        value, threshold = float(value), float(threshold)
+        if _MARGINS:
+            import json
+
+            import torch
+
+            with open(_MARGINS, "a") as f:
+                f.write(json.dumps({"test": request.node.nodeid, "figure": name, "value": value, "threshold": threshold,
+                                    "higher": higher, "margin": (value - threshold) * (1 if higher else -1),
+                                    "seed": QUALITY_SEED, "threads": torch.get_num_threads()}) + "\n")
+        assert (value > threshold) if higher else (value < threshold), f"{name}: {value:.4g} vs threshold {threshold:.4g}"
+
+    return check
+
 
 @pytest.fixture(scope="session")
 def phantom_dir(tmp_path_factory):
@@ -17,7 +52,7 @@ def phantom_dir(tmp_path_factory):
     from sonolabel.phantom import generate_phantom
 
     out = tmp_path_factory.mktemp("phantom") / "ph"
-    generate_phantom(out, subjects=2, frames=24, seed=3)
+    generate_phantom(out, subjects=2, frames=24, seed=3 + QUALITY_SEED)
     return out
 
 

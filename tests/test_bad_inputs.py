@@ -234,3 +234,30 @@ def test_write_error_mid_save_leaves_previous_labels(corpus, tmp_path, monkeypat
         monkeypatch.undo()
         np.testing.assert_array_equal(v.annotated[5], first)
     assert tree_digest(project) == before
+
+
+def test_bad_intake_refused_project_untouched(corpus, tmp_path):
+    """New intake paths: a mask video of another frame count, a CVAT labelmap with an unknown class, a
+    DICOM without pixel data, a compressed DICOM with no decoder installed."""
+    from pydicom.uid import JPEGLSLossless
+
+    from sonolabel.palette import FOREARM
+    from test_intake import _cvat_export, _dicom, write_colour_video
+
+    project = tmp_path / "p.zarr"
+    shutil.copytree(corpus / "p.zarr", project)
+    vid = _video_id(project)
+    before = tree_digest(project)
+    labels = np.zeros((20, 96, 96), np.uint8)
+    labels[:, 20:60, 30:70] = 2
+    short = write_colour_video(tmp_path / "short.mp4", FOREARM.colorize(labels))  # the video has 12 frames
+    one_line_error(cli("labels", "import", project, vid, "--masks", short), "short.mp4", "20 frames", "12")
+    cvat = _cvat_export(tmp_path / "cvat", labels, (0,), "background:0,0,0::\nbiceps:1,2,3::\n")
+    one_line_error(cli("labels", "import", project, vid, "--masks", cvat), "labelmap.txt", "biceps")
+    one_line_error(cli("keyframes", "import", project, vid, "--masks", short), "short.mp4", "--frames")
+    assert tree_digest(project) == before
+    one_line_error(cli("import", project, _dicom(tmp_path / "sr.dcm", boxed_frames(3), pixels=False), "--subject", "S2"),
+                   "sr.dcm", "no pixel data")
+    one_line_error(cli("import", project, _dicom(tmp_path / "jls.dcm", boxed_frames(3), syntax=JPEGLSLossless),
+                       "--subject", "S2"), "jls.dcm", "pip install pylibjpeg")
+    assert tree_digest(project) == before

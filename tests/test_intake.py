@@ -23,12 +23,12 @@ LOGIQ = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "logiq-
 LOGIQ_BOX = Crop(111, 60, 578, 461)  # shared/data/README.md: "within 3 px"
 
 
-def write_colour_video(path: Path, rgb: np.ndarray, fps: int = 20) -> Path:
-    """Encode colour masks (T, H, W, 3) as h264 with 4:2:0 chroma, as XMem++'s pipeline did."""
+def write_colour_video(path: Path, rgb: np.ndarray, fps: int = 20, crf: int = 23) -> Path:
+    """Encode colour masks (T, H, W, 3) as h264 with 4:2:0 chroma, as XMem++'s pipeline did (CRF 23: libx264's default)."""
     import av
 
     with av.open(str(path), "w") as out:
-        s = out.add_stream("libx264", rate=fps)
+        s = out.add_stream("libx264", rate=fps, options={"crf": str(crf)})
         s.height, s.width = rgb.shape[1:3]
         s.pix_fmt = "yuv420p"
         for f in rgb:
@@ -58,19 +58,19 @@ def _no_third_class(labels: np.ndarray, true: np.ndarray, radius: int = 3) -> bo
     return True
 
 
-@pytest.mark.parametrize("palette, bgr", [(FOREARM, False), (DAVIS, False), (FOREARM, True)])
-def test_mask_video_420_quantized_without_a_third_class(truth, tmp_path, palette, bgr):
+@pytest.mark.parametrize("palette, bgr, crf", [(FOREARM, False, 23), (DAVIS, False, 23), (FOREARM, True, 23),
+                                               (DAVIS, True, 35)])
+def test_mask_video_420_quantized_without_a_third_class(truth, tmp_path, palette, bgr, crf, margin):
     _, true = truth
     rgb = palette.colorize(true)
-    video = write_colour_video(tmp_path / "masks.mp4", rgb[..., ::-1] if bgr else rgb)
+    video = write_colour_video(tmp_path / "masks.mp4", rgb[..., ::-1] if bgr else rgb, crf=crf)
     reports = quantize_video(video, tmp_path / "out", palette, swap_rb=bgr)
     assert len(reports) == len(true)
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names[0] == "000000.png" and len(names) == len(true)
     got = np.stack([np.asarray(Image.open(tmp_path / "out" / n)) for n in names])
-    agree = float((got == true).mean())
-    assert agree >= 0.99, agree  # measured 0.995-0.997
-    assert all(_no_third_class(g, t) for g, t in zip(got, true))
+    margin((got == true).mean(), 0.99, "pixel agreement")  # measured 0.996-0.999 (benchmarks/intake.py)
+    margin(sum(not _no_third_class(g, t) for g, t in zip(got, true)), 0.5, "frames with a third class", higher=False)
 
 
 def test_plain_nearest_colour_on_420_video_would_make_third_classes(truth, tmp_path):
@@ -366,10 +366,11 @@ def test_screen_capture_box_duplicates_and_dedupe(truth, tmp_path):
 
 
 @pytest.mark.skipif(not LOGIQ.is_dir(), reason="shared/data/logiq-gastroc is not beside the project")
-def test_real_logiq_capture_box_within_4px(project):
+def test_real_logiq_capture_box_within_4px(project, margin):
     vid = import_recording(project, LOGIQ, "gastroc", fps=25)
     crop = Crop(*project.video(vid).attrs["crop"])
-    assert _close(crop, LOGIQ_BOX), crop  # measured (111, 61, 578, 460)
+    margin(max(abs(a - b) for a, b in zip(crop.as_list(), LOGIQ_BOX.as_list())), 4.5, "box error px",
+           higher=False)  # measured (111, 61, 578, 460)
 
 
 def test_millimetres_in_store_info_export_and_drift(phantom_dir, tmp_path):
@@ -421,3 +422,24 @@ def test_nnunet_export_layout_and_subject_folds(phantom_dir, tmp_path):
         assert set(fold["train"]) | set(fold["val"]) == cases and not set(fold["train"]) & set(fold["val"])
         subjects = lambda names: {n.split("_")[0] for n in names}  # noqa: E731 - video ids start with the subject
         assert not subjects(fold["train"]) & subjects(fold["val"])
+
+
+def test_cli_forms_for_mask_videos_labels_and_captures(truth, tmp_path):
+    """Every command form of the intake, as written in the docs, through the command line."""
+    from sonolabel.cli.main import main as cli
+
+    recording, true = truth
+    masks = write_colour_video(tmp_path / "xmem.mp4", DAVIS.colorize(true))
+    assert cli(["quantize", str(masks), str(tmp_path / "q"), "--palette", "davis"]) == 0
+    assert len(list((tmp_path / "q").glob("0*.png"))) == len(true)
+    p = str(tmp_path / "p.zarr")
+    assert cli(["import", p, str(recording), "--subject", "S1", "--mm-per-pixel", "0.1", "--dedupe"]) == 0
+    with Project.open(p) as project:
+        vid = project.video_ids()[0]
+    assert cli(["keyframes", "import", p, vid, "--masks", str(masks), "--frames", "0,12", "--palette", "davis",
+                "--max-unknown-fraction", "0.01"]) == 0
+    assert cli(["labels", "import", p, vid, "--masks", str(tmp_path / "q"), "--who", "xmem"]) == 0
+    with Project.open(p) as project:
+        v = project.video(vid)
+        assert v.annotated_frames() == [0, 12] and (v.sources() == LabelSource.IMPORTED).sum() == len(true) - 2
+        assert v.spacing_mm == (0.1, 0.1)

@@ -191,6 +191,22 @@ def test_reader_offers_to_import_a_video(make_napari_viewer, tmp_path):
     w.close_project()
 
 
+def test_reader_opens_dicom_cine_and_tiff_stacks_not_single_tiffs(tmp_path):
+    import tifffile
+
+    from conftest import boxed_frames
+    from napari_plugin._reader import get_reader
+    from test_intake import _dicom
+
+    dcm = _dicom(tmp_path / "cine", boxed_frames(5))  # no suffix: found by its DICM marker
+    layers = get_reader(str(dcm))(str(dcm))
+    assert layers[0][0].shape == (5, 120, 120) and layers[0][1]["metadata"]["crop"] == [20, 0, 120, 120]
+    tifffile.imwrite(tmp_path / "stack.tif", boxed_frames(4))
+    assert get_reader(str(tmp_path / "stack.tif"))(str(tmp_path / "stack.tif"))[0][0].shape == (4, 120, 120)
+    tifffile.imwrite(tmp_path / "one.tif", boxed_frames(1)[0])
+    assert get_reader(str(tmp_path / "one.tif")) is None  # an ordinary image: napari's own reader
+
+
 @pytest.fixture
 def flagged_project(tmp_path):
     """A 121-frame phantom video (keyframes 0, 60, 120) with a boundary sliding away from keyframe 0, drift run."""

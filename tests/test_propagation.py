@@ -3,6 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import QUALITY_SEED
 from sonolabel import InputError
 from sonolabel.propagation import PropagationConfig, plan_segments, propagate_video
 from sonolabel.propagation.readout import LocalMemory
@@ -23,7 +24,7 @@ def clip():
     from sonolabel.phantom import make_sequence
     from sonolabel.phantom.render import PhantomRenderer
 
-    r = PhantomRenderer(make_sequence(4, 1, 183))
+    r = PhantomRenderer(make_sequence(4 + QUALITY_SEED, 1, 183))
     out = [r.render(t) for t in range(0, 183, 3)]
     imgs = torch.from_numpy(np.stack([o[0] for o in out]))[:, None].float()
     imgs = F.interpolate(imgs, size=(SIZE, SIZE), mode="area")[:, 0].round().byte().numpy()
@@ -48,13 +49,15 @@ def test_plan_segments():
     assert plan_segments(5, []) == []
 
 
-def test_beats_copying_nearest_keyframe_and_keeps_keyframes(project, clip):
+def test_beats_copying_nearest_keyframe_and_keeps_keyframes(project, clip, margin):
     imgs, labels = clip
     v = make_video(project, clip, [0, 60])
     propagate_video(v, PropagationConfig(device="cpu"))
     ours = [miou(v.labels(t), labels[t]) for t in range(1, 60)]
     copy = [miou(labels[0] if t < 30 else labels[60], labels[t]) for t in range(1, 60)]
-    assert np.mean(ours) > np.mean(copy) + 0.005 and np.min(ours) > np.min(copy)
+    # robustness run (docs/testing.md): mean gain 0.02-0.05, worst-frame gain 0.03-0.10 over seeds and threads
+    margin(np.mean(ours) - np.mean(copy), 0.005, "mean mIoU gain over copying the nearest keyframe")
+    margin(np.min(ours) - np.min(copy), 0.0, "worst-frame mIoU gain over copying")
     for k in (0, 60):
         np.testing.assert_array_equal(v.labels(k), labels[k])  # keyframes exactly as annotated
     t = v.table()
@@ -93,7 +96,7 @@ def test_correction_repropagates_only_its_two_segments(project, clip):
     np.testing.assert_array_equal(v.labels(30), fixed)  # never overwritten
 
 
-def test_class_missing_from_a_keyframe_and_appearing_later(project, clip):
+def test_class_missing_from_a_keyframe_and_appearing_later(project, clip, margin):
     imgs, labels = clip
     v = make_video(project, clip, [])
     left = labels[0].copy()
@@ -102,11 +105,11 @@ def test_class_missing_from_a_keyframe_and_appearing_later(project, clip):
     v.save_annotation(60, labels[60])  # ...but drawn on the last
     propagate_video(v, PropagationConfig(device="cpu"))
     near_right = v.labels(58)
-    assert (near_right == 3).sum() > 0.7 * (labels[58] == 3).sum()
-    assert (v.labels(2) == 3).sum() < 0.3 * (labels[2] == 3).sum()
+    margin((near_right == 3).sum() / (labels[58] == 3).sum(), 0.7, "FPL kept near the keyframe that has it")
+    margin((v.labels(2) == 3).sum() / (labels[2] == 3).sum(), 0.3, "FPL near the keyframe without it", higher=False)
 
 
-def test_readout_cost_barely_depends_on_class_count():
+def test_readout_cost_barely_depends_on_class_count(margin):
     import time
 
     torch.manual_seed(0)
@@ -126,7 +129,7 @@ def test_readout_cost_barely_depends_on_class_count():
             for _ in range(4):
                 mem.read(q)
             times[k].append(time.perf_counter() - t)
-    assert min(times[8]) < 1.5 * min(times[2])
+    margin(min(times[8]) / min(times[2]), 1.5, "readout time, 8 classes / 2 classes", higher=False)
 
 
 def test_bad_keyframe_masks_refused(project, clip, tmp_path):

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import QUALITY_SEED
 from sonolabel.phantom.corrupt import corrupt_stretch
 from sonolabel.review import DriftConfig, ReviewLog, detect_drift, label_signals, label_stats, project_flags, run_drift, stretches, trend
 from sonolabel.review.signals import keyframe_deviation
@@ -92,12 +93,12 @@ def phantom_labels(tmp_path_factory):
     import zarr
 
     root = tmp_path_factory.mktemp("ph")
-    generate_phantom(root / "ph", subjects=1, frames=241, seed=4)
+    generate_phantom(root / "ph", subjects=1, frames=241, seed=4 + QUALITY_SEED)
     return np.asarray(zarr.open_array(str(root / "ph" / "sub-01" / "trial-1" / "labels.zarr"), mode="r")[:])
 
 
 @pytest.mark.parametrize("kind", ["slide", "bleed", "vanish"])
-def test_injected_drift_is_flagged_and_clean_stretches_are_not(project, phantom_labels, kind):
+def test_injected_drift_is_flagged_and_clean_stretches_are_not(project, phantom_labels, kind, margin):
     keys = [0, 80, 160, 240]
     v = _video(project, phantom_labels, keys)
     st = stretches(v.n_frames, keys)
@@ -113,7 +114,9 @@ def test_injected_drift_is_flagged_and_clean_stretches_are_not(project, phantom_
     def hit(first, stop):
         return any(2 * (min(stop, f["stop"]) - max(first, f["start"])) > f["stop"] - f["start"] for f in flags)
 
-    assert [i for i, (_, a, b) in enumerate(st) if hit(a, b)] == sorted(injected)
+    flagged = {i for i, (_, a, b) in enumerate(st) if hit(a, b)}
+    margin(len(flagged & injected) / len(injected), 0.99, f"{kind}: share of injected stretches flagged")
+    margin(len(flagged - injected), 0.5, f"{kind}: clean stretches flagged", higher=False)
     assert (project.path / "review" / f"{v.id}.png").is_file()
 
 

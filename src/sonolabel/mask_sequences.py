@@ -29,7 +29,17 @@ from .palette import Palette
 from .quantize import MASK_SUFFIXES, Quantizer, QuantizeReport, read_mask
 
 _TRAILING_DIGITS = re.compile(r"(\d+)$")
-VIDEO_EDGE_RADIUS = 2  # 4:2:0 chroma blends over about two pixels either side of a boundary
+# Lossy video: a pixel is sure where its colour is flat over 3x3, and a blend takes the nearest-coloured
+# class among the sure pixels within 2 px. Of the settings tried on h264 at CRF 23, 30 and 35 (both
+# palettes, 5 phantom seeds; docs/bringing-data.md), the only one that never put a class more than
+# 3 px from where it truly is.
+VIDEO_EDGE_RADIUS = 1
+VIDEO_WINDOW = 2
+
+
+def video_quantizer(palette: Palette, tolerance: float = 40.0) -> Quantizer:
+    """The quantizer for lossy mask video (4:2:0 h264): boundary blends are settled, never a third class."""
+    return Quantizer(palette, tolerance, window=VIDEO_WINDOW, edge_radius=VIDEO_EDGE_RADIUS)
 IGNORED = (".DS_Store", "Thumbs.db", "desktop.ini")
 CVAT_LABELMAP = "labelmap.txt"
 CVAT_CLASSES = "SegmentationClass"
@@ -106,7 +116,7 @@ class MaskSequence:
     def _read_video(self, quantizer, swap_rb, frames) -> Iterator[tuple[int, np.ndarray, QuantizeReport]]:
         import av
 
-        q = quantizer or Quantizer(self.palette, edge_radius=VIDEO_EDGE_RADIUS)
+        q = quantizer or video_quantizer(self.palette)
         try:
             with av.open(str(self.path)) as c:
                 for t, frame in enumerate(c.decode(video=0)):
@@ -190,7 +200,7 @@ def quantize_video(video: str | Path, out_dir: str | Path, palette: Palette, tol
     seq = open_masks(video, palette)
     if seq.kind != "video":
         raise InputError("not a video file", video)
-    q = Quantizer(palette, tolerance, edge_radius=VIDEO_EDGE_RADIUS)
+    q = video_quantizer(palette, tolerance)
     reports = []
     with staged_folder(out_dir) as staging, tqdm(total=seq.n_video_frames or None, desc="quantize", unit="frame",
                                                  disable=not progress) as bar:

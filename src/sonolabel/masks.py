@@ -135,6 +135,9 @@ def import_label_sequence(video: Video, masks: str | Path, who: str | None = Non
     video.project.require_writable()
     seq = open_masks(masks, palette or video.project.palette)
     to_stored, n_source = _source_to_stored(video)
+    if seq.kind == "video" and seq.n_video_frames and seq.n_video_frames != n_source:
+        raise InputError(f"the mask video has {seq.n_video_frames} frames but the video has {n_source}", masks,
+                         "check the masks belong to this recording (and were not cut or re-timed)")
     if seq.kind != "video":
         have = seq.frame_indices() or []
         if have != list(range(n_source)):

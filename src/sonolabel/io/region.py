@@ -112,12 +112,12 @@ def detect_moving_box(frames: np.ndarray, noise: float = 2.0, edge: float = 0.5)
         return None
     cols = live.mean(axis=0)
     typical = float(np.quantile(cols[cols > 0], 0.9)) if (cols > 0).any() else 0.0
-    x0, x1 = _main_run(cols, edge * typical, max_gap=0.05)
+    x0, x1 = _main_run(cols, edge * typical)
     if x1 - x0 < MIN_SIDE:
         return None
     rows = live[:, x0:x1].mean(axis=1)
     typical = float(np.quantile(rows[rows > 0], 0.9)) if (rows > 0).any() else 0.0
-    y0, y1 = _main_run(rows, edge * typical, max_gap=0.05)
+    y0, y1 = _main_run(rows, edge * typical)
     if y1 - y0 < MIN_SIDE:
         return None
     return Crop(x0, y0, x1 - x0, y1 - y0)

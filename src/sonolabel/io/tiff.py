@@ -53,6 +53,7 @@ class TiffStack(FrameSource):
             raise InputError(f"TIFF series has axes {axes} {shape}; expected frames x height x width (x colour)", path,
                              "save one grey or RGB image per page")
         self.n_frames_header = shape[0] if len(shape) == spatial + 1 else 1
+        self.colour = int(colour)
         self.bits = dtype.itemsize * 8 if np.issubdtype(dtype, np.integer) else 8
         self.extra = {"tiff_axes": axes, "tiff_dtype": str(dtype)}
 
@@ -61,8 +62,11 @@ class TiffStack(FrameSource):
 
         with tifffile.TiffFile(str(self.path)) as tif:
             series = tif.series[0]
+            paged = self.n_frames_header > 1 and len(series.pages) == self.n_frames_header
+            # a short stack may be stored as one page of several planes: read it whole (it is small)
+            whole = None if paged else series.asarray().reshape(self.n_frames_header, *series.shape[-2 - self.colour:])
             for i in range(self.n_frames_header):
-                page = series.asarray(key=i) if self.n_frames_header > 1 else series.asarray()
+                page = series.asarray(key=i) if paged else whole[i]
                 if self.bits > 8:
                     page = page.astype(np.float32) * (255.0 / (2 ** self.bits - 1))
                 yield to_grey(page)
