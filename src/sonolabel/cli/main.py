@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("source", help="mp4/avi file, frame folder, DICOM (.dcm), TIFF / OME-TIFF stack, .h5 session, "
                                   "Clarius *_env.raw, a folder with images/ and "
                                   "masks/, or a .csv manifest of many recordings (columns source, subject, trial, task, "
-                                  "kinematics, fps, crop; --subject then not needed)")
+                                  "kinematics, fps, crop, mm_per_pixel, dedupe; --subject then not needed)")
     s.add_argument("--subject")
     s.add_argument("--trial")
     s.add_argument("--task")

@@ -1,7 +1,8 @@
 """Import many recordings listed in a CSV manifest, as dask tasks (one recording each).
 
 Manifest columns: ``source`` (a path, relative to the manifest's folder), ``subject``, and
-optionally ``trial``, ``task``, ``kinematics``, ``fps``, ``crop``. Video ids are assigned here,
+optionally ``trial``, ``task``, ``kinematics``, ``fps``, ``crop``, ``mm_per_pixel``, ``dedupe``
+(true/false). Video ids are assigned here,
 before any task starts, so a parallel import names videos exactly as a serial one. Each
 recording is imported whole or not at all; one that fails is reported and the others stay.
 """
@@ -17,7 +18,7 @@ from ..batch import run_tasks
 from ..errors import InputError, SonolabelError
 from ..store import Project
 
-COLUMNS = ("source", "subject", "trial", "task", "kinematics", "fps", "crop")
+COLUMNS = ("source", "subject", "trial", "task", "kinematics", "fps", "crop", "mm_per_pixel", "dedupe")
 
 
 @dataclass
@@ -59,7 +60,9 @@ def _import_one(job: tuple) -> ImportResult:
         with Project.open(path, "a", token=token) as project:
             import_recording(project, row["source"], row["subject"], trial=row.get("trial"), task=row.get("task"),
                              crop=row.get("crop"), fps=float(row["fps"]) if row.get("fps") else None,
-                             kinematics=row.get("kinematics"), video_id=video_id)
+                             kinematics=row.get("kinematics"), video_id=video_id,
+                             mm_per_pixel=float(row["mm_per_pixel"]) if row.get("mm_per_pixel") else None,
+                             dedupe=str(row.get("dedupe") or "").strip().lower() in ("1", "true", "yes"))
         return ImportResult(row["source"], video_id)
     except SonolabelError as e:
         return ImportResult(row["source"], video_id, e.one_line())
