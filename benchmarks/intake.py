@@ -25,7 +25,7 @@ import zarr
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from sonolabel.io.region import Crop, detect_box  # noqa: E402
+from sonolabel.io.region import detect_box  # noqa: E402
 from sonolabel.mask_sequences import open_masks  # noqa: E402
 from sonolabel.palette import DAVIS, FOREARM  # noqa: E402
 from sonolabel.phantom import generate_phantom, read_manifest  # noqa: E402

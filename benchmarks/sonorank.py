@@ -126,7 +126,7 @@ def main() -> None:
     print(json.dumps({k: result[k] for k in ("latency_cpu", "training_throughput_cpu")}, indent=1))
     if not args.latency_only:
         from sonolabel.rank.train import PRESETS, RankConfig, train_rank
-        from sonolabel.trainers.config import config_from
+        from sonolabel.training.config import config_from
 
         work = Path(args.work or tempfile.mkdtemp(prefix="sonorank-bench-"))
         t0 = time.perf_counter()

@@ -38,8 +38,8 @@ def main() -> None:
     from sonolabel.export import ExportConfig, export_dataset
     from sonolabel.export.torch_data import SegmentationFrames
     from sonolabel.phantom import generate_phantom, phantom_project
-    from sonolabel.trainers.unet import UNetConfig, _augment, class_weight_tensor, train_unet
-    from sonolabel.trainers.unet_model import PaddedUNet
+    from sonolabel.unet.train import UNetConfig, _augment, class_weight_tensor, train_unet
+    from sonolabel.unet.model import PaddedUNet
 
     root = Path(tempfile.mkdtemp(prefix="unet-bench-"))
     generate_phantom(root / "ph", subjects=3, frames=args.frames, seed=0)

@@ -20,8 +20,8 @@ from pathlib import Path
 from sonolabel.export import ExportConfig, export_dataset
 from sonolabel.io import import_stills
 from sonolabel.store import Project
-from sonolabel.trainers.config import config_from
-from sonolabel.trainers.unet import UNetConfig, train_unet
+from sonolabel.training.config import config_from
+from sonolabel.unet.train import UNetConfig, train_unet
 
 USGRA = Path(__file__).resolve().parents[2] / "shared" / "data" / "usgra-seg"
 PALETTE = {"classes": [{"value": 0, "name": "background", "color": [0, 0, 0]},

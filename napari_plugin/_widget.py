@@ -49,7 +49,8 @@ class AnnotatorWidget(Container):
         self.subject = LineEdit(label="subject")
         self.import_button = PushButton(text="Import recording into project")
         self.classes = QListWidget()
-        self.extend([self.path, self.open_button, self.recording, self.subject, self.import_button, self.table, self.open_video_button, self.prev_key, self.next_key,
+        self.extend([self.path, self.open_button, self.recording, self.subject, self.import_button, self.table, self.open_video_button,
+                     self.prev_key, self.next_key,
                      self.midpoint, self.suggested, self.toggle_key, self.propagate_button, self.cancel_button, self.status])
         self.native.layout().insertWidget(7, self.classes)
         self.classes.currentRowChanged.connect(self._pick_class)

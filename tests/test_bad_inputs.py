@@ -53,8 +53,7 @@ def corpus(tmp_path_factory):
     mixed.mkdir()
     for i, shape in enumerate([(64, 64), (64, 64), (80, 64)]):
         Image.fromarray(np.full(shape, 100, np.uint8)).save(mixed / f"{i:03d}.png")
-    with Project.create(root / "p.zarr") as p:
-        pass
+    Project.create(root / "p.zarr").close()
     assert cli("import", root / "p.zarr", good, "--subject", "S1", "--crop", "16,0,96,96").returncode == 0
     return root
 
@@ -163,7 +162,7 @@ def test_bad_masks_refused_annotations_untouched(corpus, tmp_path, kind):
 
 
 def test_checkpoints_for_other_classes_or_with_pickles_refused(corpus, tmp_path):
-    from sonolabel.trainers.checkpoint import save_checkpoint
+    from sonolabel.training.checkpoint import save_checkpoint
 
     project = tmp_path / "p.zarr"
     shutil.copytree(corpus / "p.zarr", project)

@@ -11,7 +11,7 @@ import zarr
 from PIL import Image
 from scipy import ndimage
 
-from conftest import boxed_frames, write_video
+from conftest import boxed_frames
 from sonolabel import DAVIS, FOREARM, InputError
 from sonolabel.io import import_recording
 from sonolabel.io.region import Crop, detect_box

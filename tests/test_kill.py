@@ -161,8 +161,8 @@ def test_kill_during_export_leaves_no_dataset(base, tmp_path, k):
 
 TRAIN = """
 import sys
-from sonolabel.trainers.unet import UNetConfig, train_unet
-import sonolabel.trainers.unet as u
+from sonolabel.unet.train import UNetConfig, train_unet
+import sonolabel.unet.train as u
 cfg = UNetConfig(epochs=4, encoder="resnet18", batch_size=4, lr=1e-3, workers=0, augment=False, steps_per_epoch=3)
 orig = u.write_epoch_log
 def logged(out, history):
@@ -190,8 +190,8 @@ def dataset(base, tmp_path_factory):
 def test_kill_during_training_resumes_from_last_checkpoint(dataset, tmp_path, k):
     import pandas as pd
 
-    from sonolabel.trainers.checkpoint import load_checkpoint
-    from sonolabel.trainers.unet import UNetConfig, train_unet
+    from sonolabel.training.checkpoint import load_checkpoint
+    from sonolabel.unet.train import UNetConfig, train_unet
 
     out = tmp_path / "run"
     lines = run_and_kill(TRAIN, dataset, out, after_lines=int(RNG.integers(2, 4)), delay=float(RNG.uniform(0, 1.0)))

@@ -14,7 +14,7 @@ from scipy.stats import wilcoxon
 from conftest import QUALITY_SEED
 from sonolabel import InputError
 from sonolabel.cli.main import main as cli
-from sonolabel.rank.kinematics import FINGERS
+from sonolabel.kinematics import FINGERS
 from sonolabel.rank.model import ArchConfig, SonoRank, count_parameters
 from sonolabel.rank.objectives import (balancing_weights, binary_scores, pair_targets, ranking_auc, ranking_loss, roc_auc, window_labels,
                                        window_travel)
@@ -120,7 +120,7 @@ def test_two_stage_run_learns_to_rank_and_reports_held_out_scores(rank_data, mar
     from sonolabel.rank.data import WindowReader, build_windows
     from sonolabel.rank.evaluate import evaluate_ranking
     from sonolabel.rank.train import RankConfig, load_rank_model, train_rank
-    from sonolabel.trainers.config import config_from
+    from sonolabel.training.config import config_from
 
     cfg = config_from(RankConfig, sets=[*TINY, "fold=0", "input=labels", "augment=false", "pairs_per_epoch=1200", "epochs=4",
                                         "flex_epochs=2", "lr_early=1e-3", "lr_late=1e-3", "lr_temporal=1e-3",
@@ -194,7 +194,7 @@ def test_resume_continues_from_the_saved_stage_and_epoch(rank_data, tmp_path):
 
 def test_baselines_and_inference_on_a_session(rank_data, tmp_path):
     from sonolabel.rank.train import RankConfig, train_rank
-    from sonolabel.trainers.config import config_from
+    from sonolabel.training.config import config_from
 
     cfg = config_from(RankConfig, sets=[*TINY, "fold=1", "flex_epochs=1", "baseline=mft"])
     res = train_rank(rank_data / "ds", tmp_path / "mft", cfg, progress=False)
@@ -229,7 +229,7 @@ def test_stage_flex_needs_a_ranking_run_and_rank_only_has_no_baseline(rank_data,
 def test_label_model_refused_for_other_classes(rank_data, tmp_path):
     from sonolabel.export.torch_data import dataset_info
     from sonolabel.rank.train import RankConfig, load_rank_model, train_rank
-    from sonolabel.trainers.config import config_from
+    from sonolabel.training.config import config_from
 
     cfg = config_from(RankConfig, sets=[*TINY, "input=labels", "stage=rank", "epochs=1", "pairs_per_epoch=8",
                                         "eval_pairs=100"])

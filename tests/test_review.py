@@ -1,7 +1,6 @@
 """Drift signals on hand-made label sequences, trend tests, the injection harness at small scale, review and audit log."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import pytest
 
 from conftest import QUALITY_SEED
 from sonolabel.phantom.corrupt import corrupt_stretch
-from sonolabel.review import DriftConfig, ReviewLog, detect_drift, label_signals, label_stats, project_flags, run_drift, stretches, trend
+from sonolabel.review import ReviewLog, detect_drift, label_signals, label_stats, project_flags, run_drift, stretches, trend
 from sonolabel.review.signals import keyframe_deviation
 from sonolabel.store import Project
 

@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,12 +15,12 @@ from sonolabel.export import ExportConfig, export_dataset
 from sonolabel.export.torch_data import SegmentationFrames
 from sonolabel.phantom import generate_phantom, phantom_project
 from sonolabel.store import Project
-from sonolabel.trainers.checkpoint import load_checkpoint, save_checkpoint
-from sonolabel.trainers.config import config_from
-from sonolabel.trainers.metrics import confusion_matrix, metrics_table
-from sonolabel.trainers.unet import Evaluator, UNetConfig, class_weight_tensor, train_unet
-from sonolabel.trainers.unet_model import PaddedUNet, load_encoder_weights
-from sonolabel.trainers.distributed import World
+from sonolabel.training.checkpoint import load_checkpoint, save_checkpoint
+from sonolabel.training.config import config_from
+from sonolabel.unet.metrics import confusion_matrix, metrics_table
+from sonolabel.unet.train import Evaluator, UNetConfig, class_weight_tensor, train_unet
+from sonolabel.unet.model import PaddedUNet, load_encoder_weights
+from sonolabel.training.distributed import World
 
 FAST = dict(encoder="resnet18", batch_size=8, lr=1e-3, workers=0, augment=False)
 
@@ -179,7 +178,7 @@ def test_ddp_two_processes_gloo(tiny, tmp_path):
 
 
 def test_loso_folds_on_a_two_worker_local_cluster(tiny, tmp_path):
-    from sonolabel.trainers.loso import train_loso
+    from sonolabel.unet.loso import train_loso
 
     table = train_loso(tiny / "ds", tmp_path / "loso", UNetConfig(epochs=1, steps_per_epoch=1, **FAST), workers=2)
     assert sorted(table["subject"]) == ["sub-01", "sub-02", "sub-03"]

@@ -55,7 +55,8 @@ class QuantizeReport:
     def summary(self) -> str:
         s = f"{self.source}: {self.unknown_fraction:.2%} unknown colours"
         if self.unknown_count:
-            s += f" in box y{self.unknown_bbox[0]}:{self.unknown_bbox[2]} x{self.unknown_bbox[1]}:{self.unknown_bbox[3]}, first at (y,x) {self.unknown_first[:3]}"
+            y0, x0, y1, x1 = self.unknown_bbox
+            s += f" in box y{y0}:{y1} x{x0}:{x1}, first at (y,x) {self.unknown_first[:3]}"
         if self.probable_bgr:
             s += "; colours match far better with red and blue swapped (probable BGR): use --bgr"
         return s

@@ -11,7 +11,7 @@ from .options import add_batch_options
 
 def _config(args):
     from ..rank.train import PRESETS, RankConfig
-    from ..trainers.config import config_from
+    from ..training.config import config_from
 
     preset = PRESETS.get(args.config) if args.config else None
     cfg = config_from(RankConfig, preset, path=None if preset is not None else args.config, sets=args.set)

@@ -9,7 +9,7 @@ from .options import add_batch_options
 def drift(args) -> int:
     from ..review import DriftConfig, run_drift
     from ..store import Project
-    from ..trainers.config import config_from
+    from ..training.config import config_from
 
     cfg = config_from(DriftConfig, path=args.config, sets=args.set)
     with Project.open(args.project, "a") as project:

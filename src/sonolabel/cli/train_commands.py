@@ -11,12 +11,12 @@ from .options import add_batch_options
 
 
 def train_unet(args) -> int:
-    from ..trainers.config import config_from
-    from ..trainers.unet import UNetConfig
+    from ..training.config import config_from
+    from ..unet.train import UNetConfig
 
     cfg = config_from(UNetConfig, path=args.config, sets=args.set)
     if args.loso:
-        from ..trainers.loso import train_loso
+        from ..unet.loso import train_loso
 
         folds = [int(f) for f in args.folds.split(",")] if args.folds else None
         table = train_loso(args.dataset, args.out, cfg, scheduler=args.scheduler, workers=args.workers, folds=folds)
@@ -26,7 +26,7 @@ def train_unet(args) -> int:
     if args.scheduler:
         raise InputError("--scheduler spreads leave-one-subject-out folds; it needs --loso",
                          hint="for several GPUs on one run use torchrun (docs/training.md)")
-    from ..trainers.unet import train_unet as run
+    from ..unet.train import train_unet as run
 
     result = run(args.dataset, args.out, cfg)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, the first process reports
@@ -44,7 +44,7 @@ def predict(args) -> int:
     from tqdm import tqdm
 
     from ..store import Project
-    from ..trainers.predict import predict_project
+    from ..unet.predict import predict_project
 
     with Project.open(args.project, "a") as project:
         ids = args.videos or project.video_ids()

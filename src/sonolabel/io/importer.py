@@ -63,7 +63,7 @@ def with_total_flexion(values: np.ndarray, columns: list[str], path: str | Path)
     markers (docs/sonorank.md), so every video with hand kinematics carries ``thumb``..``little``."""
     import pandas as pd
 
-    from ..rank.kinematics import flexion_from_table
+    from ..kinematics import flexion_from_table
 
     table = pd.DataFrame(np.asarray(values, np.float64), columns=columns)
     theta = flexion_from_table(table)

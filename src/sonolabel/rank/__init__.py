@@ -5,7 +5,7 @@ dataset (:mod:`.data`), targets, losses and scores (:mod:`.objectives`), trainin
 leave-one-subject-out evaluation (:mod:`.loso`) and sliding-window inference (:mod:`.infer`).
 """
 
-from .kinematics import MARKERS, flex_labels, flexion_from_table, joint_angle, total_flexion_from_markers
+from ..kinematics import MARKERS, flex_labels, flexion_from_table, joint_angle, total_flexion_from_markers
 from .model import ArchConfig, SonoRank, count_parameters
 from .train import RankConfig, load_rank_model, train_rank
 

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 from ..errors import InputError
 from ..export.augment import Augment
 from ..export.torch_data import _LazyStore, dataset_info, read_table
-from .kinematics import flex_labels
+from ..kinematics import flex_labels
 from .objectives import window_labels, window_travel
 
 INPUTS = ("raw", "labels", "both")

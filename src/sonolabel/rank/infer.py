@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from ..store.layout import FINGERS
-from ..trainers.reports import _atomic_csv, _plot
+from ..training.reports import save_plot, write_csv_atomic
 from .model import SonoRank
 from .train import load_rank_model
 
@@ -147,7 +147,7 @@ def infer_session(source: str | Path, model_path: str | Path, out: str | Path, v
                           **{f"p_{f}": probs[:, i] for i, f in enumerate(FINGERS)}, "finger": detect(probs, thresholds)})
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_csv(table, out / "flexion.csv", index=False, float_format="%.4f")
+    write_csv_atomic(table, out / "flexion.csv", index=False, float_format="%.4f")
     tmp = out / ".thresholds.json.tmp"
     tmp.write_text(json.dumps({"session": session.name, "model": str(model_path), "rest_seconds": rest_seconds,
                                "thresholds": dict(zip(FINGERS, thresholds.round(4).tolist()))}, indent=1))
@@ -167,5 +167,5 @@ def infer_session(source: str | Path, model_path: str | Path, out: str | Path, v
         fig.tight_layout()
         return fig
 
-    _plot(out / "flexion.png", draw)
+    save_plot(out / "flexion.png", draw)
     return table

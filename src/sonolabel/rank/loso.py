@@ -18,8 +18,8 @@ import torch
 
 from ..errors import InputError
 from ..store.layout import FINGERS
-from ..trainers.loso import run_folds
-from ..trainers.reports import _atomic_csv, _plot
+from ..training.folds import run_folds
+from ..training.reports import save_plot, write_csv_atomic
 from .train import RankConfig, train_rank
 
 
@@ -50,9 +50,9 @@ def train_rank_loso(dataset: str | Path, out: str | Path, cfg: RankConfig | None
 
 def write_loso(out: Path, rows: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows).sort_values("subject").reset_index(drop=True)
-    _atomic_csv(df, out / "loso.csv", index=False, float_format="%.6g")
+    write_csv_atomic(df, out / "loso.csv", index=False, float_format="%.6g")
     numeric = df.drop(columns=["subject", "fold", "val_subject"])
-    _atomic_csv(pd.DataFrame({"mean": numeric.mean(), "std": numeric.std(ddof=1)}), out / "summary.csv", float_format="%.6g")
+    write_csv_atomic(pd.DataFrame({"mean": numeric.mean(), "std": numeric.std(ddof=1)}), out / "summary.csv", float_format="%.6g")
 
     def draw(plt):
         scores = [c for c in ("mean_auc", "macro_f1") if c in df]
@@ -65,7 +65,7 @@ def write_loso(out: Path, rows: list[dict]) -> pd.DataFrame:
         fig.tight_layout()
         return fig
 
-    _plot(out / "loso.png", draw)
+    save_plot(out / "loso.png", draw)
     return df
 
 
@@ -98,7 +98,7 @@ def compare_methods(runs: dict[str, str | Path], out: str | Path) -> pd.DataFram
                      "wilcoxon_p": p})
     df = pd.DataFrame(rows)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_csv(df, out / "compare.csv", index=False, float_format="%.6g")
+    write_csv_atomic(df, out / "compare.csv", index=False, float_format="%.6g")
 
     def draw(plt):
         fig, ax = plt.subplots(figsize=(max(4, 1.3 * len(tables) + 2), 3.5))
@@ -110,5 +110,5 @@ def compare_methods(runs: dict[str, str | Path], out: str | Path) -> pd.DataFram
         fig.tight_layout()
         return fig
 
-    _plot(out / "compare.png", draw)
+    save_plot(out / "compare.png", draw)
     return df

@@ -26,10 +26,11 @@ from tqdm import tqdm
 from ..errors import InputError
 from ..export.augment import Augment
 from ..export.torch_data import dataset_info
-from ..trainers.checkpoint import load_checkpoint, save_checkpoint
-from ..trainers.config import config_dict
-from ..trainers.reports import _atomic_csv, _plot
-from ..trainers.unet import resolve_device, split_subjects
+from ..training.checkpoint import load_checkpoint, save_checkpoint
+from ..training.config import config_dict
+from ..training.reports import save_plot, write_csv_atomic
+from ..export.splits import split_subjects
+from ..training.device import resolve_device
 from .data import FlexWindows, RankGroups, WindowReader, build_windows, group_pairs
 from .evaluate import evaluate_flexion, evaluate_ranking
 from .model import ArchConfig, SonoRank, count_parameters, parameter_groups
@@ -348,7 +349,7 @@ def write_rank_log(out: Path, history: list[dict]) -> None:
     import pandas as pd
 
     df = pd.DataFrame(history)
-    _atomic_csv(df, out / "log.csv", index=False)
+    write_csv_atomic(df, out / "log.csv", index=False)
 
     def draw(plt):
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
@@ -363,4 +364,4 @@ def write_rank_log(out: Path, history: list[dict]) -> None:
         fig.tight_layout()
         return fig
 
-    _plot(out / "curves.png", draw)
+    save_plot(out / "curves.png", draw)

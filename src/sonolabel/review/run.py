@@ -40,7 +40,7 @@ def run_drift(project: Project, videos: list[str] | None = None, model: str | Pa
     cfg = cfg or DriftConfig()
     ids = videos or [v for v in project.video_ids() if (project.video(v).sources() != LabelSource.NONE).any()]
     if model is not None:
-        from ..trainers.predict import predict_project
+        from ..unet.predict import predict_project
 
         predict_project(project, model, ids, scheduler=scheduler, workers=workers)
     log = ReviewLog(project)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import enum
 
+from ..kinematics import FINGERS  # noqa: F401 - re-exported: the store keeps total flexion per finger
+
 SCHEMA_VERSION = 1
 ROOT_KEY = "sonolabel"
 VIDEOS = "videos"
@@ -32,7 +34,6 @@ TABLE = "table"
 KINEMATICS = "kinematics"
 TABLE_CHUNK = 4096
 NO_LABEL = 255  # fill value of labels/annotated: frames without an annotation
-FINGERS = ("thumb", "index", "middle", "ring", "little")
 
 
 class LabelSource(enum.IntEnum):

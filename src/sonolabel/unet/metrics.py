@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch
+
+from ..training.reports import write_csv_atomic
 
 
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -45,3 +49,11 @@ def metrics_table(cm: np.ndarray | torch.Tensor, names: list[str], background: i
         row["support"] = cm[sel].sum()
         rows[label] = row
     return pd.concat([df, pd.DataFrame(rows).T])
+
+
+def write_metrics(out: Path, part: str, cm: np.ndarray, classes: list[str]) -> pd.DataFrame:
+    """``metrics_<part>.csv`` (per class, macro, macro without background) and ``confusion_<part>.csv``."""
+    table = metrics_table(cm, classes)
+    write_csv_atomic(table, out / f"metrics_{part}.csv", float_format="%.6g")
+    write_csv_atomic(pd.DataFrame(cm, index=pd.Index(classes, name="true"), columns=classes), out / f"confusion_{part}.csv")
+    return table

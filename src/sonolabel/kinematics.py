@@ -27,8 +27,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
-from ..store.layout import FINGERS
+from .errors import InputError
+
+FINGERS = ("thumb", "index", "middle", "ring", "little")  # the order of every per-finger column and output
 
 LONG_FINGERS = ("index", "middle", "ring", "little")
 MARKERS = ("wrist", "thumb_mcp", "thumb_ip", "thumb_tip",

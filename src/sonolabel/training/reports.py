@@ -8,16 +8,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .metrics import metrics_table
 
-
-def _atomic_csv(df: pd.DataFrame, path: Path, **kw) -> None:
+def write_csv_atomic(df: pd.DataFrame, path: Path, **kw) -> None:
+    """Write a CSV under a temporary name and rename it into place (readers never see half a file)."""
     tmp = path.with_name(f".{path.name}.tmp")
     df.to_csv(tmp, **kw)
     os.replace(tmp, path)
 
 
-def _plot(path: Path, draw) -> None:
+def save_plot(path: Path, draw) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -33,7 +32,7 @@ def _plot(path: Path, draw) -> None:
 def write_epoch_log(out: Path, history: list[dict]) -> None:
     """``log.csv`` (one row per epoch) and ``curves.png`` (losses and validation Dice)."""
     df = pd.DataFrame(history)
-    _atomic_csv(df, out / "log.csv", index=False)
+    write_csv_atomic(df, out / "log.csv", index=False)
 
     def draw(plt):
         fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
@@ -45,15 +44,7 @@ def write_epoch_log(out: Path, history: list[dict]) -> None:
         fig.tight_layout()
         return fig
 
-    _plot(out / "curves.png", draw)
-
-
-def write_metrics(out: Path, part: str, cm: np.ndarray, classes: list[str]) -> pd.DataFrame:
-    """``metrics_<part>.csv`` (per class, macro, macro without background) and ``confusion_<part>.csv``."""
-    table = metrics_table(cm, classes)
-    _atomic_csv(table, out / f"metrics_{part}.csv", float_format="%.6g")
-    _atomic_csv(pd.DataFrame(cm, index=pd.Index(classes, name="true"), columns=classes), out / f"confusion_{part}.csv")
-    return table
+    save_plot(out / "curves.png", draw)
 
 
 def write_loso_report(out: Path, rows: list[dict]) -> pd.DataFrame:
@@ -64,7 +55,7 @@ def write_loso_report(out: Path, rows: list[dict]) -> pd.DataFrame:
     mad = np.nanmedian(np.abs(score - med)) * 1.4826
     df["robust_z"] = (score - med) / mad if mad > 0 else 0.0
     df["outlier"] = (np.abs(df["robust_z"]) > 3) & (np.abs(score - med) > 0.05)  # MAD is tiny with few subjects
-    _atomic_csv(df, out / "loso.csv", index=False, float_format="%.6g")
+    write_csv_atomic(df, out / "loso.csv", index=False, float_format="%.6g")
 
     def draw(plt):
         fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(df) + 2), 3.5))
@@ -77,5 +68,5 @@ def write_loso_report(out: Path, rows: list[dict]) -> pd.DataFrame:
         fig.tight_layout()
         return fig
 
-    _plot(out / "loso.png", draw)
+    save_plot(out / "loso.png", draw)
     return df

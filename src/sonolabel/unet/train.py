@@ -23,14 +23,15 @@ from tqdm import tqdm
 
 from ..errors import InputError
 from ..export.augment import Augment
-from ..export.splits import read_splits
+from ..export.splits import split_subjects
 from ..export.torch_data import SegmentationFrames, dataset_info
-from .checkpoint import load_checkpoint, save_checkpoint
-from .config import config_dict
-from .distributed import World, all_sum, barrier, close_world, init_world
-from .metrics import confusion_matrix
-from .reports import write_epoch_log, write_metrics
-from .unet_model import PaddedUNet, load_encoder_weights
+from ..training.checkpoint import load_checkpoint, save_checkpoint
+from ..training.config import config_dict
+from ..training.device import resolve_device
+from ..training.distributed import World, all_sum, barrier, close_world, init_world
+from ..training.reports import write_epoch_log
+from .metrics import confusion_matrix, write_metrics
+from .model import PaddedUNet, load_encoder_weights
 
 
 @dataclass
@@ -66,17 +67,6 @@ class RunResult:
     metrics: dict  # {"val": DataFrame, "test": DataFrame (folds only)}
 
 
-def resolve_device(device: str, world: World | None = None) -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise InputError("device cuda asked for, but no CUDA device is available", hint="use --set device=cpu")
-        if world is not None and world.distributed:
-            return torch.device("cuda", world.local_rank)
-    return torch.device(device)
-
-
 def class_weight_tensor(cfg: UNetConfig, n_classes: int) -> torch.Tensor:
     if cfg.class_weights is not None:
         if len(cfg.class_weights) != n_classes:
@@ -94,17 +84,6 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     inter = (probs * onehot).sum((0, 2, 3))
     denom = probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
     return 1 - ((2 * inter + 1) / (denom + 1)).mean()
-
-
-def split_subjects(dataset: Path, fold: int | None) -> dict[str, list[str]]:
-    """Training, validation (and, for a fold, test) subjects from the dataset's splits.json."""
-    splits = read_splits(dataset)
-    if fold is None:
-        return {"train": splits["train"], "val": splits["val"]}
-    folds = splits.get("folds") or []
-    if not 0 <= fold < len(folds):
-        raise InputError(f"fold {fold} does not exist ({len(folds)} folds; they need 3 or more subjects)", dataset / "splits.json")
-    return dict(folds[fold])
 
 
 def _augment(cfg: UNetConfig) -> Augment | None:

@@ -26,10 +26,11 @@ from ..export.writer import resize_images, resize_labels
 from ..store import Project, Video
 from ..store.chunks import FrameReader, FrameWriter
 from ..store.layout import NO_LABEL, PREDICTED
-from .checkpoint import load_checkpoint
-from .config import config_from
-from .unet import UNetConfig, class_weight_tensor, resolve_device
-from .unet_model import PaddedUNet
+from ..training.checkpoint import load_checkpoint
+from ..training.config import config_from
+from ..training.device import resolve_device
+from .model import PaddedUNet
+from .train import UNetConfig, class_weight_tensor
 
 PREDICTION_KEY = "prediction"
 

@@ -1,0 +1,39 @@
+"""The shape of the code: import contracts (no GUI toolkit in the library; layers), lint, and a napari
+manifest whose every command resolves."""
+
+import importlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tool(name: str) -> str:
+    exe = Path(sys.executable).parent / name
+    found = str(exe) if exe.exists() else shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed: pip install -e '.[dev]'")
+    return found
+
+
+def test_import_contracts_are_kept():
+    r = subprocess.run([_tool("lint-imports")], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0 and "0 broken" in r.stdout, r.stdout[-3000:]
+
+
+def test_ruff_finds_nothing():
+    r = subprocess.run([_tool("ruff"), "check", "src", "napari_plugin", "tests", "benchmarks", "examples", "datasets"],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-3000:]
+
+
+def test_every_napari_manifest_command_resolves():
+    manifest = yaml.safe_load((ROOT / "napari_plugin" / "napari.yaml").read_text())
+    for command in manifest["contributions"]["commands"]:
+        module, _, attr = command["python_name"].partition(":")
+        assert callable(getattr(importlib.import_module(module), attr)), command["python_name"]
