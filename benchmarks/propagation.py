@@ -95,7 +95,7 @@ def quality(args) -> None:
     import torch
 
     from sonolabel.propagation import PropagationConfig, propagate_video
-    from sonolabel.propagation.model import load_engine
+    from sonolabel.propagation.weights import load_engine
     from sonolabel.propagation.train import TrainConfig, train_propagation
 
     torch.set_num_threads(2)

@@ -220,7 +220,7 @@ class AnnotatorWidget(Container):
         from napari.qt.threading import thread_worker
 
         from sonolabel.propagation import PropagationConfig, propagate_steps
-        from sonolabel.propagation.model import load_engine
+        from sonolabel.propagation.weights import load_engine
 
         self.save()
         video = self.video

@@ -31,7 +31,7 @@ def _labels(path):
 
 
 def test_propagate_on_a_two_worker_local_cluster_equals_serial(two_videos, tmp_path):
-    from sonolabel.propagation.batch import propagate_project
+    from sonolabel.propagation.project import propagate_project
 
     serial, parallel = tmp_path / "serial.zarr", tmp_path / "parallel.zarr"
     shutil.copytree(two_videos, serial)

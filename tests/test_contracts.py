@@ -37,3 +37,15 @@ def test_every_napari_manifest_command_resolves():
     for command in manifest["contributions"]["commands"]:
         module, _, attr = command["python_name"].partition(":")
         assert callable(getattr(importlib.import_module(module), attr)), command["python_name"]
+
+
+def test_only_the_store_touches_a_videos_zarr_group():
+    """Columns, state and attributes go through Video's methods (store/layout.py registers every column)."""
+    import re
+
+    pattern = re.compile(r"\.group\b(?!\s*\()")  # attribute access, not a method called group()
+    library = [p for p in (ROOT / "src" / "sonolabel").rglob("*.py") if "store" not in p.relative_to(ROOT / "src").parts]
+    files = library + list((ROOT / "napari_plugin").rglob("*.py"))
+    offenders = [f"{p.relative_to(ROOT)}:{i}" for p in files
+                 for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not offenders, offenders

@@ -157,7 +157,7 @@ def test_bad_keyframe_masks_refused(project, clip, tmp_path):
 
 
 def test_training_stores_weights_that_propagation_uses(project, clip, tmp_path):
-    from sonolabel.propagation.model import load_engine, load_weights, model_path
+    from sonolabel.propagation.weights import load_engine, load_weights, model_path
     from sonolabel.propagation.train import TrainConfig, train_propagation
 
     v = make_video(project, clip, [0, 30, 60])

@@ -167,7 +167,6 @@ def import_label_sequence(video: Video, masks: str | Path, who: str | None = Non
                              "check the masks belong to this recording (and were not cut or re-timed)")
         for start in tqdm(range(0, video.n_frames, 64), desc="store labels", unit="batch", disable=not progress):
             video.save_propagated(start, staging[start:start + 64], source=LabelSource.IMPORTED)
-    video.group.attrs.update({"labels_from": "imported", "labels_source": str(Path(masks).resolve()),
-                              "labels_sha256": sha256_of(Path(masks)), "labels_imported_by": who or getpass.getuser(),
-                              "labels_imported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    video.update_attrs(labels_from="imported", labels_source=str(Path(masks).resolve()), labels_sha256=sha256_of(Path(masks)),
+                       labels_imported_by=who or getpass.getuser(), labels_imported_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     return video.n_frames

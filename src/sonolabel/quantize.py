@@ -275,7 +275,7 @@ def quantize_folder(
     from natsort import natsorted
     from tqdm import tqdm
 
-    from .batch import run_tasks
+    from .tasks import run_tasks
 
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     if not in_dir.is_dir():

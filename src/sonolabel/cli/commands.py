@@ -71,7 +71,7 @@ def import_(args) -> int:
 
 def import_batch(args, manifest: Path) -> int:
     """``sonolabel import PROJECT list.csv``: every recording of the manifest, one dask task each."""
-    from ..io.batch import import_manifest
+    from ..io.manifest import import_manifest
     from ..store import Project
 
     palette = load_palette(args.palette) if args.palette else None
@@ -270,7 +270,7 @@ def run_propagation(project, video_ids: list[str] | None = None, device: str = "
                     scheduler: str | None = None, workers: int | None = 1) -> list:
     """Propagate the given videos (default: every video with keyframes) of an open, writable project."""
     from ..propagation import PropagationConfig
-    from ..propagation.batch import propagate_project
+    from ..propagation.project import propagate_project
 
     overrides = {"device": device, "mode": mode}
     config = (PropagationConfig.from_file(config_file, **overrides) if config_file

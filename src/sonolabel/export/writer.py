@@ -33,7 +33,7 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 from .. import __version__
-from ..batch import run_tasks
+from ..tasks import run_tasks
 from ..errors import InputError
 from ..store import LabelSource, Project, Video
 from ..store.chunks import FrameReader, FrameWriter

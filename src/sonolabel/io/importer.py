@@ -17,7 +17,7 @@ import numpy as np
 from .. import __version__
 from ..errors import InputError
 from ..store import Project
-from ..store.layout import FINGERS, TABLE
+from ..store.layout import FINGERS
 from .region import Crop, detect_box, frame_difference, repeated_frames
 from .sources import FrameSource, open_source
 
@@ -167,12 +167,12 @@ def import_recording(
                 if t != i:
                     video.frames[i] = video.frames[int(t)]
         video.resize(len(keep))
-        video.group[f"{TABLE}/source_frame"][:] = keep
-        video.group.attrs.update({"n_frames_header": src.n_frames_header, "n_frames_decoded": n,
-                                  "repeated_frames": int(repeated.sum()), "deduplicated": bool(dedupe)})
+        video.write_column("source_frame", 0, keep)
+        video.update_attrs(n_frames_header=src.n_frames_header, n_frames_decoded=n, repeated_frames=int(repeated.sum()),
+                           deduplicated=bool(dedupe))
         if kinematics is not None:
             values, cols = read_kinematics_table(kinematics, n)
-            video.group.attrs["kinematics_source"] = str(Path(kinematics).resolve())
+            video.update_attrs(kinematics_source=str(Path(kinematics).resolve()))
             video.set_kinematics(*with_total_flexion(values[keep], cols, kinematics))
         elif src.kinematics is not None:
             if len(src.kinematics) != n:

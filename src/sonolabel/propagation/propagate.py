@@ -21,11 +21,11 @@ import torch
 
 from ..errors import InputError
 from ..store import Video
+from ..store.layout import PROPAGATION_STATE
 from .config import PropagationConfig
 from .engine import Engine
 
-STATE_KEY = "propagation"
-SIGNAL_COLUMNS = ("similarity", "entropy")
+STATE_KEY = PROPAGATION_STATE
 
 
 @dataclass(frozen=True)
@@ -80,17 +80,6 @@ def _signature(video: Video, seg: Segment, config: PropagationConfig, model_id: 
     return h.hexdigest()[:24]
 
 
-def _signal_arrays(video: Video, n_classes: int) -> dict:
-    g = video.group
-    out = {}
-    for name in SIGNAL_COLUMNS:
-        out[name] = g.require_array(f"table/{name}", shape=(video.n_frames,), chunks=(4096,), dtype="float32",
-                                    fill_value=float("nan"))
-    out["agreement"] = g.require_array("table/agreement", shape=(video.n_frames, n_classes), chunks=(4096, n_classes),
-                                       dtype="float32", fill_value=float("nan"))
-    return out
-
-
 def _agreement(f: torch.Tensor, b: torch.Tensor, n_classes: int) -> np.ndarray:
     """Per-class IoU of the forward and backward passes' argmax on the key grid, (B, K); NaN where absent."""
     fa, ba = f.argmax(1), b.argmax(1)
@@ -115,7 +104,6 @@ class VideoPropagator:
         self.video, self.engine, self.model_id = video, engine, model_id
         self.n_classes = engine.n_classes
         self.size = (video.height, video.width)
-        self.signals = _signal_arrays(video, self.n_classes)
         self.keyframes = video.annotated_frames()
         self._key_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._descriptors: dict[int, torch.Tensor] = {}
@@ -187,10 +175,9 @@ class VideoPropagator:
     def _write(self, start: int, probs: torch.Tensor, fine, similarity: np.ndarray, agreement: np.ndarray) -> int:
         labels = self.engine.to_labels(probs, fine, self.size)
         self.video.save_propagated(start, labels)
-        stop = start + len(labels)
-        self.signals["similarity"][start:stop] = similarity.astype(np.float32)
-        self.signals["entropy"][start:stop] = _entropy(probs)
-        self.signals["agreement"][start:stop] = agreement
+        self.video.write_column("similarity", start, similarity.astype(np.float32))
+        self.video.write_column("entropy", start, _entropy(probs))
+        self.video.write_column("agreement", start, agreement)
         return len(labels)
 
 
@@ -208,7 +195,7 @@ def propagate_steps(video: Video, config: PropagationConfig | None = None, engin
                          "annotate at least one frame (napari, or `sonolabel keyframes import`)")
     engine = engine or Engine(config, len(video.project.palette))
     t0 = time.perf_counter()
-    done_before = dict(video.group.attrs.get(STATE_KEY, {})).get("segments", {})
+    done_before = video.state(STATE_KEY, {}).get("segments", {})
     segments = plan_segments(video.n_frames, keyframes)
     runner = VideoPropagator(video, engine, model_id)
     done, skipped, written = {}, 0, 0
@@ -225,10 +212,10 @@ def propagate_steps(video: Video, config: PropagationConfig | None = None, engin
             written += n
             yield n
         done[seg.name] = {"signature": sig, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        video.group.attrs[STATE_KEY] = {"segments": {**done_before, **done}, "model": model_id, "config": config.to_dict()}
+        video.set_state(STATE_KEY, {"segments": {**done_before, **done}, "model": model_id, "config": config.to_dict()})
     # forget segments that no longer exist (keyframes added or removed)
-    video.group.attrs[STATE_KEY] = {"segments": done, "model": model_id, "config": config.to_dict(),
-                                    "complete": len(done) == len(segments)}
+    video.set_state(STATE_KEY, {"segments": done, "model": model_id, "config": config.to_dict(),
+                                "complete": len(done) == len(segments)})
     return PropagationReport(video.id, len(done) - skipped, skipped, written, time.perf_counter() - t0)
 
 

@@ -42,8 +42,8 @@ def suggest_keyframes(video: Video, every: int = 200, count: int | None = None, 
     cand = descriptors(candidates)
     chosen = descriptors(keys)
     dissim = (1 - cand @ chosen.T).min(1).values
-    if "table/similarity" in video.group:
-        sim = np.asarray(video.group["table/similarity"][:])[candidates]
+    if video.has_column("similarity"):
+        sim = video.column("similarity", np.nan)[candidates]
         low = np.nan_to_num(1 - sim, nan=0.0)
         dissim = dissim * (1 + torch.from_numpy(low).float())
     picked = []

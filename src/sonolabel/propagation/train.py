@@ -29,7 +29,7 @@ from .. import __version__
 from ..errors import InputError
 from ..store import Project
 from .encoders import KeyEncoder, RefineHead
-from .model import model_path
+from .weights import model_path
 
 
 @dataclass

@@ -132,12 +132,8 @@ class ReviewLog:
     def sync(self, video: Video) -> None:
         """Write ``table/review`` and ``table/drift`` from the flags and the audit log."""
         state, severity = self.frame_states(video)
-        g = video.group
-        review = g["table/review"] if "table/review" in g else g.create_array(
-            "table/review", shape=(video.n_frames,), chunks=(4096,), dtype=str, fill_value="unreviewed")
-        review[:] = state.astype(str)
-        drift = g.require_array("table/drift", shape=(video.n_frames,), chunks=(4096,), dtype="float32", fill_value=float("nan"))
-        drift[:] = severity
+        video.write_column("review", 0, state.astype(str))
+        video.write_column("drift", 0, np.asarray(severity, np.float32))
 
     def queue(self, state: str | None = "pending") -> pd.DataFrame:
         """Flags with their review state, most severe first (``state=None``: all of them). A flag is pending while

@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..batch import map_videos
+from ..tasks import map_videos
 from ..store import LabelSource, Project
 from .drift import DriftConfig, detect_drift, project_flags
 from .log import REVIEW_DIR, ReviewLog

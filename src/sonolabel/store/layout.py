@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 
 from ..kinematics import FINGERS  # noqa: F401 - re-exported: the store keeps total flexion per finger
 
@@ -46,10 +47,38 @@ class LabelSource(enum.IntEnum):
     IMPORTED = 4  # a whole label sequence brought in from another tool (`sonolabel labels import`)
 
 
-TABLE_COLUMNS: dict[str, tuple[str, object]] = {
-    # column: (dtype, fill value)
-    "source": ("uint8", 0),
-    "edited_by": ("str", ""),
-    "edited_at": ("float64", float("nan")),
-    "source_frame": ("int64", -1),  # the frame's index in the source recording (differs after --dedupe)
+@dataclass(frozen=True)
+class Column:
+    """A per-frame column ``table/<name>``: its dtype, fill value, whether it holds one value per class
+    (shape (T, K)), and whether every video has it from import on (else it is created on first write)."""
+
+    dtype: str
+    fill: object
+    per_class: bool = False
+    on_import: bool = False
+
+
+NAN = float("nan")
+COLUMNS: dict[str, Column] = {
+    # written on import and by annotation
+    "source": Column("uint8", 0, on_import=True),  # LabelSource
+    "edited_by": Column("str", "", on_import=True),  # who last changed the frame's labels
+    "edited_at": Column("float64", NAN, on_import=True),  # when (Unix seconds)
+    "source_frame": Column("int64", -1, on_import=True),  # the frame's index in the source (differs after --dedupe)
+    # propagation's confidence (`sonolabel propagate`)
+    "similarity": Column("float32", NAN),
+    "entropy": Column("float32", NAN),
+    "agreement": Column("float32", NAN, per_class=True),  # forward/backward IoU per class
+    # a U-Net against the labels (`sonolabel predict`)
+    "model_ce": Column("float32", NAN),
+    "model_dice": Column("float32", NAN),
+    "model_dice_class": Column("float32", NAN, per_class=True),
+    # review (`sonolabel drift`, review actions)
+    "review": Column("str", "unreviewed"),
+    "drift": Column("float32", NAN),  # severity of the worst flag covering the frame
 }
+TABLE_COLUMNS: dict[str, tuple[str, object]] = {name: (c.dtype, c.fill) for name, c in COLUMNS.items() if c.on_import}
+
+# per-video state kept in the video's attributes by the jobs that resume or check it
+PROPAGATION_STATE = "propagation"  # segments done (with their signatures), model, config, complete
+PREDICTION_STATE = "prediction"  # the model that predicted labels/predicted

@@ -70,6 +70,16 @@ class Video:
         return self.group[layout.PROPAGATED]
 
     @property
+    def predicted(self) -> zarr.Array:
+        """A trained U-Net's labels (``sonolabel predict``), created empty on first use."""
+        if layout.PREDICTED not in self.group:
+            self.project.require_writable()
+            h, w = self.height, self.width
+            return self.group.require_array(layout.PREDICTED, shape=(self.n_frames, h, w), chunks=(1, h, w), dtype="uint8",
+                                            fill_value=0)
+        return self.group[layout.PREDICTED]
+
+    @property
     def n_frames(self) -> int:
         return int(self.frames.shape[0])
 
@@ -210,7 +220,46 @@ class Video:
         src[~key & np.isin(src, (LabelSource.ANNOTATED, LabelSource.CORRECTED))] = LabelSource.NONE
         return src
 
-    # -- per-frame table and kinematics --------------------------------------------------
+    # -- per-frame table, per-video state, kinematics ---------------------------------------
+    def column_array(self, name: str, n_classes: int | None = None) -> zarr.Array:
+        """The zarr array of the registered column ``name`` (:data:`layout.COLUMNS`), created when missing;
+        a per-class column needs ``n_classes`` (the project's class count by default)."""
+        spec = layout.COLUMNS.get(name)
+        if spec is None:
+            raise KeyError(f"{name!r} is not a registered per-frame column (store/layout.py COLUMNS)")
+        key = f"{layout.TABLE}/{name}"
+        if key in self.group:
+            return self.group[key]
+        self.project.require_writable()
+        k = n_classes or len(self.project.palette)
+        shape, chunks = ((self.n_frames, k), (layout.TABLE_CHUNK, k)) if spec.per_class else ((self.n_frames,), (layout.TABLE_CHUNK,))
+        return self.group.create_array(key, shape=shape, chunks=chunks, dtype=str if spec.dtype == "str" else spec.dtype,
+                                       fill_value=spec.fill)
+
+    def write_column(self, name: str, start: int, values: np.ndarray) -> None:
+        """Write ``values`` into column ``name`` at frames ``start..start+len(values)`` (creating the column)."""
+        values = np.asarray(values)
+        n_classes = values.shape[1] if values.ndim == 2 else None
+        self.column_array(name, n_classes)[start:start + len(values)] = values
+
+    def has_column(self, name: str) -> bool:
+        return f"{layout.TABLE}/{name}" in self.group
+
+    def state(self, key: str, default=None):
+        """A job's per-video state (e.g. :data:`layout.PROPAGATION_STATE`), as last stored."""
+        value = self.group.attrs.get(key, default)
+        return dict(value) if isinstance(value, dict) else value
+
+    def set_state(self, key: str, value) -> None:
+        """Store a job's per-video state (JSON-serializable) in the video's attributes."""
+        self.project.require_writable()
+        self.group.attrs[key] = value
+
+    def update_attrs(self, **values) -> None:
+        """Add or change the video's descriptive attributes (provenance, imported labels' origin...)."""
+        self.project.require_writable()
+        self.group.attrs.update(values)
+
     def column(self, name: str, default) -> np.ndarray:
         """A per-frame table column (``table/<name>``), or ``default`` for every frame when the video has none."""
         key = f"{layout.TABLE}/{name}"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ..batch import run_tasks
+from ..tasks import run_tasks
 from ..errors import InputError
 from ..export.splits import read_splits
 

@@ -21,18 +21,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..batch import map_videos
+from ..tasks import map_videos
 from ..export.writer import resize_images, resize_labels
 from ..store import Project, Video
 from ..store.chunks import FrameReader, FrameWriter
-from ..store.layout import NO_LABEL, PREDICTED
+from ..store.layout import NO_LABEL, PREDICTION_STATE
 from ..training.checkpoint import load_checkpoint
 from ..training.config import config_from
 from ..training.device import resolve_device
 from .model import PaddedUNet
 from .train import UNetConfig, class_weight_tensor
 
-PREDICTION_KEY = "prediction"
 
 
 @dataclass
@@ -50,17 +49,6 @@ def load_unet(path: str | Path, classes: list[str]) -> tuple[PaddedUNet, dict]:
     model = PaddedUNet(ckpt["config"]["encoder"], len(classes))
     model.load_state_dict(ckpt["model"])
     return model.eval(), ckpt
-
-
-def _prediction_arrays(video: Video, n_classes: int) -> dict:
-    g, n = video.group, video.n_frames
-    out = {"labels": g.require_array(PREDICTED, shape=(n, video.height, video.width), chunks=(1, video.height, video.width),
-                                     dtype="uint8", fill_value=0)}
-    for name in ("model_ce", "model_dice"):
-        out[name] = g.require_array(f"table/{name}", shape=(n,), chunks=(4096,), dtype="float32", fill_value=float("nan"))
-    out["model_dice_class"] = g.require_array("table/model_dice_class", shape=(n, n_classes), chunks=(4096, n_classes),
-                                              dtype="float32", fill_value=float("nan"))
-    return out
 
 
 def frame_scores(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -88,10 +76,9 @@ def predict_video(video: Video, model: PaddedUNet, ckpt: dict, batch: int = 16, 
     size, k = int(ckpt["size"]), len(ckpt["classes"])
     cfg = config_from(UNetConfig, ckpt["config"])
     weights = class_weight_tensor(cfg, k)
-    arrays = _prediction_arrays(video, k)
     readers = [FrameReader(a) for a in (video.frames, video.annotated, video.propagated)]
     has_labels = video.sources() != 0
-    writer = FrameWriter(arrays["labels"])
+    writer = FrameWriter(video.predicted)
     n, t0 = video.n_frames, time.perf_counter()
 
     def read(start: int):
@@ -115,16 +102,16 @@ def predict_video(video: Video, model: PaddedUNet, ckpt: dict, batch: int = 16, 
             ce, dice, per_class = frame_scores(logits.cpu(), target.clamp(max=k - 1), weights)
             mask = has_labels[rows]
             ce, dice, per_class = np.where(mask, ce, np.nan), np.where(mask, dice, np.nan), np.where(mask[:, None], per_class, np.nan)
-            arrays["model_ce"][rows[0]:rows[-1] + 1] = ce.astype(np.float32)
-            arrays["model_dice"][rows[0]:rows[-1] + 1] = dice.astype(np.float32)
-            arrays["model_dice_class"][rows[0]:rows[-1] + 1] = per_class.astype(np.float32)
+            video.write_column("model_ce", int(rows[0]), ce.astype(np.float32))
+            video.write_column("model_dice", int(rows[0]), dice.astype(np.float32))
+            video.write_column("model_dice_class", int(rows[0]), per_class.astype(np.float32))
             ce_all.append(ce)
             dice_all.append(dice)
             if progress is not None:
                 progress(len(rows))
-    video.group.attrs[PREDICTION_KEY] = {"model": ckpt.get("path", ""), "model_sha256": ckpt.get("sha256", ""),
-                                         "classes": list(ckpt["classes"]), "size": size,
-                                         "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    video.set_state(PREDICTION_STATE, {"model": ckpt.get("path", ""), "model_sha256": ckpt.get("sha256", ""),
+                                       "classes": list(ckpt["classes"]), "size": size,
+                                       "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     ce_cat, dice_cat = np.concatenate(ce_all), np.concatenate(dice_all)
     return PredictionReport(video.id, n, time.perf_counter() - t0,
                             float(np.nanmean(ce_cat)) if np.isfinite(ce_cat).any() else float("nan"),

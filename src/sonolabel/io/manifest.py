@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..batch import run_tasks
+from ..tasks import run_tasks
 from ..errors import InputError, SonolabelError
 from ..store import Project
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..batch import map_videos
+from ..tasks import map_videos
 from ..errors import InputError
 from ..store import Project, Video
 from .config import PropagationConfig
-from .model import load_engine
+from .weights import load_engine
 from .propagate import PropagationReport, propagate_video
 
 
