@@ -19,13 +19,14 @@ def miou(a, b, n=8):
 
 @pytest.fixture(scope="module")
 def clip():
-    """61 phantom frames at 240x240 with ground truth: every 3rd frame of 9 s that hold flexions
-    (rendered at 480 and reduced)."""
+    """61 phantom frames at 240x240 with ground truth: every 6th frame of 18 s, so that the two ends
+    are several flexions apart (rendered at 480 and reduced). A clip of 9 s let copying the nearest
+    keyframe come within 0.004 mIoU of propagation on some seeds: too little motion to test against."""
     from sonolabel.phantom import make_sequence
     from sonolabel.phantom.render import PhantomRenderer
 
-    r = PhantomRenderer(make_sequence(4 + QUALITY_SEED, 1, 183))
-    out = [r.render(t) for t in range(0, 183, 3)]
+    r = PhantomRenderer(make_sequence(4 + QUALITY_SEED, 1, 361))
+    out = [r.render(t) for t in range(0, 361, 6)]
     imgs = torch.from_numpy(np.stack([o[0] for o in out]))[:, None].float()
     imgs = F.interpolate(imgs, size=(SIZE, SIZE), mode="area")[:, 0].round().byte().numpy()
     labels = np.stack([o[1][::2, ::2] for o in out])
@@ -55,9 +56,9 @@ def test_beats_copying_nearest_keyframe_and_keeps_keyframes(project, clip, margi
     propagate_video(v, PropagationConfig(device="cpu"))
     ours = [miou(v.labels(t), labels[t]) for t in range(1, 60)]
     copy = [miou(labels[0] if t < 30 else labels[60], labels[t]) for t in range(1, 60)]
-    # robustness run (docs/testing.md): mean gain 0.02-0.05, worst-frame gain 0.03-0.10 over seeds and threads
-    margin(np.mean(ours) - np.mean(copy), 0.005, "mean mIoU gain over copying the nearest keyframe")
-    margin(np.min(ours) - np.min(copy), 0.0, "worst-frame mIoU gain over copying")
+    # measured over phantom seeds 3-9: mean gain 0.024-0.061, worst-frame gain 0.072-0.135 (docs/testing.md)
+    margin(np.mean(ours) - np.mean(copy), 0.01, "mean mIoU gain over copying the nearest keyframe")
+    margin(np.min(ours) - np.min(copy), 0.02, "worst-frame mIoU gain over copying")
     for k in (0, 60):
         np.testing.assert_array_equal(v.labels(k), labels[k])  # keyframes exactly as annotated
     t = v.table()
