@@ -175,7 +175,7 @@ def speed(args) -> None:
             proj = Path(tmp) / "p.zarr"
             subprocess.run([sys.executable, __file__, "_build", str(proj), str(size), str(classes), str(frames)], check=True)
             code = ("import resource, sys, time, torch; torch.set_num_threads(2)\n"
-                    "from sonolabel.store import Project\nfrom sonolabel.cli.commands import run_propagation\n"
+                    "from sonolabel.store import Project\nfrom sonolabel.pipeline import run_propagation\n"
                     "p = Project.open(sys.argv[1], 'a'); t = time.perf_counter()\n"
                     "r = run_propagation(p, device='cpu', progress=False)[0]\n"
                     "print(r.frames_written / (time.perf_counter() - t), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n")

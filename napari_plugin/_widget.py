@@ -94,21 +94,26 @@ class AnnotatorWidget(Container):
         self.status.value = f"{len(self.project.video_ids())} videos; pick one and open it"
 
     def import_recording(self, source: str | Path, subject: str) -> str | None:
-        """Import a video file or frame folder into the open project (created when missing) and show it."""
-        from sonolabel.io import import_recording
+        """Import a recording into the open project (created when missing, and removed again if its first
+        import fails, as on the command line) and show it."""
+        from sonolabel.pipeline import discard_new_project, import_source, project_for_import
 
-        if self.project is None:
-            try:
-                self.project, _ = Project.open_or_create(self.path.value)
-            except SonolabelError as e:
-                self._report(e)
-                return None
         if not subject:
             self.status.value = "give the subject id before importing"
             return None
+        created = False
+        if self.project is None:
+            try:
+                self.project, created = project_for_import(self.path.value)
+            except SonolabelError as e:
+                self._report(e)
+                return None
         try:
-            vid = import_recording(self.project, source, subject)
+            vid = import_source(self.project, source, subject)[0]
         except SonolabelError as e:
+            if created:
+                discard_new_project(self.project)
+                self.project = None
             self._report(e)
             return None
         self._fill_table()

@@ -151,7 +151,7 @@ def test_quantize_on_two_workers_equals_serial(tmp_path):
 
 def test_export_on_two_workers_equals_serial(two_videos, tmp_path):
     from sonolabel.export import ExportConfig, export_dataset
-    from sonolabel.export.torch_data import dataset_info, read_table
+    from sonolabel.export.dataset import dataset_info, read_table
 
     with Project.open(two_videos) as p:
         a = export_dataset(p, tmp_path / "serial", ExportConfig(size=64))

@@ -144,7 +144,7 @@ with Project.open(sys.argv[1]) as p:
 def test_kill_during_export_leaves_no_dataset(base, tmp_path, k):
     out = tmp_path / "ds"
     from sonolabel.export import ExportConfig, export_dataset
-    from sonolabel.export.torch_data import dataset_info, read_table
+    from sonolabel.export.dataset import dataset_info, read_table
 
     run_and_kill(EXPORT, base[0], out, after_lines=1, delay=float(RNG.uniform(0, 1.0)))
     if out.exists():  # the kill came after the rename: then the dataset is whole

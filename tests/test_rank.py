@@ -227,7 +227,7 @@ def test_stage_flex_needs_a_ranking_run_and_rank_only_has_no_baseline(rank_data,
 
 
 def test_label_model_refused_for_other_classes(rank_data, tmp_path):
-    from sonolabel.export.torch_data import dataset_info
+    from sonolabel.export.dataset import dataset_info
     from sonolabel.rank.train import RankConfig, load_rank_model, train_rank
     from sonolabel.training.config import config_from
 

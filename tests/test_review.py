@@ -135,7 +135,7 @@ def test_review_states_export_and_audit(project, phantom_labels):
     assert set(states[10:20]) == {"excluded"} and set(states[20:40]) == {"accepted"}
     assert log.queue("pending").empty and log.queue(None)["state"].tolist() == ["mixed"]
     from sonolabel.export import ExportConfig, export_dataset
-    from sonolabel.export.torch_data import read_table
+    from sonolabel.export.dataset import read_table
 
     ds = export_dataset(project, project.path.parent / "ds", ExportConfig(size=48))
     frames = read_table(ds)["frame"].tolist()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from ..errors import InputError
@@ -31,13 +30,8 @@ def phantom(args) -> int:
     return 0
 
 
-def _is_stills_folder(source: Path, masks: str | None) -> bool:
-    return source.is_dir() and (masks is not None or ((source / "images").is_dir() and (source / "masks").is_dir()))
-
-
 def import_(args) -> int:
-    from ..io import import_recording, import_stills
-    from ..store import Project
+    from ..pipeline import import_source, importing
 
     source = Path(args.source)
     if not source.exists():
@@ -46,24 +40,10 @@ def import_(args) -> int:
         return import_batch(args, source)
     if not args.subject:
         raise InputError("--subject is required when importing one recording", source)
-    palette = load_palette(args.palette) if args.palette else None
-    project, created = Project.open_or_create(args.project, palette)
-    try:
-        with project:
-            if palette is not None and not created and project.palette != palette:
-                raise InputError("--palette differs from the project's palette", args.project,
-                                 "drop --palette for an existing project")
-            if _is_stills_folder(source, args.masks):
-                ids = import_stills(project, source, args.subject, masks_dir=args.masks, task=args.task,
-                                    crop=args.crop, swap_rb=args.bgr, progress=True)
-            else:
-                ids = [import_recording(project, source, args.subject, trial=args.trial, task=args.task, crop=args.crop,
-                                        fps=args.fps, kinematics=args.kinematics, h5_keys=_key_map(args.key), progress=True,
-                                        mm_per_pixel=args.mm_per_pixel, dedupe=args.dedupe)]
-    except BaseException:
-        if created:  # a failed first import leaves no project behind
-            shutil.rmtree(args.project, ignore_errors=True)
-        raise
+    with importing(args.project, args.palette) as project:
+        ids = import_source(project, source, args.subject, masks=args.masks, swap_rb=args.bgr, progress=True,
+                            trial=args.trial, task=args.task, crop=args.crop, fps=args.fps, kinematics=args.kinematics,
+                            h5_keys=_key_map(args.key), mm_per_pixel=args.mm_per_pixel, dedupe=args.dedupe)
     for vid in ids:
         print(vid)
     return 0
@@ -72,10 +52,9 @@ def import_(args) -> int:
 def import_batch(args, manifest: Path) -> int:
     """``sonolabel import PROJECT list.csv``: every recording of the manifest, one dask task each."""
     from ..io.manifest import import_manifest
-    from ..store import Project
+    from ..pipeline import project_for_import
 
-    palette = load_palette(args.palette) if args.palette else None
-    project, created = Project.open_or_create(args.project, palette)
+    project, created = project_for_import(args.project, args.palette)
     with project:
         results = import_manifest(project, manifest, scheduler=args.scheduler, workers=args.workers)
         if created and not any(r.error is None for r in results):
@@ -157,65 +136,12 @@ def masks_export(args) -> int:
     return 0
 
 
-def _miou(a, b, n: int) -> float:
-    import numpy as np
-
-    ious = [np.logical_and(a == c, b == c).sum() / np.logical_or(a == c, b == c).sum()
-            for c in range(n) if np.logical_or(a == c, b == c).any()]
-    return float(np.mean(ious))
-
-
 def demo(args) -> int:
     """Import the bundled phantom clip, store ground-truth keyframes every 200 frames, propagate, check drift, export."""
-    import numpy as np
-    import zarr
+    from ..pipeline import run_demo
 
-    from ..sample import sample_path
-    from ..io import import_recording
-    from ..export import ExportConfig, export_dataset
-    from ..masks import export_masks, import_keyframe_masks
-    from ..phantom import read_manifest
-    from ..quantize import write_index_png
-    from ..store import Project
-
-    sample = sample_path()
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="sonolabel-demo-"))
-    project_dir = out / "project.zarr"
-    if project_dir.exists():
-        raise InputError("demo project exists already", project_dir, "pass a new --out folder")
-    rec = read_manifest(sample)[0]
-    print(f"[1/6] import {sample / rec.video}")
-    with Project.create(project_dir) as project:
-        vid = import_recording(project, sample / rec.video, rec.subject, trial=rec.trial, task="phantom",
-                               kinematics=sample / rec.kinematics, progress=True)
-        video = project.video(vid)
-        truth = zarr.open_array(str(sample / rec.labels), mode="r")
-        keyframes = list(range(0, video.n_frames, 200))
-        print(f"[2/6] keyframes {keyframes} from the phantom's ground truth (an annotator paints these in napari)")
-        with tempfile.TemporaryDirectory() as tmp:
-            for t in keyframes:
-                write_index_png(Path(tmp) / f"{t:06d}.png", np.asarray(truth[t]), project.palette)
-            import_keyframe_masks(video, tmp, who="demo")
-        print("[3/6] propagate the keyframes to every frame")
-        report = run_propagation(project, [vid])[0]
-        scores = [_miou(video.labels(t), np.asarray(truth[t]), len(project.palette)) for t in range(video.n_frames)]
-        copy = [_miou(np.asarray(truth[min(keyframes, key=lambda k: abs(k - t))]), np.asarray(truth[t]), len(project.palette))
-                for t in range(video.n_frames)]
-        print(f"      {report.frames_written} frames at {report.frames_written / report.seconds:.1f} frames/s; "
-              f"mIoU against ground truth: mean {np.mean(scores):.3f}, worst frame {np.min(scores):.3f} "
-              f"(copying the nearest keyframe: {np.mean(copy):.3f} / {np.min(copy):.3f})")
-        from ..review import ReviewLog, run_drift
-
-        drift = run_drift(project, [vid])[0]
-        pending = len(ReviewLog(project).queue("pending"))
-        print(f"[4/6] drift check: {drift.flags} flags ({drift.trend} trend, {drift.outlier} outlier), {pending} pending review; "
-              f"curves in {drift.report} (review with `sonolabel review list {project_dir}`)")
-        written = export_masks(video, out / "masks", source="final", fmt="colour")
-        print(f"[5/6] exported {len(written)} masks to {out / 'masks'}")
-        dataset = export_dataset(project, out / "dataset", ExportConfig(size=240))
-        print(f"[6/6] exported a training dataset (240x240, OME-Zarr, splits, kinematics) to {dataset}")
-    args2 = type("A", (), {"project": str(project_dir), "video": None, "json": False})
-    info(args2)
+    project_dir = run_demo(args.out)
+    info(type("A", (), {"project": str(project_dir), "video": None, "json": False}))
     print(f"demo project: {project_dir}")
     return 0
 
@@ -265,21 +191,8 @@ def keyframes_suggest(args) -> int:
     return 0
 
 
-def run_propagation(project, video_ids: list[str] | None = None, device: str = "auto", config_file: str | None = None,
-                    mode: str | None = None, weights: str | None = None, progress: bool = True,
-                    scheduler: str | None = None, workers: int | None = 1) -> list:
-    """Propagate the given videos (default: every video with keyframes) of an open, writable project."""
-    from ..propagation import PropagationConfig
-    from ..propagation.project import propagate_project
-
-    overrides = {"device": device, "mode": mode}
-    config = (PropagationConfig.from_file(config_file, **overrides) if config_file
-              else PropagationConfig.from_dict({k: v for k, v in overrides.items() if v is not None}))
-    return propagate_project(project, video_ids, config, explicit_mode=mode is not None, weights=weights,
-                             scheduler=scheduler, workers=workers, progress=progress)
-
-
 def propagate(args) -> int:
+    from ..pipeline import run_propagation
     from ..store import Project
 
     with Project.open(args.project, "a") as project:

@@ -69,14 +69,3 @@ def read_splits(dataset: str | Path) -> dict:
     if overlap:
         raise InputError(f"subjects {sorted(overlap)} are in both train and val", path, "a subject belongs to one side")
     return splits
-
-
-def split_subjects(dataset: Path, fold: int | None) -> dict[str, list[str]]:
-    """Training, validation (and, for a fold, test) subjects from the dataset's splits.json."""
-    splits = read_splits(dataset)
-    if fold is None:
-        return {"train": splits["train"], "val": splits["val"]}
-    folds = splits.get("folds") or []
-    if not 0 <= fold < len(folds):
-        raise InputError(f"fold {fold} does not exist ({len(folds)} folds; they need 3 or more subjects)", dataset / "splits.json")
-    return dict(folds[fold])

@@ -38,7 +38,7 @@ from ..errors import InputError
 from ..store import LabelSource, Project, Video
 from ..store.chunks import FrameReader, FrameWriter
 from ..store.layout import FINGERS, NO_LABEL
-from . import ome
+from . import dataset, ome
 from .splits import SPLITS_FILE, make_splits
 
 BATCH = 64
@@ -114,7 +114,7 @@ def _convert_video(job: tuple, progress: Callable[[int], None] | None = None) ->
         v = project.video(video_id)
         readers = (FrameReader(v.frames), FrameReader(v.annotated), FrameReader(v.propagated))
         g = zarr.open_group(str(staging), mode="r+")
-        writers = (FrameWriter(g["0"]), FrameWriter(g["labels/classes/0"]))
+        writers = (FrameWriter(g[dataset.IMAGES]), FrameWriter(g[dataset.LABELS]))
         batches = [(idx[i:i + BATCH], pos + i) for i in range(0, len(idx), BATCH)]
         with ThreadPoolExecutor(max_workers=2) as pool:
             jobs = pool.map(lambda b: _convert_batch(readers, writers, b[0], b[1], size, n_classes, label_resize), batches)
@@ -173,12 +173,12 @@ def export_dataset(project: Project, out: str | Path, config: ExportConfig | Non
     try:
         root = zarr.open_group(str(staging), mode="w")
         frame = dict(shape=(n, s, s), chunks=(1, s, s), dtype="uint8", fill_value=0, compressors=ZstdCodec(level=1))
-        root.create_array("0", **frame)
-        labels_group = root.create_group("labels")
-        label_img = labels_group.create_group("classes")
+        root.create_array(dataset.IMAGES, **frame)
+        labels_group = root.create_group(dataset.LABELS_GROUP)
+        label_img = labels_group.create_group(dataset.LABEL_IMAGE)
         label_img.create_array("0", **frame)
         kin_cols = list(FINGERS)
-        kin = root.create_array("kinematics", shape=(n, len(kin_cols)), chunks=(max(1, min(n, 65536)), len(kin_cols)),
+        kin = root.create_array(dataset.KINEMATICS, shape=(n, len(kin_cols)), chunks=(max(1, min(n, 65536)), len(kin_cols)),
                                 dtype="float32", fill_value=float("nan"))
         table: dict[str, list] = {c: [] for c in ("subject", "trial", "task", "video", "frame", "source_frame", "time", "source",
                                                   "review", "drift", "mm_per_px_y", "mm_per_px_x")}
@@ -215,7 +215,7 @@ def export_dataset(project: Project, out: str | Path, config: ExportConfig | Non
             table["source"] += names.tolist()
             table["review"] += list(map(str, v.column("review", "unreviewed")[idx]))
             table["drift"] += list(map(float, v.column("drift", np.nan)[idx]))
-        tg = root.create_group("table")
+        tg = root.create_group(dataset.TABLE)
         for col, values in table.items():
             arr = np.asarray(values, dtype=object if col in TABLE_STR else (np.int64 if col in ("frame", "source_frame") else np.float64))
             z = tg.create_array(col, shape=(n,), chunks=(max(1, min(n, 65536)),),
@@ -228,11 +228,11 @@ def export_dataset(project: Project, out: str | Path, config: ExportConfig | Non
         (staging / SPLITS_FILE).write_text(json.dumps(splits, indent=1))
         kin.attrs.update({"columns": kin_cols, "unit": "deg", "videos_with_kinematics": [v.id for v, _ in plan if v.has_kinematics]})
         spacing = common_spacing(table["mm_per_px_y"], table["mm_per_px_x"])
-        labels_group.attrs["ome"] = ome.labels_group_metadata(["classes"])
-        label_img.attrs["ome"] = ome.label_image_metadata("classes", palette, spacing)
+        labels_group.attrs["ome"] = ome.labels_group_metadata([dataset.LABEL_IMAGE])
+        label_img.attrs["ome"] = ome.label_image_metadata(dataset.LABEL_IMAGE, palette, spacing)
         root.attrs["ome"] = ome.image_metadata("images", spacing)
-        root.attrs["sonolabel_dataset"] = {
-            "format": 1, "frames": n, "size": s, "classes": list(palette.names), "palette": palette.to_dict(),
+        root.attrs[dataset.ATTRS] = {
+            "format": dataset.FORMAT, "frames": n, "size": s, "classes": list(palette.names), "palette": palette.to_dict(),
             "spacing_mm": None if spacing is None else list(spacing),
             "subjects": sorted(per_subject),
             "provenance": {

@@ -15,12 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-import zarr
 from torch.utils.data import Dataset
 
 from ..errors import InputError
 from ..export.augment import Augment
-from ..export.torch_data import _LazyStore, dataset_info, read_table
+from ..export.dataset import ExportedDataset
 from ..kinematics import flex_labels
 from .objectives import window_labels, window_travel
 
@@ -50,8 +49,8 @@ class Windows:
 def build_windows(dataset: str | Path, subjects: list[str] | None, length: int, subsample: int, step: int = 1,
                   flex_fraction: float = 0.5, min_range: float = 10.0) -> Windows:
     """Windows starting every ``step`` frames in each video of ``subjects`` (all when None) that has kinematics."""
-    table = read_table(dataset)
-    kin = zarr.open_group(str(dataset), mode="r")["kinematics"][:]
+    data = ExportedDataset.open(dataset)
+    table, kin = data.table, data.kinematics()
     rows, video, travel, flexed, videos, video_subjects, rest_rows = [], [], [], [], [], [], []
     for vid, part in table.groupby("video", sort=False):
         if subjects is not None and part["subject"].iloc[0] not in subjects:
@@ -90,8 +89,9 @@ class WindowReader:
     def __init__(self, dataset: str | Path, input: str, size: int, augment: Augment | None = None):
         if input not in INPUTS:
             raise InputError(f"input {input!r} is not one of {', '.join(INPUTS)}")
-        info = dataset_info(dataset)
-        self.store = _LazyStore(dataset)
+        data = ExportedDataset.open(dataset)
+        info = data.info
+        self.store = data.readers()
         self.input, self.size, self.augment = input, size, augment
         self.n_classes = len(info["classes"])
         self.classes = list(info["classes"])

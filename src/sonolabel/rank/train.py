@@ -25,11 +25,10 @@ from tqdm import tqdm
 
 from ..errors import InputError
 from ..export.augment import Augment
-from ..export.torch_data import dataset_info
+from ..export.dataset import ExportedDataset
 from ..training.checkpoint import load_checkpoint, save_checkpoint
 from ..training.config import config_dict
 from ..training.reports import save_plot, write_csv_atomic
-from ..export.splits import split_subjects
 from ..training.device import resolve_device
 from .data import FlexWindows, RankGroups, WindowReader, build_windows, group_pairs
 from .evaluate import evaluate_flexion, evaluate_ranking
@@ -131,12 +130,12 @@ def _optimizer(model: SonoRank, cfg: RankConfig, total_steps: int):
 class Run:
     """One training run in ``out``: the data, the model, checkpoints and the epoch log."""
 
-    def __init__(self, dataset: Path, out: Path, cfg: RankConfig, progress: bool):
+    def __init__(self, data: ExportedDataset, out: Path, cfg: RankConfig, progress: bool):
         cfg.check()
+        dataset = data.path
         self.dataset, self.out, self.cfg, self.progress = dataset, out, cfg, progress
-        info = dataset_info(dataset)
-        self.classes, self.checksum = list(info["classes"]), info["provenance"]["content_sha256"]
-        self.subjects = split_subjects(dataset, cfg.fold)
+        self.classes, self.checksum = data.classes, data.info["provenance"]["content_sha256"]
+        self.subjects = data.fold(cfg.fold)
         if not self.subjects["train"]:
             raise InputError("no training subjects in the split", dataset / "splits.json")
         self.device = resolve_device(cfg.device)
@@ -144,8 +143,8 @@ class Run:
         aug = Augment(resized_crop=cfg.resized_crop, crop_scale=tuple(cfg.crop_scale), hflip=0.0,
                       gamma=tuple(cfg.gamma) if cfg.gamma else None, speckle_std=cfg.speckle_std,
                       seed=cfg.seed) if cfg.augment else None
-        self.reader = WindowReader(dataset, cfg.input, cfg.size, aug)
-        win = lambda subjects, step: build_windows(dataset, subjects, cfg.length, cfg.subsample, step,  # noqa: E731
+        self.reader = WindowReader(data, cfg.input, cfg.size, aug)
+        win = lambda subjects, step: build_windows(data, subjects, cfg.length, cfg.subsample, step,  # noqa: E731
                                                    cfg.flex_fraction, cfg.flex_min_range)
         self.train_windows = win(self.subjects["train"], 1)
         val = self.subjects["val"] or self.subjects["train"]
@@ -297,11 +296,12 @@ class Run:
         return metrics
 
 
-def train_rank(dataset: str | Path, out: str | Path, cfg: RankConfig | None = None, progress: bool = True) -> RankResult:
+def train_rank(dataset: "str | Path | ExportedDataset", out: str | Path, cfg: RankConfig | None = None,
+               progress: bool = True) -> RankResult:
     """Train (or resume) SonoRank in ``out``: stage 1, stage 2 or both, or a baseline; returns the metrics."""
     cfg = cfg or RankConfig()
-    dataset, out = Path(dataset), Path(out)
-    run = Run(dataset, out, cfg, progress)
+    out = Path(out)
+    run = Run(ExportedDataset.open(dataset), out, cfg, progress)
     out.mkdir(parents=True, exist_ok=True)
     if progress:
         print(f"SonoRank: {run.meta['parameters']:,} parameters ({cfg.input} input, {cfg.size}x{cfg.size}, T={cfg.length}); "

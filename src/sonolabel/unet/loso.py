@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ..export.splits import read_splits
+from ..export.dataset import ExportedDataset
 from ..training.folds import run_folds
 from ..training.reports import write_loso_report
 from .train import UNetConfig, train_unet
@@ -22,7 +22,7 @@ def _run_fold(job: tuple[str, str, UNetConfig, int]) -> dict:
     torch.set_num_threads(threads)
     result = train_unet(dataset, out, cfg, progress=False)
     test = result.metrics["test"]
-    fold = read_splits(dataset)["folds"][cfg.fold]
+    fold = ExportedDataset.open(dataset).fold(cfg.fold)
     return {"subject": fold["test"][0], "fold": cfg.fold, "val_subject": fold["val"][0], "best_epoch": result.best_epoch,
             "dice_fg": float(test.loc["macro_fg", "dice"]), "iou_fg": float(test.loc["macro_fg", "iou"]),
             "pixel_accuracy": float(test.loc["macro", "pixel_accuracy"]), "run": str(out)}

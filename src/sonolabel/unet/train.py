@@ -23,8 +23,8 @@ from tqdm import tqdm
 
 from ..errors import InputError
 from ..export.augment import Augment
-from ..export.splits import split_subjects
-from ..export.torch_data import SegmentationFrames, dataset_info
+from ..export.dataset import SPLITS_FILE, ExportedDataset
+from ..export.torch_data import SegmentationFrames
 from ..training.checkpoint import load_checkpoint, save_checkpoint
 from ..training.config import config_dict
 from ..training.device import resolve_device
@@ -135,15 +135,16 @@ def _resume_state(out: Path, checksum: str, classes: list[str], cfg: UNetConfig)
     return ckpt
 
 
-def train_unet(dataset: str | Path, out: str | Path, cfg: UNetConfig | None = None, progress: bool = True) -> RunResult:
+def train_unet(dataset: "str | Path | ExportedDataset", out: str | Path, cfg: UNetConfig | None = None,
+               progress: bool = True) -> RunResult:
     """Train (or resume training) in ``out``; returns where the best model is and its metrics."""
     cfg = cfg or UNetConfig()
-    dataset, out = Path(dataset), Path(out)
-    info = dataset_info(dataset)
-    classes, checksum = list(info["classes"]), info["provenance"]["content_sha256"]
-    subjects = split_subjects(dataset, cfg.fold)
+    data, out = ExportedDataset.open(dataset), Path(out)
+    dataset = data.path
+    classes, checksum = data.classes, data.info["provenance"]["content_sha256"]
+    subjects = data.fold(cfg.fold)
     if not subjects["train"]:
-        raise InputError("no training subjects in the split", dataset / "splits.json")
+        raise InputError("no training subjects in the split", dataset / SPLITS_FILE)
     device = resolve_device(cfg.device)
     world = init_world(device.type)
     device = resolve_device(cfg.device, world)
@@ -153,8 +154,8 @@ def train_unet(dataset: str | Path, out: str | Path, cfg: UNetConfig | None = No
     val_subjects = subjects["val"] or subjects["train"]
     if world.main and not subjects["val"]:
         print("warning: the split has no validation subjects; the best model is chosen on training subjects")
-    train_ds = SegmentationFrames(dataset, subjects["train"], transform=_augment(cfg))
-    evaluate = Evaluator(SegmentationFrames(dataset, val_subjects), world, cfg.batch_size, _loader_workers(cfg), weights)
+    train_ds = SegmentationFrames(data, subjects["train"], transform=_augment(cfg))
+    evaluate = Evaluator(SegmentationFrames(data, val_subjects), world, cfg.batch_size, _loader_workers(cfg), weights)
 
     model = PaddedUNet(cfg.encoder, len(classes))
     weights_source = load_encoder_weights(model, cfg.encoder_weights, cfg.encoder)
@@ -182,7 +183,7 @@ def train_unet(dataset: str | Path, out: str | Path, cfg: UNetConfig | None = No
                         pin_memory=device.type == "cuda", persistent_workers=False)
     w_dev = weights.to(device)
     meta = {"kind": "unet", "classes": classes, "config": config_dict(cfg), "dataset": str(dataset),
-            "dataset_sha256": checksum, "size": int(info["size"]), "in_channels": 1, "encoder_weights": weights_source,
+            "dataset_sha256": checksum, "size": int(data.info["size"]), "in_channels": 1, "encoder_weights": weights_source,
             "subjects": subjects, "world_size": world.size}
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
@@ -241,7 +242,7 @@ def train_unet(dataset: str | Path, out: str | Path, cfg: UNetConfig | None = No
     model.load_state_dict(best_ckpt["model"])
     for part in ("val", "test"):
         if part == "val" or subjects.get("test"):
-            ev = evaluate if part == "val" else Evaluator(SegmentationFrames(dataset, subjects["test"]), world,
+            ev = evaluate if part == "val" else Evaluator(SegmentationFrames(data, subjects["test"]), world,
                                                           cfg.batch_size, _loader_workers(cfg), weights)
             _, cm = ev(model, device, amp)
             if world.main:
