@@ -12,7 +12,7 @@ import zarr
 
 from sonolabel import InputError
 from sonolabel.export import ExportConfig, export_dataset, loso_folds, resize_labels, train_val_split
-from sonolabel.export.augment import Augment
+from sonolabel.training.augment import Augment
 from sonolabel.export.dataset import read_table
 from sonolabel.export.torch_data import FrameSequences, SegmentationFrames
 from sonolabel.store import Project

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..errors import InputError
-from ..export.augment import Augment
+from ..training.augment import Augment
 from ..export.dataset import ExportedDataset
 from ..kinematics import flex_labels
 from .objectives import window_labels, window_travel

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..errors import InputError
-from ..export.augment import Augment
+from ..training.augment import Augment
 from ..export.dataset import ExportedDataset
 from ..training.checkpoint import load_checkpoint, save_checkpoint
 from ..training.config import config_dict

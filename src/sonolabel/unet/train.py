@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from ..errors import InputError
-from ..export.augment import Augment
+from ..training.augment import Augment
 from ..export.dataset import SPLITS_FILE, ExportedDataset
 from ..export.torch_data import SegmentationFrames
 from ..training.checkpoint import load_checkpoint, save_checkpoint
