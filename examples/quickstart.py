@@ -38,9 +38,12 @@ with Project.create(out / "project.zarr") as project:
     scores = [mean_iou(project.video(v).labels(t), truth[v][t], k) for v in truth for t in range(60)]
     print(f"propagated {len(scores)} frames: mean mIoU {np.mean(scores):.3f}, worst {np.min(scores):.3f}")
 
-    # 4. Drift flags for the reviewer.
+    # 4. Drift flags, and an expert's review: accept, correct or exclude each (who, when and why are kept).
     reports = run_drift(project)
-    print(f"drift: {sum(r.flags for r in reports)} flags, {len(ReviewLog(project).queue('pending'))} pending review")
+    review = ReviewLog(project)
+    for flag in review.queue("pending").to_dict("records"):
+        review.record("accept", flag["video"], flag["start"], flag["stop"], who="expert", note="checked in napari")
+    print(f"drift: {sum(r.flags for r in reports)} flags, accepted in review")
 
     # 5. A training dataset (zarr / OME-Zarr, subject splits, kinematics).
     dataset = export_dataset(project, out / "dataset", ExportConfig(size=64))
@@ -52,5 +55,5 @@ print(f"U-Net: best epoch {run.best_epoch}, validation loss {run.best_val_loss:.
 
 # 7. Its predictions and per-frame loss back in the project, where drift checks use them.
 with Project.open(out / "project.zarr", "a") as project:
-    predicted = predict_project(project, out / "unet")
+    predicted = predict_project(project, run.out / "best.pt")
 print(f"predicted {sum(r.frames for r in predicted)} frames; everything is in {out}")

@@ -84,8 +84,8 @@ def run_propagation(project: Project, video_ids: list[str] | None = None, device
     overrides = {"device": device, "mode": mode}
     config = (PropagationConfig.from_file(config_file, **overrides) if config_file
               else PropagationConfig.from_dict({k: v for k, v in overrides.items() if v is not None}))
-    return propagate_project(project, video_ids, config, explicit_mode=mode is not None, weights=weights,
-                             scheduler=scheduler, workers=workers, progress=progress)
+    return propagate_project(project, video_ids, config, weights=weights, scheduler=scheduler, workers=workers,
+                             progress=progress)
 
 
 def mean_iou(a: np.ndarray, b: np.ndarray, n_classes: int) -> float:

@@ -11,6 +11,19 @@ from . import commands, rank_commands, review_commands, train_commands
 from .options import add_batch_options
 
 
+def _mask_source_options(s: argparse.ArgumentParser, max_unknown: float, who: str) -> None:
+    """PROJECT VIDEO --masks and the options of reading masks from another tool."""
+    s.add_argument("project")
+    s.add_argument("video")
+    s.add_argument("--masks", required=True, metavar="DIR|VIDEO",
+                   help="folder of colour, palette or index masks named by frame, a CVAT export, or a mask video")
+    s.add_argument("--palette", help="palette of the masks: preset (forearm, davis) or JSON file (default: the project's)")
+    s.add_argument("--bgr", action="store_true", help="colour masks are BGR (e.g. written by OpenCV): swap red and blue")
+    s.add_argument("--max-unknown-fraction", type=float, default=max_unknown,
+                   help="refuse a mask with more pixels far from every palette colour than this share")
+    s.add_argument("--who", help=who)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sonolabel", description="Annotation and dataset curation for forearm ultrasound video.")
     p.add_argument("--version", action="version", version=f"sonolabel {__version__}")
@@ -80,28 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
         dest="keyframes_command", required=True, metavar="ACTION")
     s = keyframes.add_parser("import", help="store masks named by frame (000200.png, frame_000200.png, 200.png) or "
                                             "frames of a mask video as keyframes")
-    s.add_argument("project")
-    s.add_argument("video")
-    s.add_argument("--masks", required=True, metavar="DIR|VIDEO",
-                   help="folder of colour, palette or index masks, a CVAT export, or a mask video; quantized on the way in")
+    _mask_source_options(s, max_unknown=0.005, who="annotator name (default: the user)")
     s.add_argument("--frames", help="comma-separated keyframes to take (needed for a mask video; default: every mask)")
-    s.add_argument("--palette", help="palette of the masks (preset or JSON; default: the project's)")
-    s.add_argument("--max-unknown-fraction", type=float, default=0.005)
-    s.add_argument("--bgr", action="store_true")
-    s.add_argument("--who", help="annotator name (default: the user)")
     s.set_defaults(func=commands.keyframes_import)
 
     labels = sub.add_parser("labels", help="whole label sequences from other tools").add_subparsers(
         dest="labels_command", required=True, metavar="ACTION")
     s = labels.add_parser("import", help="store one mask per frame (a folder, CVAT export or mask video) as the video's "
                                          "labels, source 'imported'; keyframes are kept")
-    s.add_argument("project")
-    s.add_argument("video")
-    s.add_argument("--masks", required=True, metavar="DIR|VIDEO")
-    s.add_argument("--palette", help="palette of the masks: preset (forearm, davis) or JSON file (default: the project's)")
-    s.add_argument("--bgr", action="store_true", help="colour masks are BGR (e.g. written by OpenCV): swap red and blue")
-    s.add_argument("--max-unknown-fraction", type=float, default=0.01)
-    s.add_argument("--who", help="who made these labels (default: the user)")
+    _mask_source_options(s, max_unknown=0.01, who="who made these labels (default: the user)")
     s.set_defaults(func=commands.labels_import)
     s = keyframes.add_parser("suggest", help="frames to annotate next")
     s.add_argument("project")
@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("videos", nargs="*", help="video ids (default: all with keyframes)")
     s.add_argument("--device", default="auto", choices=("cpu", "cuda", "auto"))
     s.add_argument("--config", help="JSON file of propagation settings")
-    s.add_argument("--mode", choices=("free", "learned"), help="key encoder (default: learned when trained, else free)")
+    s.add_argument("--mode", choices=("auto", "free", "learned"),
+                   help="key encoder (default auto: learned when the project has trained weights, else free)")
     s.add_argument("--weights", help="a local propagation weights file (default: the project's own, when trained)")
     add_batch_options(s)
     s.set_defaults(func=commands.propagate)

@@ -9,9 +9,12 @@ from pathlib import Path
 from ..errors import InputError
 
 
+MODES = ("auto", "free", "learned")
+
+
 @dataclass
 class PropagationConfig:
-    mode: str = "free"  # "free": training-free intensity keys; "learned": the project's trained encoder
+    mode: str = "auto"  # free: training-free intensity keys; learned: the project's trained encoder; auto: learned when trained
     working_size: int = 240  # frames are resized to this square size for key encoding
     top_k: int = 16  # memory matches averaged per query cell
     temperature: float = 0.05  # softmax temperature on cosine similarities
@@ -42,8 +45,8 @@ class PropagationConfig:
         if unknown:
             raise InputError(f"unknown propagation settings {sorted(unknown)}", hint=f"known: {', '.join(sorted(names))}")
         cfg = cls(**d)
-        if cfg.mode not in ("free", "learned"):
-            raise InputError(f"mode must be 'free' or 'learned', not {cfg.mode!r}")
+        if cfg.mode not in MODES:
+            raise InputError(f"mode must be one of {', '.join(MODES)}, not {cfg.mode!r}")
         return cfg
 
     @classmethod

@@ -51,7 +51,9 @@ class Engine:
         self.config = config
         self.n_classes = n_classes
         self.device = torch.device(config.resolve_device())
-        self.encoder = (encoder or (IntensityKeys() if config.mode == "free" else KeyEncoder())).to(self.device).eval()
+        # trained weights come in as ``encoder``; without them the keys are training-free (an "auto" config
+        # is resolved by propagation.weights.load_engine before it reaches an engine)
+        self.encoder = (encoder or (KeyEncoder() if config.mode == "learned" else IntensityKeys())).to(self.device).eval()
         self.refine = refine.to(self.device).eval() if refine is not None else None
 
     # -- frames and labels on the key grid ---------------------------------------------------

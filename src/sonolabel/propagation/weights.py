@@ -42,17 +42,22 @@ def load_weights(path: str | Path, n_classes: int) -> tuple[KeyEncoder, RefineHe
     return encoder, refine, ckpt, f"learned-{digest}"
 
 
-def load_engine(project: Project, config: PropagationConfig, explicit_mode: bool = False,
-                weights: str | Path | None = None) -> tuple[Engine, str]:
-    """An engine for ``project``: the trained weights when the mode asks for them (or, unless a mode
-    was given, whenever the project has them), else training-free keys."""
-    n = len(project.palette)
+def resolve_mode(project: Project, config: PropagationConfig, weights: str | Path | None = None) -> PropagationConfig:
+    """A copy of ``config`` whose mode is ``free`` or ``learned``: ``auto`` is learned when the weights
+    (``weights``, else the project's own) exist. ``learned`` without weights is refused."""
     path = Path(weights) if weights else model_path(project)
-    use_learned = config.mode == "learned" or (not explicit_mode and path.is_file())
-    if not use_learned:
-        return Engine(config, n), "intensity-keys"
-    if not path.is_file():
+    mode = config.mode if config.mode != "auto" else ("learned" if path.is_file() else "free")
+    if mode == "learned" and not path.is_file():
         raise InputError("no trained propagation weights", path, "run `sonolabel propagation train PROJECT` or use --mode free")
-    encoder, refine, _, model_id = load_weights(path, n)
-    config.mode = "learned"
+    return PropagationConfig.from_dict({**config.to_dict(), "mode": mode})
+
+
+def load_engine(project: Project, config: PropagationConfig, weights: str | Path | None = None) -> tuple[Engine, str]:
+    """An engine for ``project`` and its model id: the trained weights when the (resolved) mode is learned,
+    else training-free keys. ``config`` is not changed; the engine's own config has the resolved mode."""
+    n = len(project.palette)
+    config = resolve_mode(project, config, weights)
+    if config.mode == "free":
+        return Engine(config, n), "intensity-keys"
+    encoder, refine, _, model_id = load_weights(Path(weights) if weights else model_path(project), n)
     return Engine(config, n, encoder=encoder, refine=refine), model_id
