@@ -88,7 +88,7 @@ def test_jpeg_masks_quantize_sensibly(margin):
     Image.fromarray(FOREARM.rgb[lab]).save(buf, "JPEG", quality=80)
     rgb = np.asarray(Image.open(io.BytesIO(buf.getvalue())))
     out, _ = Quantizer(FOREARM)(rgb)
-    margin((out == lab).mean(), 0.995, "agreement on JPEG q80 masks")
+    margin((out == lab).mean(), 0.995, "agreement on JPEG q80 masks")  # robustness run: 0.9999-1
 
 
 def test_unknown_colours_are_reported():

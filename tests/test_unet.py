@@ -45,7 +45,8 @@ def test_one_epoch_lowers_the_loss(tiny, tmp_path, margin):
     result = train_unet(tiny / "ds", tmp_path / "run", cfg, progress=False)
     model.load_state_dict(load_checkpoint(tmp_path / "run" / "best.pt", "unet", ds.class_names)["model"])
     after, _ = evaluate(model, torch.device("cpu"), False)
-    margin(after / before, 0.9, "validation loss after one epoch / before", higher=False)
+    # robustness run (docs/testing.md): 0.62-0.85 over 3 seeds x 1 and 2 threads
+    margin(after / before, 0.95, "validation loss after one epoch / before", higher=False)
     for name in ("best.pt", "last.pt", "log.csv", "curves.png", "metrics_val.csv", "confusion_val.csv"):
         assert (tmp_path / "run" / name).is_file(), name
     table = pd.read_csv(tmp_path / "run" / "metrics_val.csv", index_col=0)
