@@ -133,6 +133,10 @@ def test_clarius_raw_real_sample(project):
     assert (v.height, v.width) == (592, 304) and v.n_frames == 1
     assert v.attrs["fps"] == 18.0 and v.attrs["geometry"] == "pre-scan"
     assert 20 < v.frames[0].mean() < 200
+    # axial sample spacing from the header's 15 MHz sampling rate (c / 2fs); 592 samples span the 30 mm depth
+    dy, dx = v.attrs["spacing_mm"]
+    assert dy == pytest.approx(1540 / (2 * 15e6) * 1e3) and 29 < dy * 592 < 31.5 and dx is None
+    assert v.spacing_mm is None  # no line pitch in the header: no areas in mm²
 
 
 @pytest.mark.skipif(not (SHARED / "usgra-seg").is_dir(), reason="shared usgra-seg sample not present")
