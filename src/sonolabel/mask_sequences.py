@@ -26,7 +26,7 @@ import numpy as np
 
 from .errors import InputError
 from .palette import Palette
-from .quantize import MASK_SUFFIXES, Quantizer, QuantizeReport, read_mask
+from .quantize import MASK_SUFFIXES, Quantizer, QuantizeReport, check_unknown, read_mask
 
 _TRAILING_DIGITS = re.compile(r"(\d+)$")
 # Lossy video: a pixel is sure where its colour is flat over 3x3, and a blend takes the nearest-coloured
@@ -126,15 +126,6 @@ class MaskSequence:
         except av.FFmpegError as e:
             raise InputError(f"mask video cannot be decoded ({e})", self.path, "re-export it as H.264 mp4") from None
 
-    def count(self) -> int:
-        """How many masks (for a video: frames decoded, which can differ from the header)."""
-        if self.kind != "video":
-            return len(self.files)
-        import av
-
-        with av.open(str(self.path)) as c:
-            return sum(1 for _ in c.demux(video=0) if _.size)
-
 
 def _folder_files(folder: Path) -> dict[int, Path]:
     files: dict[int, Path] = {}
@@ -205,23 +196,10 @@ def quantize_video(video: str | Path, out_dir: str | Path, palette: Palette, tol
     with staged_folder(out_dir) as staging, tqdm(total=seq.n_video_frames or None, desc="quantize", unit="frame",
                                                  disable=not progress) as bar:
         for t, labels, rep in seq.read(q, swap_rb=swap_rb):
-            check_unknown(rep, tolerance, max_unknown_fraction, Path(video), t)
+            check_unknown(rep, max_unknown_fraction, f"{video}#frame {t}")
             write_index_png(Path(staging) / f"{t:06d}.png", labels, palette)
             reports.append(rep)
             bar.update(1)
         if not reports:
             raise InputError("mask video holds no frames", video)
     return reports
-
-
-def check_unknown(rep: QuantizeReport, tolerance: float, limit: float | None, path: Path, frame: int | None = None) -> None:
-    """Refuse a mask with more pixels far from every palette colour than ``limit`` (a share)."""
-    if limit is None or rep.unknown_fraction <= limit:
-        return
-    where = f"frame {frame}: " if frame is not None else ""
-    raise InputError(
-        f"{where}{rep.unknown_fraction:.2%} of pixels are farther than {tolerance:g} from every palette colour "
-        f"(limit {limit:.2%}); first at (y,x) {rep.unknown_first[:3]}"
-        + ("; the colours match far better with red and blue swapped (probable BGR)" if rep.probable_bgr else ""),
-        path, "check the palette (--palette), add --bgr for BGR masks, or raise --max-unknown-fraction",
-    )

@@ -13,7 +13,7 @@ from ._files import staged_folder
 from .errors import InputError
 from .mask_sequences import open_masks
 from .palette import Palette
-from .quantize import write_index_png
+from .quantize import check_unknown, write_index_png
 from .store import LabelSource, Video
 
 SOURCES = ("keyframes", "propagated", "final")
@@ -71,12 +71,7 @@ def _source_to_stored(video: Video) -> tuple[dict[int, int], int]:
 
 
 def _checked(video: Video, rep, labels: np.ndarray, where: str, max_unknown_fraction: float) -> np.ndarray:
-    if rep.unknown_fraction > max_unknown_fraction:
-        raise InputError(
-            f"{rep.unknown_fraction:.2%} of pixels match no palette colour (limit {max_unknown_fraction:.2%}); "
-            f"first at (y,x) {rep.unknown_first[:3]}" + ("; they match with red and blue swapped (BGR)" if rep.probable_bgr else ""),
-            where, "rerun with --bgr" if rep.probable_bgr else "check the mask uses the project's palette (--palette, or see `sonolabel info PROJECT`)",
-        )
+    check_unknown(rep, max_unknown_fraction, where)
     return video.check_mask(labels, where)
 
 

@@ -215,6 +215,20 @@ def read_mask(path: str | Path, palette: Palette, quantizer: Quantizer | None = 
     return labels.astype(np.uint8), QuantizeReport(source=str(path), shape=labels.shape[:2])
 
 
+def check_unknown(rep: QuantizeReport, limit: float | None, path: str | Path) -> None:
+    """Refuse a mask (``path``: its file, or a video and frame) with a larger share than ``limit`` of pixels
+    far from every palette colour; the error says where they are and whether the mask looks BGR."""
+    if limit is None or rep.unknown_fraction <= limit:
+        return
+    raise InputError(
+        f"{rep.unknown_fraction:.2%} of pixels match no palette colour (limit {limit:.2%}); first at (y,x) {rep.unknown_first[:3]}"
+        + ("; the colours match far better with red and blue swapped (probable BGR)" if rep.probable_bgr else ""),
+        path, "rerun with --bgr" if rep.probable_bgr else
+        "check the masks use the palette (--palette, or see `sonolabel info PROJECT`), add --bgr for BGR masks, "
+        "or raise --max-unknown-fraction",
+    )
+
+
 def write_index_png(path: str | Path, labels: np.ndarray, palette: Palette | None = None) -> None:
     """Write labels as a PNG, as a palette PNG (indices with the palette's colours) when a palette is given."""
     from PIL import Image
@@ -240,14 +254,7 @@ def _quantize_files(job: tuple, quantizer: Quantizer | None = None, bar=None) ->
     reports = []
     for f in files:
         labels, rep = read_mask(f, palette, q, swap_rb=swap_rb)
-        if max_unknown_fraction is not None and rep.unknown_fraction > max_unknown_fraction:
-            raise InputError(
-                f"{rep.unknown_fraction:.2%} of pixels are farther than {tolerance:g} from every palette colour "
-                f"(limit {max_unknown_fraction:.2%}); first at (y,x) {rep.unknown_first[:3]}"
-                + ("; the colours match far better with red and blue swapped (probable BGR)" if rep.probable_bgr else ""),
-                f,
-                "check the palette (--palette), add --bgr for BGR masks, or raise --max-unknown-fraction",
-            )
+        check_unknown(rep, max_unknown_fraction, f)
         write_index_png(Path(staging) / f"{f.stem}.png", labels, palette)
         reports.append(rep)
         if bar is not None:

@@ -90,7 +90,7 @@ def export_nnunet(project: Project, out: str | Path, config: ExportConfig | None
                 t = int(t)
                 case = f"{v.id}_{t:06d}"
                 ann = annotated[t]
-                lab = ann if (ann != NO_LABEL).all() else np.where(ann != NO_LABEL, ann, propagated[t])
+                lab = np.where(ann != NO_LABEL, ann, propagated[t])  # final labels: annotated where annotated
                 _write_png(staging / "imagesTr" / f"{case}_0000.png", frames[t])
                 _write_png(staging / "labelsTr" / f"{case}.png", lab)
                 cases.setdefault(subject, []).append(case)
