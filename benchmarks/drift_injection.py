@@ -74,16 +74,22 @@ def main() -> None:
     inj = [r for r in rows if r["kind"] != "clean"]
     clean = [r for r in rows if r["kind"] == "clean"]
     result = {
-        "machine": f"{platform.machine()}, {platform.system()}, CPU only", "subjects": args.subjects,
-        "frames": args.frames, "keyframe_every": args.every, "model": args.model,
-        "injected_stretches": len(inj), "clean_stretches": len(clean),
+        "machine": f"{platform.machine()}, {platform.system()}, CPU only",
+        "subjects": args.subjects,
+        "frames": args.frames,
+        "keyframe_every": args.every,
+        "model": args.model,
+        "injected_stretches": len(inj),
+        "clean_stretches": len(clean),
         "recall": float(np.mean([r["flagged"] for r in inj])),
         "false_flag_rate": float(np.mean([r["flagged"] for r in clean])),
         "recall_by_kind": {k: float(np.mean([r["flagged"] for r in inj if r["kind"] == k])) for k in KINDS},
-        "propagation_seconds": round(t_prop, 1), "drift_seconds": round(t_drift, 1),
+        "propagation_seconds": round(t_prop, 1),
+        "drift_seconds": round(t_drift, 1),
         "drift_frames_per_s": round(args.subjects * args.frames / t_drift, 1),
         "total_seconds": round(time.perf_counter() - t0, 1),
-        "missed": [r for r in inj if not r["flagged"]], "false_flags": [r for r in clean if r["flagged"]],
+        "missed": [r for r in inj if not r["flagged"]],
+        "false_flags": [r for r in clean if r["flagged"]],
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "drift_injection.json").write_text(json.dumps(result, indent=1))

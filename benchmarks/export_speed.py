@@ -38,7 +38,7 @@ def main() -> None:
         with p.staged_video("v", args.frames, 480, 480, {"subject": "s", "fps": 20.0}) as v:
             for i in range(0, args.frames, 100):
                 n = min(100, args.frames - i)
-                v.frames[i:i + n] = np.stack([out[(i + j) % 200][0] for j in range(n)])
+                v.frames[i : i + n] = np.stack([out[(i + j) % 200][0] for j in range(n)])
         v = p.video("v")
         v.save_annotation(0, out[0][1])
         for i in range(1, args.frames, 100):
@@ -54,8 +54,14 @@ def main() -> None:
         for i in idx:
             ds[int(i)]
         read_sps = len(idx) / (time.perf_counter() - t0)
-    res = {"frames": args.frames, "export_frames_per_s": export_fps, "random_reads_per_s_one_worker": read_sps,
-           "from": "480x480", "to": "240x240", "threads": 2}
+    res = {
+        "frames": args.frames,
+        "export_frames_per_s": export_fps,
+        "random_reads_per_s_one_worker": read_sps,
+        "from": "480x480",
+        "to": "240x240",
+        "threads": 2,
+    }
     (Path(__file__).parent / "results" / "export_speed.json").write_text(json.dumps(res, indent=1))
     print(f"export 480->240: {export_fps:.0f} frames/s (target 500); random reads: {read_sps:.0f} samples/s per worker (target 2000)")
 

@@ -41,8 +41,7 @@ def mask_videos(tmp: Path) -> list[dict]:
         generate_phantom(tmp / f"ph{seed}", subjects=1, frames=120, seed=seed)
         rec = read_manifest(tmp / f"ph{seed}")[0]
         true = np.asarray(zarr.open_array(str(tmp / f"ph{seed}" / rec.labels), mode="r")[:])
-        for palette, bgr, crf in ((FOREARM, False, 23), (DAVIS, False, 23), (FOREARM, True, 23), (DAVIS, True, 23),
-                                  (FOREARM, False, 35), (DAVIS, False, 35)):
+        for palette, bgr, crf in ((FOREARM, False, 23), (DAVIS, False, 23), (FOREARM, True, 23), (DAVIS, True, 23), (FOREARM, False, 35), (DAVIS, False, 35)):
             rgb = palette.colorize(true)
             video = write_colour_video(tmp / f"m{seed}.mp4", rgb[..., ::-1] if bgr else rgb, crf=crf)
             seq = open_masks(video, palette)
@@ -52,9 +51,19 @@ def mask_videos(tmp: Path) -> list[dict]:
                 got = np.stack([lab for _, lab, _ in seq.read(q, swap_rb=bgr)])
                 ms = (time.perf_counter() - t0) * 1000 / len(got)
                 third = sum(not _no_third_class(g, t) for g, t in zip(got, true))
-                rows.append({"seed": seed, "palette": palette.name, "bgr": bgr, "crf": crf, "method": name, "frames": len(got),
-                             "agreement": float((got == true).mean()), "frames_with_third_class": int(third),
-                             "ms_per_frame_incl_decode": ms})
+                rows.append(
+                    {
+                        "seed": seed,
+                        "palette": palette.name,
+                        "bgr": bgr,
+                        "crf": crf,
+                        "method": name,
+                        "frames": len(got),
+                        "agreement": float((got == true).mean()),
+                        "frames_with_third_class": int(third),
+                        "ms_per_frame_incl_decode": ms,
+                    }
+                )
     return rows
 
 
@@ -65,16 +74,23 @@ def captures(tmp: Path) -> dict:
     if LOGIQ.is_dir():
         frames = np.stack([np.asarray(Image.open(f).convert("L")) for f in sorted(LOGIQ.glob("*.png"))])
         found = detect_box(frames)
-        out["logiq"] = {"found": found.as_list(), "true": [111, 60, 578, 461],
-                        "max_error_px": max(abs(a - b) for a, b in zip(found.as_list(), [111, 60, 578, 461]))}
+        out["logiq"] = {
+            "found": found.as_list(),
+            "true": [111, 60, 578, 461],
+            "max_error_px": max(abs(a - b) for a, b in zip(found.as_list(), [111, 60, 578, 461])),
+        }
     generate_phantom(tmp / "cap", subjects=1, frames=60, seed=5)
     rec = read_manifest(tmp / "cap")[0]
     frames, box, origin = screen_capture(tmp / "cap" / rec.video)
     grey = np.stack([np.asarray(Image.fromarray(f).convert("L")) for f in frames])
     found = detect_box(grey)
-    out["synthetic_1148x624"] = {"found": found.as_list(), "true": box.as_list(),
-                                 "max_error_px": max(abs(a - b) for a, b in zip(found.as_list(), box.as_list())),
-                                 "frames": len(frames), "repeats": int(len(frames) - len(np.unique(origin)))}
+    out["synthetic_1148x624"] = {
+        "found": found.as_list(),
+        "true": box.as_list(),
+        "max_error_px": max(abs(a - b) for a, b in zip(found.as_list(), box.as_list())),
+        "frames": len(frames),
+        "repeats": int(len(frames) - len(np.unique(origin))),
+    }
     return out
 
 
@@ -89,9 +105,11 @@ def main() -> None:
     keys = sorted({(r["palette"], r["bgr"], r["crf"], r["method"]) for r in rows}, key=lambda k: (k[0], k[1], k[2], k[3] != "settled"))
     for pal, bgr, crf, method in keys:
         sel = [r for r in rows if (r["palette"], r["bgr"], r["crf"], r["method"]) == (pal, bgr, crf, method)]
-        print(f"| {pal} | {'yes' if bgr else 'no'} | {crf} | {method} | {min(r['agreement'] for r in sel):.4f} | "
-              f"{sum(r['frames_with_third_class'] for r in sel)} of {sum(r['frames'] for r in sel)} | "
-              f"{np.mean([r['ms_per_frame_incl_decode'] for r in sel]):.1f} |")
+        print(
+            f"| {pal} | {'yes' if bgr else 'no'} | {crf} | {method} | {min(r['agreement'] for r in sel):.4f} | "
+            f"{sum(r['frames_with_third_class'] for r in sel)} of {sum(r['frames'] for r in sel)} | "
+            f"{np.mean([r['ms_per_frame_incl_decode'] for r in sel]):.1f} |"
+        )
     for name, c in caps.items():
         print(f"{name}: found {c['found']} true {c['true']} (max error {c['max_error_px']} px)")
 

@@ -18,7 +18,7 @@ def main() -> None:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_plugin._widget import AnnotatorWidget
+    from sonolabel_napari._widget import AnnotatorWidget
     from sonolabel.phantom import make_sequence
     from sonolabel.phantom.render import PhantomRenderer
     from sonolabel.store import Project
@@ -31,7 +31,7 @@ def main() -> None:
         with Project.create(path) as p:
             with p.staged_video("S1-T1", n, 480, 480, {"subject": "S1", "fps": 20.0}) as v:
                 for i in range(0, n, 100):
-                    v.frames[i:i + 100] = np.stack([o[0] for o in out])
+                    v.frames[i : i + 100] = np.stack([o[0] for o in out])
             v = p.video("S1-T1")
             for k in range(0, n, 200):
                 v.save_annotation(k, out[k % 100][1])
@@ -60,12 +60,20 @@ def main() -> None:
             saves.append(time.perf_counter() - t0)
         w.close_project()
         viewer.close()
-    res = {"frames": n, "size": 480, "open_s": open_s, "step_ms_median": 1e3 * float(np.median(steps)),
-           "step_ms_p95": 1e3 * float(np.percentile(steps, 95)), "save_ms_median": 1e3 * float(np.median(saves)),
-           "save_ms_max": 1e3 * float(np.max(saves))}
+    res = {
+        "frames": n,
+        "size": 480,
+        "open_s": open_s,
+        "step_ms_median": 1e3 * float(np.median(steps)),
+        "step_ms_p95": 1e3 * float(np.percentile(steps, 95)),
+        "save_ms_median": 1e3 * float(np.median(saves)),
+        "save_ms_max": 1e3 * float(np.max(saves)),
+    }
     (Path(__file__).parent / "results" / "napari_speed.json").write_text(json.dumps(res, indent=1))
-    print(f"open {open_s:.2f} s (target 2); step {res['step_ms_median']:.1f} ms median, {res['step_ms_p95']:.1f} ms p95 "
-          f"(target 50); save {res['save_ms_median']:.1f} ms median, {res['save_ms_max']:.1f} ms max (target 100)")
+    print(
+        f"open {open_s:.2f} s (target 2); step {res['step_ms_median']:.1f} ms median, {res['step_ms_p95']:.1f} ms p95 "
+        f"(target 50); save {res['save_ms_median']:.1f} ms median, {res['save_ms_max']:.1f} ms max (target 100)"
+    )
 
 
 if __name__ == "__main__":

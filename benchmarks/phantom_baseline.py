@@ -45,9 +45,14 @@ def main() -> None:
                 scores.append(miou(labels[k], labels[t]))
         per_subject.append({"subject_seed": s, "mean": float(np.mean(scores)), "worst": float(np.min(scores))})
         print(per_subject[-1])
-    result = {"method": "copy nearest keyframe", "keyframe_every": args.every, "frames": args.frames,
-              "mean_miou": float(np.mean([p["mean"] for p in per_subject])),
-              "worst_frame_miou": float(np.min([p["worst"] for p in per_subject])), "subjects": per_subject}
+    result = {
+        "method": "copy nearest keyframe",
+        "keyframe_every": args.every,
+        "frames": args.frames,
+        "mean_miou": float(np.mean([p["mean"] for p in per_subject])),
+        "worst_frame_miou": float(np.min([p["worst"] for p in per_subject])),
+        "subjects": per_subject,
+    }
     (Path(__file__).parent / "results" / "phantom_baseline.json").write_text(json.dumps(result, indent=1))
     print(f"copy nearest keyframe: mean mIoU {result['mean_miou']:.3f}, worst frame {result['worst_frame_miou']:.3f}")
 

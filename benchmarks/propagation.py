@@ -30,8 +30,7 @@ BINS = [(1, 25), (26, 50), (51, 75), (76, 100)]
 
 
 def miou(a: np.ndarray, b: np.ndarray, n: int = 8) -> float:
-    ious = [np.logical_and(a == c, b == c).sum() / np.logical_or(a == c, b == c).sum()
-            for c in range(n) if np.logical_or(a == c, b == c).any()]
+    ious = [np.logical_and(a == c, b == c).sum() / np.logical_or(a == c, b == c).sum() for c in range(n) if np.logical_or(a == c, b == c).any()]
     return float(np.mean(ious))
 
 
@@ -50,7 +49,7 @@ def build_project(path: Path, frames: np.ndarray, labels: np.ndarray, palette=No
     p = Project.create(path, palette)
     with p.staged_video("v", len(frames), *frames.shape[1:], {"subject": "phantom", "fps": 20.0}) as v:
         for i in range(0, len(frames), 64):
-            v.frames[i:i + 64] = frames[i:i + 64]
+            v.frames[i : i + 64] = frames[i : i + 64]
     v = p.video("v")
     for k in range(0, len(frames), EVERY):
         v.save_annotation(k, labels[k])
@@ -87,8 +86,11 @@ def summarise(pred: np.ndarray, labels: np.ndarray, keys: list[int]) -> dict:
     dist = np.array([min(abs(t - k) for k in keys) for t in range(len(labels))])
     scores = np.array([miou(pred[t], labels[t]) for t in range(len(labels))])
     m = dist > 0
-    return {"mean": float(scores[m].mean()), "worst": float(scores[m].min()),
-            "by_distance": {f"{a}-{b}": float(scores[(dist >= a) & (dist <= b)].mean()) for a, b in BINS}}
+    return {
+        "mean": float(scores[m].mean()),
+        "worst": float(scores[m].min()),
+        "by_distance": {f"{a}-{b}": float(scores[(dist >= a) & (dist <= b)].mean()) for a, b in BINS},
+    }
 
 
 def quality(args) -> None:
@@ -129,11 +131,22 @@ def quality(args) -> None:
         rows.append(res)
         print(json.dumps(res), flush=True)
     methods = [m for m in ("copy", "optical_flow", "ours_free", "ours_trained") if m in rows[0]]
-    table = {m: {"mean": float(np.mean([r[m]["mean"] for r in rows])), "worst": float(np.min([r[m]["worst"] for r in rows])),
-                 "by_distance": {b: float(np.mean([r[m]["by_distance"][b] for r in rows])) for b in rows[0][m]["by_distance"]}}
-             for m in methods}
-    doc = {"frames": args.frames, "keyframe_every": EVERY, "seeds": args.seeds, "methods": table, "runs": rows,
-           "machine": platform.processor() or platform.machine()}
+    table = {
+        m: {
+            "mean": float(np.mean([r[m]["mean"] for r in rows])),
+            "worst": float(np.min([r[m]["worst"] for r in rows])),
+            "by_distance": {b: float(np.mean([r[m]["by_distance"][b] for r in rows])) for b in rows[0][m]["by_distance"]},
+        }
+        for m in methods
+    }
+    doc = {
+        "frames": args.frames,
+        "keyframe_every": EVERY,
+        "seeds": args.seeds,
+        "methods": table,
+        "runs": rows,
+        "machine": platform.processor() or platform.machine(),
+    }
     (RESULTS / "propagation_quality.json").write_text(json.dumps(doc, indent=1))
     print(f"{'method':14s} {'mean':>6s} {'worst':>6s}  " + "  ".join(f"{b:>7s}" for b in table[methods[0]]["by_distance"]))
     for m, t in table.items():
@@ -174,17 +187,22 @@ def speed(args) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             proj = Path(tmp) / "p.zarr"
             subprocess.run([sys.executable, __file__, "_build", str(proj), str(size), str(classes), str(frames)], check=True)
-            code = ("import resource, sys, time, torch; torch.set_num_threads(2)\n"
-                    "from sonolabel.store import Project\nfrom sonolabel.pipeline import run_propagation\n"
-                    "p = Project.open(sys.argv[1], 'a'); t = time.perf_counter()\n"
-                    "r = run_propagation(p, device='cpu', progress=False)[0]\n"
-                    "print(r.frames_written / (time.perf_counter() - t), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n")
+            code = (
+                "import resource, sys, time, torch; torch.set_num_threads(2)\n"
+                "from sonolabel.store import Project\nfrom sonolabel.pipeline import run_propagation\n"
+                "p = Project.open(sys.argv[1], 'a'); t = time.perf_counter()\n"
+                "r = run_propagation(p, device='cpu', progress=False)[0]\n"
+                "print(r.frames_written / (time.perf_counter() - t), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+            )
             res = subprocess.run([sys.executable, "-c", code, str(proj)], check=True, capture_output=True, text=True)
             fps, rss = map(float, res.stdout.split())
         rows.append({"size": size, "classes": classes, "frames": frames, "fps": fps, "peak_rss_mb": rss})
         print(json.dumps(rows[-1]), flush=True)
-    doc = {"rows": rows, "machine": f"{platform.processor() or platform.machine()}, 2 threads",
-           "python_peak_rss_note": "peak RSS of the whole propagate process (Python, torch and the store included)"}
+    doc = {
+        "rows": rows,
+        "machine": f"{platform.processor() or platform.machine()}, 2 threads",
+        "python_peak_rss_note": "peak RSS of the whole propagate process (Python, torch and the store included)",
+    }
     (RESULTS / "propagation_speed.json").write_text(json.dumps(doc, indent=1))
     print(f"{'size':>5s} {'classes':>7s} {'frames':>6s} {'frames/s':>8s} {'peak RSS MB':>11s}")
     for r in rows:

@@ -53,10 +53,14 @@ def main() -> None:
         ours = timed(lambda f: q(f), frames, 20)
         naive = timed(lambda f: naive_argmin(f, FOREARM.rgb), frames, 1)
         agree = float(np.mean([(q(f)[0] == lab).mean() for f, lab in zip(frames, labels)]))
-        rows.append({"masks": name, "ours_ms": ours * 1e3, "ours_fps": 1 / ours, "naive_ms": naive * 1e3,
-                     "speedup": naive / ours, "agreement": agree})
-    result = {"size": "480x480", "palette": "forearm (8 classes)", "lookup_build_s": build_s, "rows": rows,
-              "machine": f"{platform.processor() or platform.machine()}, 1 thread"}
+        rows.append({"masks": name, "ours_ms": ours * 1e3, "ours_fps": 1 / ours, "naive_ms": naive * 1e3, "speedup": naive / ours, "agreement": agree})
+    result = {
+        "size": "480x480",
+        "palette": "forearm (8 classes)",
+        "lookup_build_s": build_s,
+        "rows": rows,
+        "machine": f"{platform.processor() or platform.machine()}, 1 thread",
+    }
     out = Path(__file__).parent / "results" / "quantize_speed.json"
     out.write_text(json.dumps(result, indent=1))
     print(f"lookup table built once in {build_s:.2f} s")

@@ -42,14 +42,24 @@ def run(seeds: list[int], threads: list[int], tests: list[str] = QUALITY_TESTS) 
         for seed in seeds:
             for n in threads:
                 margins = Path(tmp) / f"margins-{seed}-{n}.jsonl"
-                env = {**os.environ, "SONOLABEL_TEST_SEED": str(seed), "SONOLABEL_TEST_THREADS": str(n),
-                       "OMP_NUM_THREADS": str(n), "SONOLABEL_MARGINS": str(margins), "HF_HUB_OFFLINE": "1"}
+                env = {
+                    **os.environ,
+                    "SONOLABEL_TEST_SEED": str(seed),
+                    "SONOLABEL_TEST_THREADS": str(n),
+                    "OMP_NUM_THREADS": str(n),
+                    "SONOLABEL_MARGINS": str(margins),
+                    "HF_HUB_OFFLINE": "1",
+                }
                 t0 = time.time()
-                r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
-                                    *tests], cwd=ROOT, env=env, capture_output=True, text=True)
+                r = subprocess.run(
+                    [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", *tests],
+                    cwd=ROOT,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                )
                 tail = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else r.stderr[-300:]
-                runs.append({"seed": seed, "threads": n, "returncode": r.returncode, "summary": tail,
-                             "seconds": round(time.time() - t0, 1)})
+                runs.append({"seed": seed, "threads": n, "returncode": r.returncode, "summary": tail, "seconds": round(time.time() - t0, 1)})
                 print(f"seed {seed}, {n} thread(s): {tail}", flush=True)
                 if margins.exists():
                     records += [json.loads(line) for line in margins.read_text().splitlines()]
@@ -67,8 +77,10 @@ def table(result: dict) -> str:
         values = [r["value"] for r in rs]
         passed = sum(r["margin"] > 0 for r in rs)
         sign = ">" if rs[0]["higher"] else "<"
-        out.append(f"| `{test}` | {figure} | {sign} {rs[0]['threshold']:.4g} | {min(values):.4g} - {max(values):.4g} | "
-                   f"{min(r['margin'] for r in rs):.4g} | {passed} of {len(rs)} |")
+        out.append(
+            f"| `{test}` | {figure} | {sign} {rs[0]['threshold']:.4g} | {min(values):.4g} - {max(values):.4g} | "
+            f"{min(r['margin'] for r in rs):.4g} | {passed} of {len(rs)} |"
+        )
     return "\n".join(out)
 
 

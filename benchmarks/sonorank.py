@@ -38,8 +38,7 @@ def latency(threads: int) -> dict:
 
     torch.set_num_threads(threads)
     out = {}
-    for name, arch, size in (("paper", ArchConfig(), 224),
-                             ("small", ArchConfig(widths=SMALL["widths"], length=SMALL["length"]), SMALL["size"])):
+    for name, arch, size in (("paper", ArchConfig(), 224), ("small", ArchConfig(widths=SMALL["widths"], length=SMALL["length"]), SMALL["size"])):
         model = SonoRank(arch).eval()
         t = arch.length
         a, b = torch.rand(1, t, 1, size, size), torch.rand(1, t, 1, size, size)
@@ -56,9 +55,13 @@ def latency(threads: int) -> dict:
                 feats = torch.cat([cached[:, 1:], model.embed_frames(frame)], 1)  # one new frame, the rest cached
                 model.classify(model.embed_sequence(feats), model.embed_sequence(cached))
                 incremental.append(time.perf_counter() - t0)
-        out[name] = {"parameters": count_parameters(model), "size": size, "length": t,
-                     "pair_forward_ms": 1000 * statistics.median(pair),
-                     "new_frame_ms": 1000 * statistics.median(incremental)}
+        out[name] = {
+            "parameters": count_parameters(model),
+            "size": size,
+            "length": t,
+            "pair_forward_ms": 1000 * statistics.median(pair),
+            "new_frame_ms": 1000 * statistics.median(incremental),
+        }
     return out
 
 
@@ -89,8 +92,7 @@ def pair_throughput(threads: int, steps: int = 6) -> dict:
             opt.step()
             times.append(time.perf_counter() - t0)
         step = statistics.median(times[1:])
-        out[name] = {"windows_per_step": groups * k, "pairs_per_step": groups * len(a), "step_ms": 1000 * step,
-                     "pairs_per_second": groups * len(a) / step}
+        out[name] = {"windows_per_step": groups * k, "pairs_per_step": groups * len(a), "step_ms": 1000 * step, "pairs_per_second": groups * len(a) / step}
     out["ratio"] = out["groups_of_8"]["pairs_per_second"] / out["pairs"]["pairs_per_second"]
     return out
 
@@ -119,8 +121,7 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="extra RankConfig settings key=value")
     args = ap.parse_args()
 
-    result: dict = {"machine": {"cpu_threads": args.threads, "platform": platform.platform(),
-                                "torch": torch.__version__, "cuda": torch.cuda.is_available()}}
+    result: dict = {"machine": {"cpu_threads": args.threads, "platform": platform.platform(), "torch": torch.__version__, "cuda": torch.cuda.is_available()}}
     result["latency_cpu"] = latency(args.threads)
     result["training_throughput_cpu"] = pair_throughput(args.threads)
     print(json.dumps({k: result[k] for k in ("latency_cpu", "training_throughput_cpu")}, indent=1))
@@ -141,12 +142,19 @@ def main() -> None:
         minutes = {stage: float(part["seconds"].sum() / 60) for stage, part in log.groupby("stage")}
         test = res.metrics["test"]
         result["training"] = {
-            "subjects": args.subjects, "frames_per_subject": args.frames, "setup_seconds": setup,
-            "split": res.metrics["subjects"], "config": json.loads(json.dumps(cfg.__dict__)),
-            "minutes": minutes, "total_minutes": sum(minutes.values()), "parameters": res.parameters,
-            "test_auc": test["rank"]["auc"], "test_mean_auc": test["rank"]["mean_auc"],
+            "subjects": args.subjects,
+            "frames_per_subject": args.frames,
+            "setup_seconds": setup,
+            "split": res.metrics["subjects"],
+            "config": json.loads(json.dumps(cfg.__dict__)),
+            "minutes": minutes,
+            "total_minutes": sum(minutes.values()),
+            "parameters": res.parameters,
+            "test_auc": test["rank"]["auc"],
+            "test_mean_auc": test["rank"]["mean_auc"],
             "test_informative_pairs": test["rank"]["informative"],
-            "test_flex_macro": test["flex"]["macro"], "test_flex_f1": {f: v["f1"] for f, v in test["flex"]["fingers"].items()},
+            "test_flex_macro": test["flex"]["macro"],
+            "test_flex_f1": {f: v["f1"] for f, v in test["flex"]["fingers"].items()},
             "test_flex_auc": {f: v["auc"] for f, v in test["flex"]["fingers"].items()},
             "val_flex_macro": res.metrics["val"]["flex"]["macro"],
             "val_mean_auc": res.metrics["val"]["rank"]["mean_auc"],

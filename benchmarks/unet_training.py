@@ -83,9 +83,12 @@ def main() -> None:
     train_unet(root / "ds", root / "run", UNetConfig(epochs=1, steps_per_epoch=steps, device=args.device), progress=False)
     log = json.loads(json.dumps(__import__("pandas").read_csv(root / "run" / "log.csv").iloc[0].to_dict()))
     result = {
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, {args.device}", "size": args.size,
-        "batch": cfg.batch_size, "model_images_per_s": round(model_rate, 2),
-        "loader_images_per_s_0_workers": round(loader0, 1), "loader_images_per_s_2_workers": round(loader2, 1),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, {args.device}",
+        "size": args.size,
+        "batch": cfg.batch_size,
+        "model_images_per_s": round(model_rate, 2),
+        "loader_images_per_s_0_workers": round(loader0, 1),
+        "loader_images_per_s_2_workers": round(loader2, 1),
         "loader_over_model": round(loader2 / model_rate, 1),
         "epoch_images_per_s_incl_validation": round(log["images"] / log["seconds"], 2),
         "parameters_millions": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),

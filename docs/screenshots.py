@@ -1,6 +1,6 @@
 """Regenerate the walkthrough screenshots in docs/images (run under Xvfb):
 
-    xvfb-run -a python docs/screenshots.py
+xvfb-run -a python docs/screenshots.py
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ def main() -> None:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_plugin._widget import AnnotatorWidget
+    from sonolabel_napari._widget import AnnotatorWidget
     from sonolabel.io import import_recording
     from sonolabel.masks import import_keyframe_masks
     from sonolabel.phantom import read_manifest

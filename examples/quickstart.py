@@ -49,8 +49,7 @@ with Project.create(out / "project.zarr") as project:
     dataset = export_dataset(project, out / "dataset", ExportConfig(size=64))
 
 # 6. A U-Net trained on it (one epoch here), saved with its configuration.
-run = train_unet(dataset, out / "unet", UNetConfig(epochs=1, encoder="resnet18", batch_size=8, workers=0, augment=False),
-                 progress=False)
+run = train_unet(dataset, out / "unet", UNetConfig(epochs=1, encoder="resnet18", batch_size=8, workers=0, augment=False), progress=False)
 print(f"U-Net: best epoch {run.best_epoch}, validation loss {run.best_val_loss:.3f}")
 
 # 7. Its predictions and per-frame loss back in the project, where drift checks use them.

@@ -24,9 +24,13 @@ from sonolabel.training.config import config_from
 from sonolabel.unet.train import UNetConfig, train_unet
 
 USGRA = Path(__file__).resolve().parents[2] / "shared" / "data" / "usgra-seg"
-PALETTE = {"classes": [{"value": 0, "name": "background", "color": [0, 0, 0]},
-                       {"value": 1, "name": "nerve", "color": [128, 0, 0]},
-                       {"value": 2, "name": "vessel", "color": [0, 128, 0]}]}
+PALETTE = {
+    "classes": [
+        {"value": 0, "name": "background", "color": [0, 0, 0]},
+        {"value": 1, "name": "nerve", "color": [128, 0, 0]},
+        {"value": 2, "name": "vessel", "color": [0, 128, 0]},
+    ]
+}
 
 
 def build_dataset(out: Path, blocks: int, size: int) -> Path:
@@ -37,7 +41,7 @@ def build_dataset(out: Path, blocks: int, size: int) -> Path:
             folder = out / "blocks" / f"block-{b + 1}"
             for kind in ("images", "masks"):
                 (folder / kind).mkdir(parents=True)
-                for name in names[b * per_block:(b + 1) * per_block]:
+                for name in names[b * per_block : (b + 1) * per_block]:
                     os.symlink(USGRA / kind / name, folder / kind / name)
             import_stills(project, folder, subject=f"block-{b + 1}", task="usgra-seg")
         return export_dataset(project, out / "dataset", ExportConfig(size=size, val_fraction=0.2))

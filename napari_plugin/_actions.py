@@ -25,6 +25,5 @@ def register_review_actions(widget) -> None:
     from napari.components import ViewerModel
     from napari.utils.action_manager import action_manager
 
-    action_manager.register_action("sonolabel:next_flag", lambda *_: widget.go_next_flag(),
-                                   "Go to the next pending drift flag", ViewerModel)
+    action_manager.register_action("sonolabel:next_flag", lambda *_: widget.go_next_flag(), "Go to the next pending drift flag", ViewerModel)
     action_manager.bind_shortcut("sonolabel:next_flag", "Alt-F")

@@ -17,6 +17,9 @@ def video_layers(video) -> list[tuple]:
     palette = video.project.palette
     return [
         (video.lazy_frames(), {"name": video.id, "metadata": {"sonolabel_video": video.id}}, "image"),
-        (video.lazy_labels(), {"name": f"{video.id} labels", "colormap": label_colormap(palette), "opacity": 0.5,
-                               "metadata": {"sonolabel_classes": list(palette.names)}}, "labels"),
+        (
+            video.lazy_labels(),
+            {"name": f"{video.id} labels", "colormap": label_colormap(palette), "opacity": 0.5, "metadata": {"sonolabel_classes": list(palette.names)}},
+            "labels",
+        ),
     ]

@@ -75,6 +75,5 @@ def read_recording(path):
     source = open_source(path)
     box = Crop(*source.region) if source.region is not None else detect_box(source.sample())
     frames = np.stack([box.apply(f) for f in source.frames()])
-    show_info(f"{path.name} is not in a project yet: import it with the sonolabel dock (Import recording) "
-              f"or `sonolabel import PROJECT {path} --subject ID`")
+    show_info(f"{path.name} is not in a project yet: import it with the sonolabel dock (Import recording) or `sonolabel import PROJECT {path} --subject ID`")
     return [(frames, {"name": path.stem, "metadata": {"sonolabel_source": str(path), "crop": box.as_list()}}, "image")]

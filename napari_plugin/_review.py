@@ -48,8 +48,22 @@ class ReviewWidget(Container):
         self.figure = Figure(figsize=(4, 4))
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(260)
-        self.extend([self.path, self.open_button, self.videos, self.table, self.who, self.note, self.accept, self.correct,
-                     self.exclude, self.reset, self.next_flag, self.status])
+        self.extend(
+            [
+                self.path,
+                self.open_button,
+                self.videos,
+                self.table,
+                self.who,
+                self.note,
+                self.accept,
+                self.correct,
+                self.exclude,
+                self.reset,
+                self.next_flag,
+                self.status,
+            ]
+        )
         self.native.layout().insertWidget(3, self.canvas)
         self.canvas.mpl_connect("button_press_event", self._on_click)
         self.open_button.changed.connect(lambda: self.open_project(self.path.value))
@@ -106,8 +120,7 @@ class ReviewWidget(Container):
         names = {layer.name for layer in self.viewer.layers}
         if video.id not in names and f"{video.id} labels" not in names:
             self.viewer.add_image(video.lazy_frames(), name=video.id, colormap="gray")
-            self.viewer.add_labels(video.lazy_labels(), name=f"{video.id} review", colormap=label_colormap(self.project.palette),
-                                   opacity=0.4)
+            self.viewer.add_labels(video.lazy_labels(), name=f"{video.id} review", colormap=label_colormap(self.project.palette), opacity=0.4)
 
     def redraw(self) -> None:
         flags = self.log.flags(self.video_id)
@@ -177,8 +190,7 @@ class ReviewWidget(Container):
             return
         f = q.loc[row]
         try:
-            self.log.record(action, self.video_id, int(f["start"]), int(f["stop"]), who=self.who.value or None,
-                            note=self.note.value, flag=f["id"])
+            self.log.record(action, self.video_id, int(f["start"]), int(f["stop"]), who=self.who.value or None, note=self.note.value, flag=f["id"])
         except SonolabelError as e:
             self._report(e)
             return

@@ -49,9 +49,25 @@ class AnnotatorWidget(Container):
         self.subject = LineEdit(label="subject")
         self.import_button = PushButton(text="Import recording into project")
         self.classes = QListWidget()
-        self.extend([self.path, self.open_button, self.recording, self.subject, self.import_button, self.table, self.open_video_button,
-                     self.prev_key, self.next_key,
-                     self.midpoint, self.suggested, self.toggle_key, self.propagate_button, self.cancel_button, self.status])
+        self.extend(
+            [
+                self.path,
+                self.open_button,
+                self.recording,
+                self.subject,
+                self.import_button,
+                self.table,
+                self.open_video_button,
+                self.prev_key,
+                self.next_key,
+                self.midpoint,
+                self.suggested,
+                self.toggle_key,
+                self.propagate_button,
+                self.cancel_button,
+                self.status,
+            ]
+        )
         self.native.layout().insertWidget(7, self.classes)
         self.classes.currentRowChanged.connect(self._pick_class)
         self.open_button.changed.connect(lambda: self.open_project(self.path.value))
@@ -123,8 +139,9 @@ class AnnotatorWidget(Container):
 
     def _fill_table(self) -> None:
         rows = self.project.summary()
-        self.table.value = pd.DataFrame([[r["video"], r["subject"], r["trial"], r["frames"], r["keyframes"],
-                                          f"{100 * r['propagated']:.0f}%"] for r in rows], columns=TABLE_COLUMNS)
+        self.table.value = pd.DataFrame(
+            [[r["video"], r["subject"], r["trial"], r["frames"], r["keyframes"], f"{100 * r['propagated']:.0f}%"] for r in rows], columns=TABLE_COLUMNS
+        )
 
     def _fill_classes(self) -> None:
         self.classes.clear()
@@ -155,7 +172,10 @@ class AnnotatorWidget(Container):
         self.editor = LabelsEditor(self.video)
         self.image_layer = self.viewer.add_image(self.video.lazy_frames(), name=video_id, colormap="gray")
         self.labels_layer = self.viewer.add_labels(
-            self.editor, name=f"{video_id} labels", opacity=0.45, colormap=label_colormap(self.project.palette),
+            self.editor,
+            name=f"{video_id} labels",
+            opacity=0.45,
+            colormap=label_colormap(self.project.palette),
             features=pd.DataFrame({"class": list(self.project.palette.names)}),
         )
         self.labels_layer.events.paint.connect(self._edited)
@@ -175,7 +195,8 @@ class AnnotatorWidget(Container):
         saved = self.editor.save()
         corrected = [t for t in saved if self.video.sources()[t] == LabelSource.CORRECTED]
         self.status.value = f"saved frames {saved}" + (
-            f"; {corrected} were propagated and are now keyframes: press Propagate to redo their segments" if corrected else "")
+            f"; {corrected} were propagated and are now keyframes: press Propagate to redo their segments" if corrected else ""
+        )
         self._fill_table()
         return saved
 

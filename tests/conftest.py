@@ -38,9 +38,21 @@ def margin(request):
             import torch
 
             with open(_MARGINS, "a") as f:
-                f.write(json.dumps({"test": request.node.nodeid, "figure": name, "value": value, "threshold": threshold,
-                                    "higher": higher, "margin": (value - threshold) * (1 if higher else -1),
-                                    "seed": QUALITY_SEED, "threads": torch.get_num_threads()}) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "test": request.node.nodeid,
+                            "figure": name,
+                            "value": value,
+                            "threshold": threshold,
+                            "higher": higher,
+                            "margin": (value - threshold) * (1 if higher else -1),
+                            "seed": QUALITY_SEED,
+                            "threads": torch.get_num_threads(),
+                        }
+                    )
+                    + "\n"
+                )
         assert (value > threshold) if higher else (value < threshold), f"{name}: {value:.4g} vs threshold {threshold:.4g}"
 
     return check
@@ -85,5 +97,5 @@ def boxed_frames(n: int = 12, h: int = 120, w: int = 160, box=(20, 0, 120, 120),
     rng = np.random.default_rng(seed)
     x, y, bw, bh = box
     out = np.zeros((n, h, w), np.uint8)
-    out[:, y:y + bh, x:x + bw] = rng.integers(40, 220, (n, bh, bw))
+    out[:, y : y + bh, x : x + bw] = rng.integers(40, 220, (n, bh, bw))
     return out

@@ -63,8 +63,7 @@ def _video_id(project):
         return p.video_ids()[0]
 
 
-@pytest.mark.parametrize("name, needle", [("truncated.mp4", "truncated.mp4"), ("corrupt.mp4", "corrupt.mp4"),
-                                          ("text.avi", "text.avi"), ("mixed", "mixed")])
+@pytest.mark.parametrize("name, needle", [("truncated.mp4", "truncated.mp4"), ("corrupt.mp4", "corrupt.mp4"), ("text.avi", "text.avi"), ("mixed", "mixed")])
 def test_bad_recordings_refused_project_untouched(corpus, tmp_path, name, needle):
     project = tmp_path / "p.zarr"
     shutil.copytree(corpus / "p.zarr", project)
@@ -109,8 +108,7 @@ def test_audio_only_file_refused(tmp_path):
 def test_bad_kinematics_refused(corpus, tmp_path):
     good = corpus / "good.mp4"
     rows = "\n".join(f"{t},{t / 20},10,20,30,40,50" for t in range(12))
-    for name, text, needle in (("nan.csv", rows.replace("10,20", "nan,20", 1), "NaN"),
-                               ("short.csv", "\n".join(rows.splitlines()[:5]), "rows")):
+    for name, text, needle in (("nan.csv", rows.replace("10,20", "nan,20", 1), "NaN"), ("short.csv", "\n".join(rows.splitlines()[:5]), "rows")):
         path = tmp_path / name
         path.write_text("frame,time,thumb,index,middle,ring,little\n" + text + "\n")
         one_line_error(cli("import", tmp_path / "new.zarr", good, "--subject", "S1", "--kinematics", path), name, needle)
@@ -146,12 +144,18 @@ def test_bad_masks_refused_annotations_untouched(corpus, tmp_path, kind):
     else:
         # the forearm palette maps onto itself when red and blue swap (FDP<->FPL, FCR<->ulna), so a BGR
         # mask is caught only with a palette where the swap leads to unknown colours
-        palette = {"classes": [{"value": 0, "name": "background", "color": [0, 0, 0]},
-                               {"value": 1, "name": "a", "color": [230, 25, 75]},
-                               {"value": 2, "name": "b", "color": [60, 180, 75]}]}
+        palette = {
+            "classes": [
+                {"value": 0, "name": "background", "color": [0, 0, 0]},
+                {"value": 1, "name": "a", "color": [230, 25, 75]},
+                {"value": 2, "name": "b", "color": [60, 180, 75]},
+            ]
+        }
         project = tmp_path / "bgr.zarr"
-        assert cli("import", project, corpus / "good.mp4", "--subject", "S1", "--crop", "16,0,96,96",
-                   "--palette", _palette_file(tmp_path, palette)).returncode == 0
+        assert (
+            cli("import", project, corpus / "good.mp4", "--subject", "S1", "--crop", "16,0,96,96", "--palette", _palette_file(tmp_path, palette)).returncode
+            == 0
+        )
         vid = _video_id(project)
         before = tree_digest(project)
         idx = np.repeat(np.arange(3), 32)[None, :].repeat(96, 0)
@@ -162,7 +166,7 @@ def test_bad_masks_refused_annotations_untouched(corpus, tmp_path, kind):
 
 
 def test_checkpoints_for_other_classes_or_with_pickles_refused(corpus, tmp_path):
-    from sonolabel.training.checkpoint import save_checkpoint
+    from sonolabel.checkpoint import save_checkpoint
 
     project = tmp_path / "p.zarr"
     shutil.copytree(corpus / "p.zarr", project)
@@ -255,8 +259,8 @@ def test_bad_intake_refused_project_untouched(corpus, tmp_path):
     one_line_error(cli("labels", "import", project, vid, "--masks", cvat), "labelmap.txt", "biceps")
     one_line_error(cli("keyframes", "import", project, vid, "--masks", short), "short.mp4", "--frames")
     assert tree_digest(project) == before
-    one_line_error(cli("import", project, _dicom(tmp_path / "sr.dcm", boxed_frames(3), pixels=False), "--subject", "S2"),
-                   "sr.dcm", "no pixel data")
-    one_line_error(cli("import", project, _dicom(tmp_path / "jls.dcm", boxed_frames(3), syntax=JPEGLSLossless),
-                       "--subject", "S2"), "jls.dcm", "pip install pylibjpeg")
+    one_line_error(cli("import", project, _dicom(tmp_path / "sr.dcm", boxed_frames(3), pixels=False), "--subject", "S2"), "sr.dcm", "no pixel data")
+    one_line_error(
+        cli("import", project, _dicom(tmp_path / "jls.dcm", boxed_frames(3), syntax=JPEGLSLossless), "--subject", "S2"), "jls.dcm", "pip install pylibjpeg"
+    )
     assert tree_digest(project) == before

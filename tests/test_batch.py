@@ -54,12 +54,14 @@ def test_cli_propagate_on_an_existing_cluster(two_videos, tmp_path):
     path = tmp_path / "p.zarr"
     shutil.copytree(two_videos, path)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as cluster:
-        r = subprocess.run([sys.executable, "-m", "sonolabel", "propagate", str(path), "--scheduler", cluster.scheduler_address],
-                           capture_output=True, text=True, timeout=600)
+        r = subprocess.run(
+            [sys.executable, "-m", "sonolabel", "propagate", str(path), "--scheduler", cluster.scheduler_address], capture_output=True, text=True, timeout=600
+        )
     assert r.returncode == 0, r.stderr[-2000:]
     assert all(lab.any() for lab in _labels(path).values())
-    r = subprocess.run([sys.executable, "-m", "sonolabel", "propagate", str(path), "--scheduler", "tcp://127.0.0.1:9"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "sonolabel", "propagate", str(path), "--scheduler", "tcp://127.0.0.1:9"], capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 2 and "dask scheduler" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -106,8 +108,9 @@ def test_import_manifest_on_two_workers_equals_serial(tmp_path):
     digests = {}
     for name, workers in (("serial", 1), ("parallel", 2)):
         path = tmp_path / f"{name}.zarr"
-        r = subprocess.run([sys.executable, "-m", "sonolabel", "import", str(path), str(manifest), "--workers", str(workers)],
-                           capture_output=True, text=True, timeout=600)
+        r = subprocess.run(
+            [sys.executable, "-m", "sonolabel", "import", str(path), str(manifest), "--workers", str(workers)], capture_output=True, text=True, timeout=600
+        )
         assert r.returncode == 0, r.stderr[-2000:]
         with Project.open(path) as p:
             ids = p.video_ids()
@@ -121,8 +124,9 @@ def test_import_manifest_reports_bad_rows_and_keeps_the_rest(tmp_path):
     (tmp_path / "ph" / "broken.mp4").write_bytes(b"\\x00" * 200)
     manifest = tmp_path / "ph" / "list.csv"
     manifest.write_text("source,subject\nsub-01/trial-1/video.mp4,A\nbroken.mp4,B\n")
-    r = subprocess.run([sys.executable, "-m", "sonolabel", "import", str(tmp_path / "p.zarr"), str(manifest), "--workers", "2"],
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "sonolabel", "import", str(tmp_path / "p.zarr"), str(manifest), "--workers", "2"], capture_output=True, text=True, timeout=600
+    )
     assert r.returncode == 2 and "broken.mp4" in r.stderr and "1 of 2 recordings failed" in r.stderr
     with Project.open(tmp_path / "p.zarr") as p:
         assert p.video_ids() == ["A"]

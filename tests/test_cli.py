@@ -83,9 +83,26 @@ def test_cli_errors_are_one_line_and_leave_nothing(tmp_path):
     assert "Traceback" in r.stderr
 
 
-@pytest.mark.parametrize("cmd", [[], ["phantom"], ["import"], ["info"], ["quantize"], ["masks", "export"], ["demo"],
-                                 ["keyframes", "import"], ["keyframes", "suggest"], ["propagate"],
-                                 ["train", "unet"], ["predict"], ["drift"], ["review", "list"], ["review", "exclude"]])
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        [],
+        ["phantom"],
+        ["import"],
+        ["info"],
+        ["quantize"],
+        ["masks", "export"],
+        ["demo"],
+        ["keyframes", "import"],
+        ["keyframes", "suggest"],
+        ["propagate"],
+        ["train", "unet"],
+        ["predict"],
+        ["drift"],
+        ["review", "list"],
+        ["review", "exclude"],
+    ],
+)
 def test_help_on_every_subcommand(cmd, capsys):
     with pytest.raises(SystemExit) as e:
         main([*cmd, "--help"])

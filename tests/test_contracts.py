@@ -26,14 +26,26 @@ def test_import_contracts_are_kept():
     assert r.returncode == 0 and "0 broken" in r.stdout, r.stdout[-3000:]
 
 
-def test_ruff_finds_nothing():
-    r = subprocess.run([_tool("ruff"), "check", "src", "napari_plugin", "tests", "benchmarks", "examples", "datasets"],
-                       cwd=ROOT, capture_output=True, text=True)
+TREE = ["src", "napari_plugin", "tests", "benchmarks", "examples", "datasets", "docs"]
+
+
+def test_ruff_finds_nothing_and_the_tree_is_formatted():
+    r = subprocess.run([_tool("ruff"), "check", *TREE], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-3000:]
+    r = subprocess.run([_tool("ruff"), "format", "--check", *TREE], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, f"run `ruff format`: {r.stdout[-3000:]}"
 
 
 def test_every_napari_manifest_command_resolves():
-    manifest = yaml.safe_load((ROOT / "napari_plugin" / "napari.yaml").read_text())
+    """The installed plugin is the uniquely named package sonolabel_napari, napari finds its manifest through
+    the entry point, and every command in it imports."""
+    from importlib.metadata import entry_points
+    from importlib.resources import files
+
+    (point,) = [e for e in entry_points(group="napari.manifest") if e.name == "sonolabel"]
+    package, _, resource = point.value.partition(":")
+    assert package == "sonolabel_napari"
+    manifest = yaml.safe_load(files(package).joinpath(resource).read_text())
     for command in manifest["contributions"]["commands"]:
         module, _, attr = command["python_name"].partition(":")
         assert callable(getattr(importlib.import_module(module), attr)), command["python_name"]
@@ -46,6 +58,5 @@ def test_only_the_store_touches_a_videos_zarr_group():
     pattern = re.compile(r"\.group\b(?!\s*\()")  # attribute access, not a method called group()
     library = [p for p in (ROOT / "src" / "sonolabel").rglob("*.py") if "store" not in p.relative_to(ROOT / "src").parts]
     files = library + list((ROOT / "napari_plugin").rglob("*.py"))
-    offenders = [f"{p.relative_to(ROOT)}:{i}" for p in files
-                 for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    offenders = [f"{p.relative_to(ROOT)}:{i}" for p in files for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert not offenders, offenders

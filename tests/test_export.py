@@ -44,9 +44,9 @@ def test_round_trip_same_size(tmp_path):
     assert len(t) == 48 and list(t["subject"].unique()) == ["A", "B", "C", "D"]
     for vid, lab in truth.items():
         rows = t.index[t["video"] == vid].to_numpy()
-        np.testing.assert_array_equal(g["labels/classes/0"][rows[0]:rows[-1] + 1], lab)
-        np.testing.assert_array_equal(g["0"][rows[0]:rows[-1] + 1], p.video(vid).frames[:])
-        np.testing.assert_allclose(g["kinematics"][rows[0]:rows[-1] + 1], p.video(vid).kinematics().to_numpy())
+        np.testing.assert_array_equal(g["labels/classes/0"][rows[0] : rows[-1] + 1], lab)
+        np.testing.assert_array_equal(g["0"][rows[0] : rows[-1] + 1], p.video(vid).frames[:])
+        np.testing.assert_allclose(g["kinematics"][rows[0] : rows[-1] + 1], p.video(vid).kinematics().to_numpy())
     assert t.loc[0, "source"] == "annotated" and t.loc[1, "source"] == "propagated"
     assert np.isclose(t.loc[5, "time"], 5 / 20)
     info = dict(g.attrs["sonolabel_dataset"])
@@ -141,8 +141,10 @@ def test_ome_zarr_metadata_read_back(tmp_path):
 def test_export_killed_halfway_leaves_nothing(tmp_path):
     p, _ = _project(tmp_path / "p.zarr", subjects=("A", "B", "C"), n=300, size=96)
     p.close()
-    code = ("import sys\nfrom sonolabel.store import Project\nfrom sonolabel.export import export_dataset, ExportConfig\n"
-            "export_dataset(Project.open(sys.argv[1]), sys.argv[2], ExportConfig(size=48))\n")
+    code = (
+        "import sys\nfrom sonolabel.store import Project\nfrom sonolabel.export import export_dataset, ExportConfig\n"
+        "export_dataset(Project.open(sys.argv[1]), sys.argv[2], ExportConfig(size=48))\n"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "p.zarr"), str(tmp_path / "ds")])
     deadline = time.time() + 60
     while time.time() < deadline and not list(tmp_path.glob(".ds.partial-*/0/c")):

@@ -150,9 +150,13 @@ def test_usgra_seg_real_pairs(tmp_path):
         (sub / kind).mkdir(parents=True)
         for name in ("0000.png", "0040.png", "0064.png"):
             shutil.copy(SHARED / "usgra-seg" / kind / name, sub / kind / name)
-    palette = {"classes": [{"value": 0, "name": "background", "color": [0, 0, 0]},
-                           {"value": 1, "name": "nerve", "color": [128, 0, 0]},
-                           {"value": 2, "name": "vessel", "color": [0, 128, 0]}]}
+    palette = {
+        "classes": [
+            {"value": 0, "name": "background", "color": [0, 0, 0]},
+            {"value": 1, "name": "nerve", "color": [128, 0, 0]},
+            {"value": 2, "name": "vessel", "color": [0, 128, 0]},
+        ]
+    }
     with Project.create(tmp_path / "p.zarr", palette=palette) as p:
         ids = import_stills(p, sub, subject="usgra")
         for vid, name in zip(ids, ("0000.png", "0040.png", "0064.png")):

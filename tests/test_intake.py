@@ -58,8 +58,7 @@ def _no_third_class(labels: np.ndarray, true: np.ndarray, radius: int = 3) -> bo
     return True
 
 
-@pytest.mark.parametrize("palette, bgr, crf", [(FOREARM, False, 23), (DAVIS, False, 23), (FOREARM, True, 23),
-                                               (DAVIS, True, 35)])
+@pytest.mark.parametrize("palette, bgr, crf", [(FOREARM, False, 23), (DAVIS, False, 23), (FOREARM, True, 23), (DAVIS, True, 35)])
 def test_mask_video_420_quantized_without_a_third_class(truth, tmp_path, palette, bgr, crf, margin):
     _, true = truth
     rgb = palette.colorize(true)
@@ -109,10 +108,19 @@ def test_mask_names_xmem_davis_plain_and_p_mode(truth, tmp_path):
 
 def _cvat_export(root: Path, true: np.ndarray, frames, labelmap: str) -> Path:
     (root / "SegmentationClass").mkdir(parents=True)
-    colours = {"background": (0, 0, 0), "FDS": (250, 50, 83), "FDP": (36, 179, 83), "FPL": (184, 61, 245),
-               "FCR": (255, 204, 51), "FCU": (89, 134, 179), "ulna": (51, 221, 255), "radius": (255, 96, 55)}
-    (root / "labelmap.txt").write_text(labelmap or "# label:color_rgb:parts:actions\n" + "".join(
-        f"{n}:{','.join(map(str, c))}::\n" for n, c in colours.items()))
+    colours = {
+        "background": (0, 0, 0),
+        "FDS": (250, 50, 83),
+        "FDP": (36, 179, 83),
+        "FPL": (184, 61, 245),
+        "FCR": (255, 204, 51),
+        "FCU": (89, 134, 179),
+        "ulna": (51, 221, 255),
+        "radius": (255, 96, 55),
+    }
+    (root / "labelmap.txt").write_text(
+        labelmap or "# label:color_rgb:parts:actions\n" + "".join(f"{n}:{','.join(map(str, c))}::\n" for n, c in colours.items())
+    )
     lut = np.array([colours[n] for n in FOREARM.names], np.uint8)
     for t in frames:
         Image.fromarray(lut[true[t]]).save(root / "SegmentationClass" / f"frame_{t:06d}.png")
@@ -193,8 +201,16 @@ def test_keyframes_from_mask_video_and_cvat(imported, tmp_path):
     assert video.annotated_frames() == [0, 8, 20]
 
 
-def _dicom(path: Path, frames: np.ndarray, photometric: str = "MONOCHROME2", timing: tuple | None = ("FrameTime", 50.0),
-           regions: bool = True, pixel_spacing=None, syntax=None, pixels: bool = True) -> Path:
+def _dicom(
+    path: Path,
+    frames: np.ndarray,
+    photometric: str = "MONOCHROME2",
+    timing: tuple | None = ("FrameTime", 50.0),
+    regions: bool = True,
+    pixel_spacing=None,
+    syntax=None,
+    pixels: bool = True,
+) -> Path:
     """Write an ultrasound DICOM with pydicom: (T, H, W) grey or (T, H, W, 3) RGB frames."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.sequence import Sequence
@@ -253,8 +269,7 @@ def _dicom(path: Path, frames: np.ndarray, photometric: str = "MONOCHROME2", tim
 
 
 @pytest.mark.parametrize("photometric", ["MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422"])
-@pytest.mark.parametrize("timing, fps", [(("FrameTime", 50.0), 20.0), (("CineRate", 25), 25.0),
-                                         (("FrameTimeVector", [0, 40, 40, 40, 40, 40]), 25.0)])
+@pytest.mark.parametrize("timing, fps", [(("FrameTime", 50.0), 20.0), (("CineRate", 25), 25.0), (("FrameTimeVector", [0, 40, 40, 40, 40, 40]), 25.0)])
 def test_dicom_cine_each_photometric_with_timing_spacing_and_region(project, tmp_path, photometric, timing, fps):
     grey = boxed_frames(6)
     frames = grey if photometric == "MONOCHROME2" else np.repeat(grey[..., None], 3, -1)
@@ -292,9 +307,12 @@ def test_tiff_and_ome_tiff_stacks(project, tmp_path):
 
     frames = boxed_frames(5)
     tifffile.imwrite(tmp_path / "stack.tif", frames)
-    tifffile.imwrite(tmp_path / "stack.ome.tif", (frames.astype(np.uint16) * 257), ome=True,
-                     metadata={"axes": "TYX", "PhysicalSizeX": 80.0, "PhysicalSizeXUnit": "µm",
-                               "PhysicalSizeY": 0.1, "PhysicalSizeYUnit": "mm"})
+    tifffile.imwrite(
+        tmp_path / "stack.ome.tif",
+        (frames.astype(np.uint16) * 257),
+        ome=True,
+        metadata={"axes": "TYX", "PhysicalSizeX": 80.0, "PhysicalSizeXUnit": "µm", "PhysicalSizeY": 0.1, "PhysicalSizeYUnit": "mm"},
+    )
     a = project.video(import_recording(project, tmp_path / "stack.tif", "S1"))
     b = project.video(import_recording(project, tmp_path / "stack.ome.tif", "S1"))
     assert a.n_frames == b.n_frames == 5
@@ -326,8 +344,8 @@ def screen_capture(truth_video: Path, repeat_every: int = 3, size=(624, 1148), b
             d.text((x0 + 505, y0 + k * 96 - 5), str(k), fill=(255, 220, 0))
         d.rectangle([900, 300, 1100, 420], outline=(0, 180, 255))  # a side panel
         arr = np.asarray(canvas).copy()
-        arr[y0:y0 + 480, x0:x0 + 480] = img[..., None]
-        arr[y0 + 200:y0 + 210, x0 + 230:x0 + 240] = (0, 255, 0)  # a static coloured cursor inside the image
+        arr[y0 : y0 + 480, x0 : x0 + 480] = img[..., None]
+        arr[y0 + 200 : y0 + 210, x0 + 230 : x0 + 240] = (0, 255, 0)  # a static coloured cursor inside the image
         frames.append(arr)
         origin.append(i)
         if i % repeat_every == repeat_every - 1:
@@ -369,8 +387,7 @@ def test_screen_capture_box_duplicates_and_dedupe(truth, tmp_path):
 def test_real_logiq_capture_box_within_4px(project, margin):
     vid = import_recording(project, LOGIQ, "gastroc", fps=25)
     crop = Crop(*project.video(vid).attrs["crop"])
-    margin(max(abs(a - b) for a, b in zip(crop.as_list(), LOGIQ_BOX.as_list())), 4.5, "box error px",
-           higher=False)  # measured (111, 61, 578, 460)
+    margin(max(abs(a - b) for a, b in zip(crop.as_list(), LOGIQ_BOX.as_list())), 4.5, "box error px", higher=False)  # measured (111, 61, 578, 460)
 
 
 def test_millimetres_in_store_info_export_and_drift(phantom_dir, tmp_path):
@@ -387,7 +404,7 @@ def test_millimetres_in_store_info_export_and_drift(phantom_dir, tmp_path):
         v.save_annotation(0, true[0])
         assert v.spacing_mm == (0.08, 0.08) and v.attrs["spacing_from"] == "option"
         signals = label_signals(v)
-        np.testing.assert_allclose(signals["area_mm2_ulna"], (true == 6).sum((1, 2)) * 0.08 ** 2, rtol=1e-5)
+        np.testing.assert_allclose(signals["area_mm2_ulna"], (true == 6).sum((1, 2)) * 0.08**2, rtol=1e-5)
         out = export_dataset(p, tmp_path / "ds", ExportConfig(size=240))
     root = zarr.open_group(str(out), mode="r")
     ms = root.attrs["ome"]["multiscales"][0]
@@ -436,8 +453,7 @@ def test_cli_forms_for_mask_videos_labels_and_captures(truth, tmp_path):
     assert cli(["import", p, str(recording), "--subject", "S1", "--mm-per-pixel", "0.1", "--dedupe"]) == 0
     with Project.open(p) as project:
         vid = project.video_ids()[0]
-    assert cli(["keyframes", "import", p, vid, "--masks", str(masks), "--frames", "0,12", "--palette", "davis",
-                "--max-unknown-fraction", "0.01"]) == 0
+    assert cli(["keyframes", "import", p, vid, "--masks", str(masks), "--frames", "0,12", "--palette", "davis", "--max-unknown-fraction", "0.01"]) == 0
     assert cli(["labels", "import", p, vid, "--masks", str(tmp_path / "q"), "--who", "xmem"]) == 0
     with Project.open(p) as project:
         v = project.video(vid)

@@ -190,7 +190,7 @@ def dataset(base, tmp_path_factory):
 def test_kill_during_training_resumes_from_last_checkpoint(dataset, tmp_path, k):
     import pandas as pd
 
-    from sonolabel.training.checkpoint import load_checkpoint
+    from sonolabel.checkpoint import load_checkpoint
     from sonolabel.unet.train import UNetConfig, train_unet
 
     out = tmp_path / "run"
@@ -198,7 +198,8 @@ def test_kill_during_training_resumes_from_last_checkpoint(dataset, tmp_path, k)
     epochs_done = max([int(x) for x in lines if x.isdigit()] or [0])
     last = load_checkpoint(out / "last.pt", "unet")  # whole, never torn
     assert last["epoch"] + 1 >= epochs_done
-    result = train_unet(dataset, out, UNetConfig(epochs=4, encoder="resnet18", batch_size=4, lr=1e-3, workers=0,
-                                                 augment=False, steps_per_epoch=3), progress=False)
+    result = train_unet(
+        dataset, out, UNetConfig(epochs=4, encoder="resnet18", batch_size=4, lr=1e-3, workers=0, augment=False, steps_per_epoch=3), progress=False
+    )
     log = pd.read_csv(out / "log.csv")
     assert list(log["epoch"]) == [1, 2, 3, 4] and result.epochs_run == 4

@@ -18,8 +18,10 @@ def test_library_does_not_import_qt():
     import subprocess
     import sys
 
-    code = ("import sys, sonolabel.annotate, sonolabel.propagation, sonolabel.export, sonolabel.cli.main\n"
-            "assert not [m for m in sys.modules if m.split('.')[0] in ('napari', 'qtpy', 'PyQt6', 'magicgui')]")
+    code = (
+        "import sys, sonolabel.annotate, sonolabel.propagation, sonolabel.export, sonolabel.cli.main\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('napari', 'qtpy', 'PyQt6', 'magicgui')]"
+    )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
@@ -35,8 +37,7 @@ def small_project(tmp_path):
 
     r = PhantomRenderer(make_sequence(2, 1, 41))
     out = [r.render(t) for t in range(41)]
-    imgs = F.interpolate(torch.from_numpy(np.stack([o[0] for o in out]))[:, None].float(), size=(240, 240),
-                         mode="area")[:, 0].round().byte().numpy()
+    imgs = F.interpolate(torch.from_numpy(np.stack([o[0] for o in out]))[:, None].float(), size=(240, 240), mode="area")[:, 0].round().byte().numpy()
     labels = np.stack([o[1][::2, ::2] for o in out])
     path = tmp_path / "p.zarr"
     with Project.create(path) as p:
@@ -51,7 +52,7 @@ def small_project(tmp_path):
 def test_reader_opens_project_lazily_with_palette(make_napari_viewer, small_project, tmp_path):
     import dask.array as da
 
-    from napari_plugin._reader import get_reader
+    from sonolabel_napari._reader import get_reader
 
     path, labels = small_project
     assert get_reader(str(tmp_path)) is None
@@ -73,7 +74,7 @@ def test_sample_data_loads(make_napari_viewer):
 
 
 def _dock(make_napari_viewer, path):
-    from napari_plugin._widget import AnnotatorWidget
+    from sonolabel_napari._widget import AnnotatorWidget
 
     viewer = make_napari_viewer(show=True)
     w = AnnotatorWidget(viewer)
@@ -116,7 +117,7 @@ def test_keyframe_navigation_and_shortcuts(make_napari_viewer, small_project):
     from napari.utils.action_manager import action_manager
     from napari.utils.shortcuts import default_shortcuts
 
-    from napari_plugin._actions import SHORTCUTS
+    from sonolabel_napari._actions import SHORTCUTS
 
     path, _ = small_project
     viewer, w = _dock(make_napari_viewer, path)
@@ -176,8 +177,8 @@ def test_screenshot_of_annotation_view(make_napari_viewer, small_project, qtbot,
 
 def test_reader_offers_to_import_a_video(make_napari_viewer, tmp_path):
     from conftest import boxed_frames, write_video
-    from napari_plugin._reader import get_reader
-    from napari_plugin._widget import AnnotatorWidget
+    from sonolabel_napari._reader import get_reader
+    from sonolabel_napari._widget import AnnotatorWidget
 
     video = write_video(tmp_path / "clip.mp4", boxed_frames(8, 120, 160, box=(20, 0, 120, 120)))
     layers = get_reader(str(video))(str(video))
@@ -195,7 +196,7 @@ def test_reader_opens_dicom_cine_and_tiff_stacks_not_single_tiffs(tmp_path):
     import tifffile
 
     from conftest import boxed_frames
-    from napari_plugin._reader import get_reader
+    from sonolabel_napari._reader import get_reader
     from test_intake import _dicom
 
     dcm = _dicom(tmp_path / "cine", boxed_frames(5))  # no suffix: found by its DICM marker
@@ -223,7 +224,7 @@ def flagged_project(tmp_path):
 
 
 def test_review_dock_click_on_plot_moves_viewer_and_actions_are_logged(make_napari_viewer, flagged_project, qtbot):
-    from napari_plugin._review import ReviewWidget
+    from sonolabel_napari._review import ReviewWidget
     from sonolabel.review import ReviewLog
     from sonolabel.store import Project
 

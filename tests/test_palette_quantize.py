@@ -39,7 +39,7 @@ def _labels(rng, h=48, w=48, n=8):
     lab = np.zeros((h, w), np.uint8)
     for k in range(1, n):
         y, x = rng.integers(0, h), rng.integers(0, w)
-        lab[max(0, y - 8):y + 8, max(0, x - 8):x + 8] = k
+        lab[max(0, y - 8) : y + 8, max(0, x - 8) : x + 8] = k
     return lab
 
 
@@ -63,8 +63,7 @@ def test_noise_within_tolerance_round_trips(seed, pal, noise):
 
 
 @settings(max_examples=40, deadline=None)
-@given(a=st.integers(0, 7), b=st.integers(0, 7), alpha=st.floats(0.05, 0.95), pal=st.sampled_from([FOREARM, DAVIS]),
-       width=st.integers(1, 2))
+@given(a=st.integers(0, 7), b=st.integers(0, 7), alpha=st.floats(0.05, 0.95), pal=st.sampled_from([FOREARM, DAVIS]), width=st.integers(1, 2))
 def test_blended_edge_never_becomes_a_third_class(a, b, alpha, pal, width):
     if a == b:
         return
@@ -72,10 +71,10 @@ def test_blended_edge_never_becomes_a_third_class(a, b, alpha, pal, width):
     lab[:, 16:] = b
     rgb = pal.rgb[lab].astype(float)
     blend = alpha * pal.rgb[a] + (1 - alpha) * pal.rgb[b]
-    rgb[:, 16 - width + 1:17] = blend  # an anti-aliased band between the two regions
+    rgb[:, 16 - width + 1 : 17] = blend  # an anti-aliased band between the two regions
     out, _ = Quantizer(pal)(np.rint(rgb).astype(np.uint8))
     assert set(np.unique(out)) <= {a, b}
-    np.testing.assert_array_equal(out[:, :15 - width], a)
+    np.testing.assert_array_equal(out[:, : 15 - width], a)
     np.testing.assert_array_equal(out[:, 18:], b)
 
 

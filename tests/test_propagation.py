@@ -12,8 +12,7 @@ SIZE = 240
 
 
 def miou(a, b, n=8):
-    ious = [np.logical_and(a == c, b == c).sum() / np.logical_or(a == c, b == c).sum()
-            for c in range(n) if np.logical_or(a == c, b == c).any()]
+    ious = [np.logical_and(a == c, b == c).sum() / np.logical_or(a == c, b == c).sum() for c in range(n) if np.logical_or(a == c, b == c).any()]
     return float(np.mean(ious))
 
 
@@ -165,7 +164,7 @@ def test_training_stores_weights_that_propagation_uses(project, clip, tmp_path):
     path = train_propagation(project, TrainConfig(minutes=0.05), log=lambda s: None)
     assert path == model_path(project) and path.is_file()
     ckpt = torch.load(path, weights_only=True)  # plain tensors and data only
-    assert ckpt["n_classes"] == 8 and ckpt["provenance"]["keyframes"] == 3
+    assert ckpt["kind"] == "propagation" and ckpt["n_classes"] == 8 and ckpt["provenance"]["keyframes"] == 3
     assert ckpt["provenance"]["crw_steps"] >= 1 and ckpt["provenance"]["keyframe_steps"] >= 1
     engine, model_id = load_engine(project, PropagationConfig(device="cpu"))
     assert model_id.startswith("learned-") and engine.refine is not None

@@ -16,12 +16,10 @@ from sonolabel import InputError
 from sonolabel.cli.main import main as cli
 from sonolabel.kinematics import FINGERS
 from sonolabel.rank.model import ArchConfig, SonoRank, count_parameters
-from sonolabel.rank.objectives import (balancing_weights, binary_scores, pair_targets, ranking_auc, ranking_loss, roc_auc, window_labels,
-                                       window_travel)
+from sonolabel.rank.objectives import balancing_weights, binary_scores, pair_targets, ranking_auc, ranking_loss, roc_auc, window_labels, window_travel
 
 # a tiny network so that a real run takes seconds on 2 cores
-TINY = ["size=64", "length=6", "widths=[8,16,32,64,64]", "embed=32", "feedforward=64", "batch_size=8",
-        "workers=0", "eval_pairs=1500", "window_step=3"]
+TINY = ["size=64", "length=6", "widths=[8,16,32,64,64]", "embed=32", "feedforward=64", "batch_size=8", "workers=0", "eval_pairs=1500", "window_step=3"]
 
 
 def test_pair_targets_and_masks_by_hand():
@@ -40,7 +38,7 @@ def test_ranking_loss_by_hand():
     y = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     m = torch.tensor([[1.0, 1.0], [0.0, 1.0]])
     bce = lambda z, t: -(t * math.log(1 / (1 + math.exp(-z))) + (1 - t) * math.log(1 - 1 / (1 + math.exp(-z))))  # noqa: E731
-    expected = (bce(2.0, 1) + bce(-1.0, 0) + 0.5 * 0.5 ** 2 + bce(3.0, 1)) / 4
+    expected = (bce(2.0, 1) + bce(-1.0, 0) + 0.5 * 0.5**2 + bce(3.0, 1)) / 4
     assert ranking_loss(logits, y, m, 0.5).item() == pytest.approx(expected, rel=1e-6)
     assert ranking_loss(torch.zeros(3, 5), torch.ones(3, 5), torch.zeros(3, 5)).item() == 0.0  # undecided on ties: no loss
 
@@ -88,8 +86,13 @@ def test_joint_angle_table_import_adds_total_flexion(tmp_path):
     from sonolabel.store import Project
 
     video = write_video(tmp_path / "v.mp4", boxed_frames(6))
-    table = pd.DataFrame({f"{f}_{j}": np.arange(6) * (i + 1) * (2 if j == "mp" else 1)
-                          for i, f in enumerate(("thumb", "index", "middle", "ring", "little")) for j in ("mp", "pip")})
+    table = pd.DataFrame(
+        {
+            f"{f}_{j}": np.arange(6) * (i + 1) * (2 if j == "mp" else 1)
+            for i, f in enumerate(("thumb", "index", "middle", "ring", "little"))
+            for j in ("mp", "pip")
+        }
+    )
     table.to_csv(tmp_path / "angles.csv", index=False)
     with Project.create(tmp_path / "p.zarr") as p:
         vid = import_recording(p, video, "S1", kinematics=tmp_path / "angles.csv")
@@ -122,15 +125,28 @@ def test_two_stage_run_learns_to_rank_and_reports_held_out_scores(rank_data, mar
     from sonolabel.rank.train import RankConfig, load_rank_model, train_rank
     from sonolabel.training.config import config_from
 
-    cfg = config_from(RankConfig, sets=[*TINY, "fold=0", "input=labels", "augment=false", "pairs_per_epoch=1200", "epochs=4",
-                                        "flex_epochs=2", "lr_early=1e-3", "lr_late=1e-3", "lr_temporal=1e-3",
-                                        "lr_heads=3e-3", f"seed={QUALITY_SEED}"])
+    cfg = config_from(
+        RankConfig,
+        sets=[
+            *TINY,
+            "fold=0",
+            "input=labels",
+            "augment=false",
+            "pairs_per_epoch=1200",
+            "epochs=4",
+            "flex_epochs=2",
+            "lr_early=1e-3",
+            "lr_late=1e-3",
+            "lr_temporal=1e-3",
+            "lr_heads=3e-3",
+            f"seed={QUALITY_SEED}",
+        ],
+    )
     res = train_rank(rank_data / "ds", rank_data / "run", cfg, progress=False)
     test = res.metrics["test"]
     assert res.metrics["subjects"]["test"] == ["sub-01"] and res.metrics["subjects"]["train"] == ["sub-02"]
     model, _ = load_rank_model(rank_data / "run" / "rank_best.pt")
-    windows = build_windows(rank_data / "ds", ["sub-02"], cfg.length, cfg.subsample, cfg.window_step,
-                            cfg.flex_fraction, cfg.flex_min_range)
+    windows = build_windows(rank_data / "ds", ["sub-02"], cfg.length, cfg.subsample, cfg.window_step, cfg.flex_fraction, cfg.flex_min_range)
     fit = evaluate_ranking(model, WindowReader(rank_data / "ds", "labels", cfg.size), windows, 1500, torch.device("cpu"))
     # robustness run (docs/testing.md): 0.81-0.98 over 3 seeds x 1 and 2 threads (chance: 0.5)
     margin(fit["mean_auc"], 0.65, "ranking AUC on the training subject")
@@ -174,8 +190,9 @@ def test_groups_rank_every_pair_of_windows_of_one_video(rank_data):
 
 def test_resume_continues_from_the_saved_stage_and_epoch(rank_data, tmp_path):
     # groups of 4 windows and a moving average of the weights, both carried across the restart
-    sets = sum((["--set", s] for s in [*TINY, "fold=0", "pairs_per_epoch=96", "flex_epochs=1", "eval_pairs=200",
-                                        "group_size=4", "ema_decay=0.9"]), [])  # 2 batches of 8 x 6 pairs
+    sets = sum(
+        (["--set", s] for s in [*TINY, "fold=0", "pairs_per_epoch=96", "flex_epochs=1", "eval_pairs=200", "group_size=4", "ema_decay=0.9"]), []
+    )  # 2 batches of 8 x 6 pairs
     run = ["train", "rank", str(rank_data / "ds"), "--out", str(tmp_path / "r"), *sets]
     assert cli([*run, "--stage", "rank", "--set", "epochs=1"]) == 0
     first = pd.read_csv(tmp_path / "r" / "log.csv")
@@ -204,8 +221,7 @@ def test_baselines_and_inference_on_a_session(rank_data, tmp_path):
 
     with Project.open(rank_data / "p.zarr") as p:
         vid = p.video_ids()[1]
-    assert cli(["rank", "infer", str(rank_data / "p.zarr"), "--video", vid, "--model", str(tmp_path / "mft"),
-                "--out", str(tmp_path / "inf")]) == 0
+    assert cli(["rank", "infer", str(rank_data / "p.zarr"), "--video", vid, "--model", str(tmp_path / "mft"), "--out", str(tmp_path / "inf")]) == 0
     table = pd.read_csv(tmp_path / "inf" / "flexion.csv", keep_default_na=False)
     assert len(table) == 260 and set(table.columns) >= {"frame", "time", "p_thumb", "p_little", "finger"}
     span = (6 - 1) * 2
@@ -231,8 +247,7 @@ def test_label_model_refused_for_other_classes(rank_data, tmp_path):
     from sonolabel.rank.train import RankConfig, load_rank_model, train_rank
     from sonolabel.training.config import config_from
 
-    cfg = config_from(RankConfig, sets=[*TINY, "input=labels", "stage=rank", "epochs=1", "pairs_per_epoch=8",
-                                        "eval_pairs=100"])
+    cfg = config_from(RankConfig, sets=[*TINY, "input=labels", "stage=rank", "epochs=1", "pairs_per_epoch=8", "eval_pairs=100"])
     train_rank(rank_data / "ds", tmp_path / "lab", cfg, progress=False)
     classes = dataset_info(rank_data / "ds")["classes"]
     model, _ = load_rank_model(tmp_path / "lab", classes)
@@ -250,8 +265,7 @@ def test_compare_methods_wilcoxon_by_hand(tmp_path):
     b = a - rng.uniform(0.01, 0.2, (4, 5))
     for name, f1 in (("a", a), ("b", b)):
         (tmp_path / name).mkdir()
-        rows = [{"subject": f"s{i}", "macro_f1": f1[i].mean(), **{f"f1_{f}": f1[i, j] for j, f in enumerate(fingers)}}
-                for i in range(4)]
+        rows = [{"subject": f"s{i}", "macro_f1": f1[i].mean(), **{f"f1_{f}": f1[i, j] for j, f in enumerate(fingers)}} for i in range(4)]
         pd.DataFrame(rows).to_csv(tmp_path / name / "loso.csv", index=False)
     table = compare_methods({"A": tmp_path / "a", "B": tmp_path / "b"}, tmp_path / "cmp").set_index("method")
     assert table.loc["A", "macro_f1_mean"] == pytest.approx(a.mean())
@@ -264,8 +278,7 @@ def test_compare_methods_wilcoxon_by_hand(tmp_path):
 
 def test_cli_loso_folds_and_compare(rank_data, tmp_path):
     sets = sum((["--set", s] for s in [*TINY, "pairs_per_epoch=16", "epochs=1", "flex_epochs=1", "eval_pairs=200"]), [])
-    assert cli(["train", "rank", str(rank_data / "ds"), "--out", str(tmp_path / "loso"), "--loso", "--folds", "0,2",
-                *sets]) == 0
+    assert cli(["train", "rank", str(rank_data / "ds"), "--out", str(tmp_path / "loso"), "--loso", "--folds", "0,2", *sets]) == 0
     table = pd.read_csv(tmp_path / "loso" / "loso.csv")
     assert table["subject"].tolist() == ["sub-01", "sub-03"] and table["val_subject"].tolist() == ["sub-03", "sub-02"]
     assert {"mean_auc", "auc_thumb", "macro_f1", "f1_little"} <= set(table.columns)

@@ -51,8 +51,7 @@ def test_total_flexion_from_markers_known_angles():
 def test_missing_marker_refused_and_flex_labels():
     with pytest.raises(InputError, match="index_pip"):
         total_flexion_from_markers(_table([_hand(0, 0, 0, 0)]).drop(columns=["index_pip_x"]))
-    theta = pd.DataFrame({"thumb": [0, 10, 20], "index": [5, 50, 95], "middle": [0, 0, 1], "ring": [0, 1, 0],
-                          "little": [3, 3, 3]})
+    theta = pd.DataFrame({"thumb": [0, 10, 20], "index": [5, 50, 95], "middle": [0, 0, 1], "ring": [0, 1, 0], "little": [3, 3, 3]})
     labels = flex_labels(theta)  # thresholds at mid-range; a finger that moved under 10 deg never flexed
     assert labels[:, 1].tolist() == [0, 0, 1] and labels[:, 0].tolist() == [0, 0, 1]
     assert labels[:, 4].tolist() == [0, 0, 0] and labels[:, 2].tolist() == [0, 0, 0]

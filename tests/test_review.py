@@ -31,9 +31,9 @@ def _video(project, labels, keyframes=(0,), subject="A"):
 
 def test_label_stats_areas_and_components():
     lab = np.zeros((2, 8, 8), np.uint8)
-    lab[0, :2, :2] = 1                    # one piece of class 1
+    lab[0, :2, :2] = 1  # one piece of class 1
     lab[1, :2, :2] = 1
-    lab[1, 6:, 6:] = 1                    # two pieces of class 1
+    lab[1, 6:, 6:] = 1  # two pieces of class 1
     lab[1, 4, 0:4] = 2
     area, comps = label_stats(lab, 3, stride=1)
     assert area[0].tolist() == pytest.approx([60 / 64, 4 / 64, 0])
@@ -49,9 +49,9 @@ def test_keyframe_deviation_relative_to_nearest_keyframe():
 def test_signals_on_a_hand_made_sequence(project):
     lab = np.zeros((6, 16, 16), np.uint8)
     lab[:, 4:12, 4:12] = 1
-    lab[3, 4:12, 4:12] = 0                 # class 1 vanishes at frame 3 and comes back at 4
+    lab[3, 4:12, 4:12] = 0  # class 1 vanishes at frame 3 and comes back at 4
     lab[5, 4:12, 4:12] = 0
-    lab[5, 4:6, 4:6] = 1                   # frame 5: two fragments of class 1
+    lab[5, 4:6, 4:6] = 1  # frame 5: two fragments of class 1
     lab[5, 10:12, 10:12] = 1
     v = _video(project, lab)
     v.save_annotation(4, np.where(lab[4] == 1, 2, 0).astype(np.uint8))  # a correction changing 64 pixels
@@ -82,8 +82,8 @@ def test_outliers_and_project_checks():
     videos["v5"] = {"subject": "s5", "frames": 10, "area": np.array([0.7, 0.3, 0.0])}
     flags = project_flags(videos, ["bg", "a", "b"])
     reasons = {(f["video"], f["signal"]) for f in flags}
-    assert ("v5", "area_b") in reasons      # b missing from the whole video
-    assert ("v5", "area_a") in reasons      # subject s5's a is far from the others
+    assert ("v5", "area_b") in reasons  # b missing from the whole video
+    assert ("v5", "area_a") in reasons  # subject s5's a is far from the others
 
 
 @pytest.fixture(scope="module")
@@ -115,19 +115,16 @@ def test_injected_drift_is_flagged_and_clean_stretches_are_not(project, phantom_
     for video in (clean, v):
         run_drift(project, [video.id])
         flags = ReviewLog(project).flags(video.id)
-        flagged[video.id] = {i for i, (_, a, b) in enumerate(st)
-                             if any(2 * (min(b, f["stop"]) - max(a, f["start"])) > f["stop"] - f["start"] for f in flags)}
+        flagged[video.id] = {i for i, (_, a, b) in enumerate(st) if any(2 * (min(b, f["stop"]) - max(a, f["start"])) > f["stop"] - f["start"] for f in flags)}
     margin(len(flagged[v.id] & injected) / len(injected), 0.99, f"{kind}: share of injected stretches flagged")
-    margin(len(flagged[v.id] - injected - flagged[clean.id]), 0.5, f"{kind}: clean stretches flagged because of the corruption",
-           higher=False)
+    margin(len(flagged[v.id] - injected - flagged[clean.id]), 0.5, f"{kind}: clean stretches flagged because of the corruption", higher=False)
     assert (project.path / "review" / f"{v.id}.png").is_file()
 
 
 def test_review_states_export_and_audit(project, phantom_labels):
     v = _video(project, phantom_labels[:100], [0, 99])
     log = ReviewLog(project)
-    log.set_flags(v.id, [{"id": "x", "video": v.id, "kind": "trend", "signal": "s", "start": 10, "stop": 40, "severity": 3.0,
-                          "reason": "r"}])
+    log.set_flags(v.id, [{"id": "x", "video": v.id, "kind": "trend", "signal": "s", "start": 10, "stop": 40, "severity": 3.0, "reason": "r"}])
     assert v.column("review", "")[10] == "pending" and v.column("review", "")[50] == "unreviewed"
     log.record("exclude", v.id, 10, 20, who="anna", note="FDS slid", flag="x")
     log.record("accept", v.id, 20, 40, who="bob")
@@ -164,8 +161,7 @@ def test_audit_log_survives_kill_during_review_actions(tmp_path, phantom_labels)
     path = tmp_path / "p.zarr"
     with Project.create(path) as p:
         v = _video(p, phantom_labels[:60], [0])
-        ReviewLog(p).set_flags(v.id, [{"id": "x", "video": v.id, "kind": "trend", "signal": "s", "start": 0, "stop": 60,
-                                       "severity": 1.0, "reason": "r"}])
+        ReviewLog(p).set_flags(v.id, [{"id": "x", "video": v.id, "kind": "trend", "signal": "s", "start": 0, "stop": 60, "severity": 1.0, "reason": "r"}])
     done_before = 0
     rng = np.random.default_rng(0)
     for round_ in range(5):
@@ -184,7 +180,7 @@ def test_audit_log_survives_kill_during_review_actions(tmp_path, phantom_labels)
             last = events[-1]
             states = p.video(last["video"]).column("review", "")
             expected = "accepted" if last["action"] == "accept" else "excluded"
-            assert set(states[last["start"]:last["stop"]]) == {expected}
+            assert set(states[last["start"] : last["stop"]]) == {expected}
     lines = (path / "review" / "audit.jsonl").read_text().splitlines()
     parsed = [json.loads(line) for line in lines if line.strip()[:1] == "{" and line.rstrip().endswith("}")]
     assert len(parsed) >= done_before

@@ -15,7 +15,7 @@ from sonolabel.export import ExportConfig, export_dataset
 from sonolabel.export.torch_data import SegmentationFrames
 from sonolabel.phantom import generate_phantom, phantom_project
 from sonolabel.store import Project
-from sonolabel.training.checkpoint import load_checkpoint, save_checkpoint
+from sonolabel.checkpoint import load_checkpoint, save_checkpoint
 from sonolabel.training.config import config_from
 from sonolabel.unet.metrics import confusion_matrix, metrics_table
 from sonolabel.unet.train import Evaluator, UNetConfig, class_weight_tensor, train_unet
@@ -112,8 +112,7 @@ def test_checkpoint_with_pickled_objects_is_refused(tmp_path):
         load_checkpoint(path, "unet")
     assert str(path) in str(e.value)
     assert not _Payload.marker.exists()
-    r = subprocess.run([sys.executable, "-m", "sonolabel", "predict", str(tmp_path / "none.zarr"), "--model", str(path)],
-                       capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "sonolabel", "predict", str(tmp_path / "none.zarr"), "--model", str(path)], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
@@ -121,8 +120,7 @@ def test_config_from_json_and_set(tmp_path):
     f = tmp_path / "c.json"
     f.write_text('{"epochs": 3, "gamma": null, "class_weights": [0.2, 1, 1]}')
     cfg = config_from(UNetConfig, path=f, sets=["lr=0.001", "augment=false", "fold=2", "encoder_weights=none"])
-    assert (cfg.epochs, cfg.gamma, cfg.class_weights, cfg.lr, cfg.augment, cfg.fold, cfg.encoder_weights) == \
-        (3, None, [0.2, 1.0, 1.0], 0.001, False, 2, None)
+    assert (cfg.epochs, cfg.gamma, cfg.class_weights, cfg.lr, cfg.augment, cfg.fold, cfg.encoder_weights) == (3, None, [0.2, 1.0, 1.0], 0.001, False, 2, None)
     with pytest.raises(InputError, match="unknown settings"):
         config_from(UNetConfig, sets=["epoch=3"])
 
@@ -149,8 +147,9 @@ def test_predict_stores_predictions_and_per_frame_loss(tiny, tmp_path):
     import shutil
 
     shutil.copytree(tiny / "p.zarr", tmp_path / "p.zarr")
-    r = subprocess.run([sys.executable, "-m", "sonolabel", "predict", str(tmp_path / "p.zarr"), "--model", str(run / "best.pt")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "sonolabel", "predict", str(tmp_path / "p.zarr"), "--model", str(run / "best.pt")], capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr
     with Project.open(tmp_path / "p.zarr") as p:
         v = p.video(p.video_ids()[0])
@@ -165,10 +164,29 @@ def test_predict_stores_predictions_and_per_frame_loss(tiny, tmp_path):
 def test_ddp_two_processes_gloo(tiny, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29561",
-                        "-m", "sonolabel", "train", "unet", str(tiny / "ds"), "--out", str(out),
-                        *sum((["--set", f"{k}={v}"] for k, v in {**FAST, "epochs": 1}.items()), [])],
-                       capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29561",
+            "-m",
+            "sonolabel",
+            "train",
+            "unet",
+            str(tiny / "ds"),
+            "--out",
+            str(out),
+            *sum((["--set", f"{k}={v}"] for k, v in {**FAST, "epochs": 1}.items()), []),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     ckpt = load_checkpoint(out / "best.pt", "unet")
     assert ckpt["world_size"] == 2

@@ -11,6 +11,14 @@ from .errors import InputError, LockError, SchemaError, SonolabelError, StoreErr
 from .palette import DAVIS, FOREARM, Palette, load_palette  # noqa: E402
 
 __all__ = [
-    "__version__", "Palette", "FOREARM", "DAVIS", "load_palette",
-    "SonolabelError", "InputError", "StoreError", "SchemaError", "LockError",
+    "__version__",
+    "Palette",
+    "FOREARM",
+    "DAVIS",
+    "load_palette",
+    "SonolabelError",
+    "InputError",
+    "StoreError",
+    "SchemaError",
+    "LockError",
 ]

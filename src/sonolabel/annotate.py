@@ -63,8 +63,11 @@ class LabelsEditor:
             return self.frame(t)[key[1:]]
         if isinstance(t, slice):
             frames = range(*t.indices(self.shape[0]))
-            return np.stack([self.frame(i) for i in frames])[(slice(None), *key[1:])] if len(frames) else \
-                np.empty((0, *self.shape[1:]), self.dtype)[(slice(None), *key[1:])]
+            return (
+                np.stack([self.frame(i) for i in frames])[(slice(None), *key[1:])]
+                if len(frames)
+                else np.empty((0, *self.shape[1:]), self.dtype)[(slice(None), *key[1:])]
+            )
         t = np.asarray(t)  # point-wise (fancy) indexing: (ts, ys, xs), as napari's painting uses
         out = np.empty(t.shape, self.dtype)
         for u in np.unique(t):

@@ -32,8 +32,7 @@ from .errors import InputError
 FINGERS = ("thumb", "index", "middle", "ring", "little")  # the order of every per-finger column and output
 
 LONG_FINGERS = ("index", "middle", "ring", "little")
-MARKERS = ("wrist", "thumb_mcp", "thumb_ip", "thumb_tip",
-           *(f"{f}_{j}" for f in LONG_FINGERS for j in ("mcp", "pip", "dip")))
+MARKERS = ("wrist", "thumb_mcp", "thumb_ip", "thumb_tip", *(f"{f}_{j}" for f in LONG_FINGERS for j in ("mcp", "pip", "dip")))
 
 
 def joint_angle(u: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -40,6 +40,8 @@ VIDEO_WINDOW = 2
 def video_quantizer(palette: Palette, tolerance: float = 40.0) -> Quantizer:
     """The quantizer for lossy mask video (4:2:0 h264): boundary blends are settled, never a third class."""
     return Quantizer(palette, tolerance, window=VIDEO_WINDOW, edge_radius=VIDEO_EDGE_RADIUS)
+
+
 IGNORED = (".DS_Store", "Thumbs.db", "desktop.ini")
 CVAT_LABELMAP = "labelmap.txt"
 CVAT_CLASSES = "SegmentationClass"
@@ -74,8 +76,11 @@ def read_cvat_labelmap(path: Path, palette: Palette) -> Palette:
     by_name.update({"_background_": 0, "bg": 0, "background": 0})
     unknown = [n for n in colours if n.lower() not in by_name]
     if unknown:
-        raise InputError(f"CVAT class {unknown[0]!r} is not a project class" + (f" (also {unknown[1:]})" if unknown[1:] else ""),
-                         path, f"rename it in CVAT to one of {', '.join(palette.names)}, or give the project a palette with it")
+        raise InputError(
+            f"CVAT class {unknown[0]!r} is not a project class" + (f" (also {unknown[1:]})" if unknown[1:] else ""),
+            path,
+            f"rename it in CVAT to one of {', '.join(palette.names)}, or give the project a palette with it",
+        )
     mapped: list[tuple[int, int, int] | None] = [None] * len(palette)
     for name, rgb in colours.items():
         mapped[by_name[name.lower()]] = rgb
@@ -101,8 +106,9 @@ class MaskSequence:
         """The frames that have a mask; None for a video (every frame, counted as decoded)."""
         return sorted(self.files) if self.kind != "video" else None
 
-    def read(self, quantizer: Quantizer | None = None, swap_rb: bool = False,
-             frames: set[int] | None = None) -> Iterator[tuple[int, np.ndarray, QuantizeReport]]:
+    def read(
+        self, quantizer: Quantizer | None = None, swap_rb: bool = False, frames: set[int] | None = None
+    ) -> Iterator[tuple[int, np.ndarray, QuantizeReport]]:
         """Yield ``(frame, labels, report)`` in frame order (only ``frames`` when given)."""
         if self.kind == "video":
             yield from self._read_video(quantizer, swap_rb, frames)
@@ -134,14 +140,12 @@ def _folder_files(folder: Path) -> dict[int, Path]:
             continue
         t = frame_index(p)
         if t is None:
-            raise InputError("mask name does not end in a frame number", p,
-                             "name masks by frame: frame_000040.png (XMem++), 00040.png (DAVIS) or 40.png")
+            raise InputError("mask name does not end in a frame number", p, "name masks by frame: frame_000040.png (XMem++), 00040.png (DAVIS) or 40.png")
         if t in files:
             raise InputError(f"two masks for frame {t}: {files[t].name} and {p.name}", folder, "keep one mask per frame")
         files[t] = p
     if not files:
-        raise InputError("no mask images (png/jpg/tif/bmp) in folder", folder,
-                         "name masks by frame: frame_000040.png, 00040.png or 40.png")
+        raise InputError("no mask images (png/jpg/tif/bmp) in folder", folder, "name masks by frame: frame_000040.png, 00040.png or 40.png")
     return files
 
 
@@ -171,13 +175,20 @@ def open_masks(path: str | Path, palette: Palette) -> MaskSequence:
         except (av.FFmpegError, OSError) as e:
             raise InputError(f"cannot open mask video ({e})", path, "check the file is a complete mp4/avi video") from None
         return MaskSequence(path, "video", palette, n_video_frames=n)
-    raise InputError(f"unsupported mask source {path.suffix!r}", path,
-                     f"give a folder of mask images, a CVAT export folder or a mask video ({', '.join(VIDEO_SUFFIXES)})")
+    raise InputError(
+        f"unsupported mask source {path.suffix!r}", path, f"give a folder of mask images, a CVAT export folder or a mask video ({', '.join(VIDEO_SUFFIXES)})"
+    )
 
 
-def quantize_video(video: str | Path, out_dir: str | Path, palette: Palette, tolerance: float = 40.0,
-                   max_unknown_fraction: float | None = None, swap_rb: bool = False,
-                   progress: bool = False) -> list[QuantizeReport]:
+def quantize_video(
+    video: str | Path,
+    out_dir: str | Path,
+    palette: Palette,
+    tolerance: float = 40.0,
+    max_unknown_fraction: float | None = None,
+    swap_rb: bool = False,
+    progress: bool = False,
+) -> list[QuantizeReport]:
     """Quantize every frame of a mask video into ``out_dir/000000.png, 000001.png, ...`` (index PNGs).
 
     Written to a staging folder and moved in when every frame passed; boundary blends of lossy
@@ -193,8 +204,7 @@ def quantize_video(video: str | Path, out_dir: str | Path, palette: Palette, tol
         raise InputError("not a video file", video)
     q = video_quantizer(palette, tolerance)
     reports = []
-    with staged_folder(out_dir) as staging, tqdm(total=seq.n_video_frames or None, desc="quantize", unit="frame",
-                                                 disable=not progress) as bar:
+    with staged_folder(out_dir) as staging, tqdm(total=seq.n_video_frames or None, desc="quantize", unit="frame", disable=not progress) as bar:
         for t, labels, rep in seq.read(q, swap_rb=swap_rb):
             check_unknown(rep, max_unknown_fraction, f"{video}#frame {t}")
             write_index_png(Path(staging) / f"{t:06d}.png", labels, palette)

@@ -42,8 +42,7 @@ def export_masks(video: Video, out_dir: str | Path, source: str = "final", fmt: 
         raise InputError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     frames = frames_with_labels(video, source)
     if not frames:
-        raise InputError(f"video {video.id!r} has no {source} labels", video.project.path,
-                         "annotate keyframes (or propagate) first")
+        raise InputError(f"video {video.id!r} has no {source} labels", video.project.path, "annotate keyframes (or propagate) first")
     palette = video.project.palette
     keys = set(video.annotated_frames())
     written = []
@@ -75,8 +74,15 @@ def _checked(video: Video, rep, labels: np.ndarray, where: str, max_unknown_frac
     return video.check_mask(labels, where)
 
 
-def import_keyframe_masks(video: Video, masks: str | Path, who: str | None = None, max_unknown_fraction: float = 0.005,
-                          swap_rb: bool = False, frames: list[int] | None = None, palette: Palette | None = None) -> list[int]:
+def import_keyframe_masks(
+    video: Video,
+    masks: str | Path,
+    who: str | None = None,
+    max_unknown_fraction: float = 0.005,
+    swap_rb: bool = False,
+    frames: list[int] | None = None,
+    palette: Palette | None = None,
+) -> list[int]:
     """Store masks as keyframes: from a folder named by frame (``000200.png``, ``frame_000200.png``,
     ``200.png``), a CVAT export, or a mask video (then ``frames`` says which frames are keyframes).
 
@@ -85,8 +91,11 @@ def import_keyframe_masks(video: Video, masks: str | Path, who: str | None = Non
     """
     seq = open_masks(masks, palette or video.project.palette)
     if seq.kind == "video" and not frames:
-        raise InputError("a mask video holds every frame: say which are keyframes", masks,
-                         "add --frames 0,200,400 (or import the whole sequence with `sonolabel labels import`)")
+        raise InputError(
+            "a mask video holds every frame: say which are keyframes",
+            masks,
+            "add --frames 0,200,400 (or import the whole sequence with `sonolabel labels import`)",
+        )
     to_stored, n_source = _source_to_stored(video)
     wanted = None if frames is None else set(int(t) for t in frames)
     if seq.kind != "video":
@@ -111,8 +120,15 @@ def import_keyframe_masks(video: Video, masks: str | Path, who: str | None = Non
     return [t for t, _, _ in checked]
 
 
-def import_label_sequence(video: Video, masks: str | Path, who: str | None = None, palette: Palette | None = None,
-                          swap_rb: bool = False, max_unknown_fraction: float = 0.01, progress: bool = False) -> int:
+def import_label_sequence(
+    video: Video,
+    masks: str | Path,
+    who: str | None = None,
+    palette: Palette | None = None,
+    swap_rb: bool = False,
+    max_unknown_fraction: float = 0.01,
+    progress: bool = False,
+) -> int:
     """Store a whole label sequence (one mask per frame, from a folder, a CVAT export or a mask video) as the
     video's labels, with source ``imported``; returns the frames stored.
 
@@ -131,8 +147,11 @@ def import_label_sequence(video: Video, masks: str | Path, who: str | None = Non
     seq = open_masks(masks, palette or video.project.palette)
     to_stored, n_source = _source_to_stored(video)
     if seq.kind == "video" and seq.n_video_frames and seq.n_video_frames != n_source:
-        raise InputError(f"the mask video has {seq.n_video_frames} frames but the video has {n_source}", masks,
-                         "check the masks belong to this recording (and were not cut or re-timed)")
+        raise InputError(
+            f"the mask video has {seq.n_video_frames} frames but the video has {n_source}",
+            masks,
+            "check the masks belong to this recording (and were not cut or re-timed)",
+        )
     if seq.kind != "video":
         have = seq.frame_indices() or []
         if have != list(range(n_source)):
@@ -140,28 +159,42 @@ def import_label_sequence(video: Video, masks: str | Path, who: str | None = Non
             extra = sorted(set(have) - set(range(n_source)))
             raise InputError(
                 f"{len(have)} masks for a video of {n_source} frames"
-                + (f"; missing frames {missing[:5]}" if missing else "") + (f"; beyond the video: {extra[:5]}" if extra else ""),
-                masks, "give one mask per frame, named by frame index")
+                + (f"; missing frames {missing[:5]}" if missing else "")
+                + (f"; beyond the video: {extra[:5]}" if extra else ""),
+                masks,
+                "give one mask per frame, named by frame index",
+            )
     with tempfile.TemporaryDirectory(prefix="sonolabel-labels-") as tmp:
-        staging = zarr.open_array(f"{tmp}/labels.zarr", mode="w", shape=(video.n_frames, video.height, video.width),
-                                  chunks=(1, video.height, video.width), dtype="uint8", fill_value=0)
+        staging = zarr.open_array(
+            f"{tmp}/labels.zarr",
+            mode="w",
+            shape=(video.n_frames, video.height, video.width),
+            chunks=(1, video.height, video.width),
+            dtype="uint8",
+            fill_value=0,
+        )
         n = 0
         with tqdm(total=n_source, desc=f"check {Path(masks).name}", unit="mask", disable=not progress) as bar:
             for t, labels, rep in seq.read(swap_rb=swap_rb):
                 where = str(seq.files.get(t, f"{masks}#frame {t}"))
                 if t >= n_source:
-                    raise InputError(f"the mask video has more frames than the video's {n_source}", masks,
-                                     "check the masks belong to this recording")
+                    raise InputError(f"the mask video has more frames than the video's {n_source}", masks, "check the masks belong to this recording")
                 labels = _checked(video, rep, labels, where, max_unknown_fraction)
                 if t in to_stored:
                     staging[to_stored[t]] = labels
                 n += 1
                 bar.update(1)
         if n != n_source:
-            raise InputError(f"the mask video has {n} frames but the video has {n_source}", masks,
-                             "check the masks belong to this recording (and were not cut or re-timed)")
+            raise InputError(
+                f"the mask video has {n} frames but the video has {n_source}", masks, "check the masks belong to this recording (and were not cut or re-timed)"
+            )
         for start in tqdm(range(0, video.n_frames, 64), desc="store labels", unit="batch", disable=not progress):
-            video.save_propagated(start, staging[start:start + 64], source=LabelSource.IMPORTED)
-    video.update_attrs(labels_from="imported", labels_source=str(Path(masks).resolve()), labels_sha256=sha256_of(Path(masks)),
-                       labels_imported_by=who or getpass.getuser(), labels_imported_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+            video.save_propagated(start, staging[start : start + 64], source=LabelSource.IMPORTED)
+    video.update_attrs(
+        labels_from="imported",
+        labels_source=str(Path(masks).resolve()),
+        labels_sha256=sha256_of(Path(masks)),
+        labels_imported_by=who or getpass.getuser(),
+        labels_imported_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
     return video.n_frames

@@ -124,9 +124,7 @@ def load_palette(spec: str | Path | dict | Palette | None) -> Palette:
         return PRESETS[str(spec)]
     path = Path(spec)
     if not path.is_file():
-        raise InputError(
-            "no such palette", path, f"use a preset ({', '.join(sorted(PRESETS))}) or a JSON file"
-        )
+        raise InputError("no such palette", path, f"use a preset ({', '.join(sorted(PRESETS))}) or a JSON file")
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:

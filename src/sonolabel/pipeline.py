@@ -59,8 +59,9 @@ def is_stills_folder(source: Path, masks: str | Path | None = None) -> bool:
     return source.is_dir() and (masks is not None or ((source / "images").is_dir() and (source / "masks").is_dir()))
 
 
-def import_source(project: Project, source: str | Path, subject: str, masks: str | Path | None = None,
-                  swap_rb: bool = False, progress: bool = False, **recording) -> list[str]:
+def import_source(
+    project: Project, source: str | Path, subject: str, masks: str | Path | None = None, swap_rb: bool = False, progress: bool = False, **recording
+) -> list[str]:
     """Import a recording (``recording``: trial, task, crop, fps, kinematics, h5_keys, mm_per_pixel, dedupe) or a
     folder of image/mask pairs (one video per still); returns the new video ids."""
     from .io import import_recording, import_stills
@@ -69,29 +70,39 @@ def import_source(project: Project, source: str | Path, subject: str, masks: str
     if not source.exists():
         raise InputError("no such file or folder", source)
     if is_stills_folder(source, masks):
-        return import_stills(project, source, subject, masks_dir=masks, task=recording.get("task"), crop=recording.get("crop"),
-                             swap_rb=swap_rb, progress=progress)
+        return import_stills(
+            project, source, subject, masks_dir=masks, task=recording.get("task"), crop=recording.get("crop"), swap_rb=swap_rb, progress=progress
+        )
     return [import_recording(project, source, subject, progress=progress, **recording)]
 
 
-def run_propagation(project: Project, video_ids: list[str] | None = None, device: str = "auto", config_file: str | None = None,
-                    mode: str | None = None, weights: str | None = None, progress: bool = True,
-                    scheduler: str | None = None, workers: int | None = 1) -> list:
+def run_propagation(
+    project: Project,
+    video_ids: list[str] | None = None,
+    device: str = "auto",
+    config_file: str | None = None,
+    mode: str | None = None,
+    weights: str | None = None,
+    progress: bool = True,
+    scheduler: str | None = None,
+    workers: int | None = 1,
+) -> list:
     """Propagate the given videos (default: every video with keyframes) of an open, writable project."""
     from .propagation import PropagationConfig
     from .propagation.project import propagate_project
 
     overrides = {"device": device, "mode": mode}
-    config = (PropagationConfig.from_file(config_file, **overrides) if config_file
-              else PropagationConfig.from_dict({k: v for k, v in overrides.items() if v is not None}))
-    return propagate_project(project, video_ids, config, weights=weights, scheduler=scheduler, workers=workers,
-                             progress=progress)
+    config = (
+        PropagationConfig.from_file(config_file, **overrides)
+        if config_file
+        else PropagationConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
+    )
+    return propagate_project(project, video_ids, config, weights=weights, scheduler=scheduler, workers=workers, progress=progress)
 
 
 def mean_iou(a: np.ndarray, b: np.ndarray, n_classes: int) -> float:
     """Mean IoU of two label maps over the classes present in either."""
-    ious = [np.logical_and(a == c, b == c).sum() / np.logical_or(a == c, b == c).sum()
-            for c in range(n_classes) if np.logical_or(a == c, b == c).any()]
+    ious = [np.logical_and(a == c, b == c).sum() / np.logical_or(a == c, b == c).sum() for c in range(n_classes) if np.logical_or(a == c, b == c).any()]
     return float(np.mean(ious))
 
 
@@ -116,8 +127,7 @@ def run_demo(out: str | Path | None = None, log: Callable[[str], None] = print) 
     rec = read_manifest(sample)[0]
     log(f"[1/6] import {sample / rec.video}")
     with Project.create(project_dir) as project:
-        vid = import_recording(project, sample / rec.video, rec.subject, trial=rec.trial, task="phantom",
-                               kinematics=sample / rec.kinematics, progress=True)
+        vid = import_recording(project, sample / rec.video, rec.subject, trial=rec.trial, task="phantom", kinematics=sample / rec.kinematics, progress=True)
         video = project.video(vid)
         truth = zarr.open_array(str(sample / rec.labels), mode="r")
         keyframes = list(range(0, video.n_frames, 200))
@@ -130,15 +140,18 @@ def run_demo(out: str | Path | None = None, log: Callable[[str], None] = print) 
         report = run_propagation(project, [vid])[0]
         k = len(project.palette)
         scores = [mean_iou(video.labels(t), np.asarray(truth[t]), k) for t in range(video.n_frames)]
-        copy = [mean_iou(np.asarray(truth[min(keyframes, key=lambda key: abs(key - t))]), np.asarray(truth[t]), k)
-                for t in range(video.n_frames)]
-        log(f"      {report.frames_written} frames at {report.frames_written / report.seconds:.1f} frames/s; "
+        copy = [mean_iou(np.asarray(truth[min(keyframes, key=lambda key: abs(key - t))]), np.asarray(truth[t]), k) for t in range(video.n_frames)]
+        log(
+            f"      {report.frames_written} frames at {report.frames_written / report.seconds:.1f} frames/s; "
             f"mIoU against ground truth: mean {np.mean(scores):.3f}, worst frame {np.min(scores):.3f} "
-            f"(copying the nearest keyframe: {np.mean(copy):.3f} / {np.min(copy):.3f})")
+            f"(copying the nearest keyframe: {np.mean(copy):.3f} / {np.min(copy):.3f})"
+        )
         drift = run_drift(project, [vid])[0]
         pending = len(ReviewLog(project).queue("pending"))
-        log(f"[4/6] drift check: {drift.flags} flags ({drift.trend} trend, {drift.outlier} outlier), {pending} pending review; "
-            f"curves in {drift.report} (review with `sonolabel review list {project_dir}`)")
+        log(
+            f"[4/6] drift check: {drift.flags} flags ({drift.trend} trend, {drift.outlier} outlier), {pending} pending review; "
+            f"curves in {drift.report} (review with `sonolabel review list {project_dir}`)"
+        )
         written = export_masks(video, out / "masks", source="final", fmt="colour")
         log(f"[5/6] exported {len(written)} masks to {out / 'masks'}")
         dataset = export_dataset(project, out / "dataset", ExportConfig(size=240))

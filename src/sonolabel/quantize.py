@@ -101,9 +101,7 @@ class Quantizer:
         self.edge_radius = int(edge_radius)
         self._lut = _lookup_table(palette.colors, self.tolerance)
         rgb = palette.rgb
-        self.bgr_detectable = not np.array_equal(
-            np.unique(rgb, axis=0), np.unique(rgb[:, ::-1], axis=0)
-        )
+        self.bgr_detectable = not np.array_equal(np.unique(rgb, axis=0), np.unique(rgb[:, ::-1], axis=0))
 
     def __call__(self, rgb: np.ndarray, swap_rb: bool = False, source: str = "<array>") -> tuple[np.ndarray, QuantizeReport]:
         """Quantize an ``(H, W, 3)`` RGB mask (``swap_rb`` for BGR input); returns labels and a report."""
@@ -186,8 +184,9 @@ class Quantizer:
         return n_settled  # pixels no sure pixel can reach keep their nearest colour
 
 
-def read_mask(path: str | Path, palette: Palette, quantizer: Quantizer | None = None, swap_rb: bool = False,
-              by_colour: bool = False) -> tuple[np.ndarray, QuantizeReport]:
+def read_mask(
+    path: str | Path, palette: Palette, quantizer: Quantizer | None = None, swap_rb: bool = False, by_colour: bool = False
+) -> tuple[np.ndarray, QuantizeReport]:
     """Read one mask file as class indices: a palette PNG or an index PNG is taken as is, colour images are
     quantized; ``by_colour`` quantizes palette PNGs by their colours too (their indices are another tool's)."""
     from PIL import Image, UnidentifiedImageError
@@ -223,9 +222,10 @@ def check_unknown(rep: QuantizeReport, limit: float | None, path: str | Path) ->
     raise InputError(
         f"{rep.unknown_fraction:.2%} of pixels match no palette colour (limit {limit:.2%}); first at (y,x) {rep.unknown_first[:3]}"
         + ("; the colours match far better with red and blue swapped (probable BGR)" if rep.probable_bgr else ""),
-        path, "rerun with --bgr" if rep.probable_bgr else
-        "check the masks use the palette (--palette, or see `sonolabel info PROJECT`), add --bgr for BGR masks, "
-        "or raise --max-unknown-fraction",
+        path,
+        "rerun with --bgr"
+        if rep.probable_bgr
+        else "check the masks use the palette (--palette, or see `sonolabel info PROJECT`), add --bgr for BGR masks, or raise --max-unknown-fraction",
     )
 
 
@@ -293,8 +293,7 @@ def quantize_folder(
     with staged_folder(out_dir) as staging:
         if scheduler is None and (workers or 1) <= 1:
             with tqdm(total=len(files), desc="quantize", unit="mask", disable=not progress) as bar:
-                return _quantize_files((files, staging, palette, tolerance, max_unknown_fraction, swap_rb),
-                                       Quantizer(palette, tolerance), bar)
+                return _quantize_files((files, staging, palette, tolerance, max_unknown_fraction, swap_rb), Quantizer(palette, tolerance), bar)
         n_chunks = min(len(files), 4 * (workers or 2))
         jobs = [(files[i::n_chunks], str(staging), palette, tolerance, max_unknown_fraction, swap_rb) for i in range(n_chunks)]
         parts = run_tasks(_quantize_files, jobs, scheduler=scheduler, workers=workers, label="quantize")

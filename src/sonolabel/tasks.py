@@ -19,8 +19,9 @@ def _local_workers(n_items: int, workers: int | None) -> int:
     return max(1, min(n_items, workers or cpus))
 
 
-def run_tasks(fn: Callable[..., Any], items: Sequence[Any], scheduler: str | None = None, workers: int | None = None,
-              memory_limit: str = "auto", label: str = "task") -> list[Any]:
+def run_tasks(
+    fn: Callable[..., Any], items: Sequence[Any], scheduler: str | None = None, workers: int | None = None, memory_limit: str = "auto", label: str = "task"
+) -> list[Any]:
     """``[fn(item) for item in items]`` on dask workers: a local cluster of ``workers`` processes
     (default: one per CPU, at most one per item; 1 runs in this process), or the cluster whose
     scheduler is at ``scheduler`` (``tcp://host:port``)."""
@@ -32,8 +33,9 @@ def run_tasks(fn: Callable[..., Any], items: Sequence[Any], scheduler: str | Non
     cluster = None
     try:
         if scheduler is None:
-            cluster = LocalCluster(n_workers=_local_workers(len(items), workers), threads_per_worker=1, processes=True,
-                                   memory_limit=memory_limit, dashboard_address=None)
+            cluster = LocalCluster(
+                n_workers=_local_workers(len(items), workers), threads_per_worker=1, processes=True, memory_limit=memory_limit, dashboard_address=None
+            )
             client = Client(cluster)
         else:
             client = Client(scheduler, timeout="10s")
@@ -62,8 +64,9 @@ def _video_task(job: tuple) -> Any:
         return fn(project.video(video_id), *args)
 
 
-def map_videos(project, fn: Callable[..., Any], video_ids: Sequence[str], *args: Any, scheduler: str | None = None,
-               workers: int | None = None, label: str = "video") -> list[Any]:
+def map_videos(
+    project, fn: Callable[..., Any], video_ids: Sequence[str], *args: Any, scheduler: str | None = None, workers: int | None = None, label: str = "video"
+) -> list[Any]:
     """``[fn(project.video(v), *args) for v in video_ids]`` as dask tasks, one video each.
 
     Tasks write under ``project``'s write lock (when it is open for writing) through its token, each

@@ -24,8 +24,7 @@ def _key_map(pairs: list[str]) -> dict[str, str]:
 def phantom(args) -> int:
     from ..phantom import generate_phantom
 
-    recs = generate_phantom(args.out, subjects=args.subjects, frames=args.frames, seed=args.seed, trials=args.trials,
-                            fps=args.fps, progress=True)
+    recs = generate_phantom(args.out, subjects=args.subjects, frames=args.frames, seed=args.seed, trials=args.trials, fps=args.fps, progress=True)
     print(f"wrote {len(recs)} recordings of {args.frames} frames to {args.out} (manifest.json lists them)")
     return 0
 
@@ -41,9 +40,22 @@ def import_(args) -> int:
     if not args.subject:
         raise InputError("--subject is required when importing one recording", source)
     with importing(args.project, args.palette) as project:
-        ids = import_source(project, source, args.subject, masks=args.masks, swap_rb=args.bgr, progress=True,
-                            trial=args.trial, task=args.task, crop=args.crop, fps=args.fps, kinematics=args.kinematics,
-                            h5_keys=_key_map(args.key), mm_per_pixel=args.mm_per_pixel, dedupe=args.dedupe)
+        ids = import_source(
+            project,
+            source,
+            args.subject,
+            masks=args.masks,
+            swap_rb=args.bgr,
+            progress=True,
+            trial=args.trial,
+            task=args.task,
+            crop=args.crop,
+            fps=args.fps,
+            kinematics=args.kinematics,
+            h5_keys=_key_map(args.key),
+            mm_per_pixel=args.mm_per_pixel,
+            dedupe=args.dedupe,
+        )
     for vid in ids:
         print(vid)
     return 0
@@ -63,8 +75,9 @@ def import_batch(args, manifest: Path) -> int:
     for r in results:
         print(r.video if r.error is None else f"failed: {r.error}", file=sys.stderr if r.error else sys.stdout)
     if failed:
-        raise InputError(f"{len(failed)} of {len(results)} recordings failed (listed above); the others were imported",
-                         manifest, "fix those rows and import them again")
+        raise InputError(
+            f"{len(failed)} of {len(results)} recordings failed (listed above); the others were imported", manifest, "fix those rows and import them again"
+        )
     return 0
 
 
@@ -75,9 +88,15 @@ def info(args) -> int:
         if args.video:
             v = project.video(args.video)
             table = v.table()
-            doc = {"video": v.id, "frames": v.n_frames, "height": v.height, "width": v.width,
-                   "keyframes": v.annotated_frames(), "attrs": v.attrs,
-                   "sources": table["source"].value_counts().to_dict()}
+            doc = {
+                "video": v.id,
+                "frames": v.n_frames,
+                "height": v.height,
+                "width": v.width,
+                "keyframes": v.annotated_frames(),
+                "attrs": v.attrs,
+                "sources": table["source"].value_counts().to_dict(),
+            }
             if args.json:
                 print(json.dumps(doc, indent=1, default=str))
             else:
@@ -89,16 +108,21 @@ def info(args) -> int:
             return 0
         rows = project.summary()
         if args.json:
-            print(json.dumps({"project": str(project.path), "schema": project.meta["schema"],
-                              "palette": project.palette.to_dict(), "videos": rows}, indent=1, default=str))
+            print(
+                json.dumps(
+                    {"project": str(project.path), "schema": project.meta["schema"], "palette": project.palette.to_dict(), "videos": rows},
+                    indent=1,
+                    default=str,
+                )
+            )
             return 0
-        print(f"{project.path}  schema {project.meta['schema']}  {len(rows)} videos  "
-              f"classes: {', '.join(project.palette.names)}")
+        print(f"{project.path}  schema {project.meta['schema']}  {len(rows)} videos  classes: {', '.join(project.palette.names)}")
         if rows:
             import pandas as pd
 
-            df = pd.DataFrame(rows)[["video", "subject", "trial", "task", "frames", "width", "height", "fps", "mm_per_px",
-                                     "keyframes", "propagated", "imported"]]
+            df = pd.DataFrame(rows)[
+                ["video", "subject", "trial", "task", "frames", "width", "height", "fps", "mm_per_px", "keyframes", "propagated", "imported"]
+            ]
             df["mm_per_px"] = [("-" if s is None else "x".join("?" if v is None else f"{v:.4g}" for v in s)) for s in df["mm_per_px"]]
             for col in ("propagated", "imported"):
                 df[col] = (df[col] * 100).round(1).astype(str) + "%"
@@ -111,16 +135,30 @@ def quantize(args) -> int:
     from ..quantize import quantize_folder
 
     if Path(args.in_dir).is_file():
-        reports = quantize_video(args.in_dir, args.out_dir, load_palette(args.palette), tolerance=args.tolerance,
-                                 max_unknown_fraction=args.max_unknown_fraction, swap_rb=args.bgr, progress=True)
+        reports = quantize_video(
+            args.in_dir,
+            args.out_dir,
+            load_palette(args.palette),
+            tolerance=args.tolerance,
+            max_unknown_fraction=args.max_unknown_fraction,
+            swap_rb=args.bgr,
+            progress=True,
+        )
     else:
-        reports = quantize_folder(args.in_dir, args.out_dir, load_palette(args.palette), tolerance=args.tolerance,
-                                  max_unknown_fraction=args.max_unknown_fraction, swap_rb=args.bgr, progress=True,
-                                  workers=args.workers, scheduler=args.scheduler)
+        reports = quantize_folder(
+            args.in_dir,
+            args.out_dir,
+            load_palette(args.palette),
+            tolerance=args.tolerance,
+            max_unknown_fraction=args.max_unknown_fraction,
+            swap_rb=args.bgr,
+            progress=True,
+            workers=args.workers,
+            scheduler=args.scheduler,
+        )
     worst = max(reports, key=lambda r: r.unknown_fraction)
     n_unknown = sum(r.unknown_count > 0 for r in reports)
-    print(f"quantized {len(reports)} masks into {args.out_dir}; {n_unknown} with unknown colours"
-          + (f" (worst: {worst.summary()})" if n_unknown else ""))
+    print(f"quantized {len(reports)} masks into {args.out_dir}; {n_unknown} with unknown colours" + (f" (worst: {worst.summary()})" if n_unknown else ""))
     if any(r.probable_bgr for r in reports):
         print("warning: some masks match far better with red and blue swapped (probable BGR): rerun with --bgr", file=sys.stderr)
     return 0
@@ -153,8 +191,15 @@ def keyframes_import(args) -> int:
     frames = _frame_list(args.frames)
     with Project.open(args.project, "a") as project:
         palette = load_palette(args.palette) if args.palette else None
-        frames = import_keyframe_masks(project.video(args.video), args.masks, who=args.who, frames=frames, palette=palette,
-                                       max_unknown_fraction=args.max_unknown_fraction, swap_rb=args.bgr)
+        frames = import_keyframe_masks(
+            project.video(args.video),
+            args.masks,
+            who=args.who,
+            frames=frames,
+            palette=palette,
+            max_unknown_fraction=args.max_unknown_fraction,
+            swap_rb=args.bgr,
+        )
     print(f"stored {len(frames)} keyframes: {frames}")
     return 0
 
@@ -174,10 +219,16 @@ def labels_import(args) -> int:
 
     with Project.open(args.project, "a") as project:
         palette = load_palette(args.palette) if args.palette else None
-        n = import_label_sequence(project.video(args.video), args.masks, who=args.who, palette=palette, swap_rb=args.bgr,
-                                  max_unknown_fraction=args.max_unknown_fraction, progress=True)
-    print(f"stored {n} frames of labels from {args.masks} (source 'imported'); "
-          f"check them with `sonolabel drift {args.project} {args.video}`")
+        n = import_label_sequence(
+            project.video(args.video),
+            args.masks,
+            who=args.who,
+            palette=palette,
+            swap_rb=args.bgr,
+            max_unknown_fraction=args.max_unknown_fraction,
+            progress=True,
+        )
+    print(f"stored {n} frames of labels from {args.masks} (source 'imported'); check them with `sonolabel drift {args.project} {args.video}`")
     return 0
 
 
@@ -196,11 +247,12 @@ def propagate(args) -> int:
     from ..store import Project
 
     with Project.open(args.project, "a") as project:
-        reports = run_propagation(project, args.videos, args.device, args.config, args.mode, args.weights,
-                                  scheduler=args.scheduler, workers=args.workers)
+        reports = run_propagation(project, args.videos, args.device, args.config, args.mode, args.weights, scheduler=args.scheduler, workers=args.workers)
     for r in reports:
-        print(f"{r.video}: {r.frames_written} frames in {r.segments_done} segments ({r.segments_skipped} unchanged, skipped), "
-              f"{r.frames_written / max(r.seconds, 1e-9):.1f} frames/s")
+        print(
+            f"{r.video}: {r.frames_written} frames in {r.segments_done} segments ({r.segments_skipped} unchanged, skipped), "
+            f"{r.frames_written / max(r.seconds, 1e-9):.1f} frames/s"
+        )
     return 0
 
 
@@ -224,20 +276,20 @@ def export(args) -> int:
     if args.format == "nnunet":
         from ..export.nnunet import export_nnunet
 
-        cfg = ExportConfig(videos=args.videos, include_unreviewed=args.include_unreviewed, val_fraction=args.val_fraction,
-                           seed=args.seed)
+        cfg = ExportConfig(videos=args.videos, include_unreviewed=args.include_unreviewed, val_fraction=args.val_fraction, seed=args.seed)
         with Project.open(args.project) as project, tqdm(desc="export", unit="frame") as bar:
             summary = export_nnunet(project, args.out, cfg, progress=bar.update)
-        print(f"wrote an nnU-Net v2 raw dataset of {summary['numTraining']} cases to {args.out} "
-              f"({summary['folds']} subject-grouped folds in splits_final.json)")
+        print(
+            f"wrote an nnU-Net v2 raw dataset of {summary['numTraining']} cases to {args.out} ({summary['folds']} subject-grouped folds in splits_final.json)"
+        )
         return 0
 
-    cfg = ExportConfig(size=args.size, videos=args.videos, include_unreviewed=args.include_unreviewed,
-                       label_resize=args.labels, val_fraction=args.val_fraction, seed=args.seed)
+    cfg = ExportConfig(
+        size=args.size, videos=args.videos, include_unreviewed=args.include_unreviewed, label_resize=args.labels, val_fraction=args.val_fraction, seed=args.seed
+    )
     with Project.open(args.project) as project, tqdm(desc="export", unit="frame") as bar:
         out = export_dataset(project, args.out, cfg, progress=bar.update, scheduler=args.scheduler, workers=args.workers)
         n = bar.n
     splits = read_splits(out)
-    print(f"exported {n} frames to {out} (train subjects {splits['train']}, val {splits['val']}, "
-          f"{len(splits['folds'])} leave-one-subject-out folds)")
+    print(f"exported {n} frames to {out} (train subjects {splits['train']}, val {splits['val']}, {len(splits['folds'])} leave-one-subject-out folds)")
     return 0

@@ -15,12 +15,14 @@ def _mask_source_options(s: argparse.ArgumentParser, max_unknown: float, who: st
     """PROJECT VIDEO --masks and the options of reading masks from another tool."""
     s.add_argument("project")
     s.add_argument("video")
-    s.add_argument("--masks", required=True, metavar="DIR|VIDEO",
-                   help="folder of colour, palette or index masks named by frame, a CVAT export, or a mask video")
+    s.add_argument(
+        "--masks", required=True, metavar="DIR|VIDEO", help="folder of colour, palette or index masks named by frame, a CVAT export, or a mask video"
+    )
     s.add_argument("--palette", help="palette of the masks: preset (forearm, davis) or JSON file (default: the project's)")
     s.add_argument("--bgr", action="store_true", help="colour masks are BGR (e.g. written by OpenCV): swap red and blue")
-    s.add_argument("--max-unknown-fraction", type=float, default=max_unknown,
-                   help="refuse a mask with more pixels far from every palette colour than this share")
+    s.add_argument(
+        "--max-unknown-fraction", type=float, default=max_unknown, help="refuse a mask with more pixels far from every palette colour than this share"
+    )
     s.add_argument("--who", help=who)
 
 
@@ -39,25 +41,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fps", type=float, default=20.0)
     s.set_defaults(func=commands.phantom)
 
-    s = sub.add_parser("import", help="import a recording (video, frame folder, DICOM, TIFF stack, HDF5, Clarius raw) "
-                                      "or image/mask pairs",
-                       description="Import into PROJECT (created when missing); prints the new video's id as the last line.")
+    s = sub.add_parser(
+        "import",
+        help="import a recording (video, frame folder, DICOM, TIFF stack, HDF5, Clarius raw) or image/mask pairs",
+        description="Import into PROJECT (created when missing); prints the new video's id as the last line.",
+    )
     s.add_argument("project")
-    s.add_argument("source", help="mp4/avi file, frame folder, DICOM (.dcm), TIFF / OME-TIFF stack, .h5 session, "
-                                  "Clarius *_env.raw, a folder with images/ and "
-                                  "masks/, or a .csv manifest of many recordings (columns source, subject, trial, task, "
-                                  "kinematics, fps, crop, mm_per_pixel, dedupe; --subject then not needed)")
+    s.add_argument(
+        "source",
+        help="mp4/avi file, frame folder, DICOM (.dcm), TIFF / OME-TIFF stack, .h5 session, "
+        "Clarius *_env.raw, a folder with images/ and "
+        "masks/, or a .csv manifest of many recordings (columns source, subject, trial, task, "
+        "kinematics, fps, crop, mm_per_pixel, dedupe; --subject then not needed)",
+    )
     s.add_argument("--subject")
     s.add_argument("--trial")
     s.add_argument("--task")
     s.add_argument("--crop", help="x,y,w,h of the ultrasound box (default: the DICOM region, else detected)")
     s.add_argument("--fps", type=float, help="frame rate when the source does not say")
     s.add_argument("--mm-per-pixel", type=float, help="pixel spacing in mm (default: from the DICOM, OME-TIFF or Clarius header)")
-    s.add_argument("--dedupe", action="store_true",
-                   help="drop frames that repeat the previous one (screen captures recorded faster than the scanner)")
+    s.add_argument("--dedupe", action="store_true", help="drop frames that repeat the previous one (screen captures recorded faster than the scanner)")
     s.add_argument("--kinematics", help="CSV with one row per frame (columns: frame, time, thumb, index, ...)")
-    s.add_argument("--key", action="append", default=[], metavar="ROLE=PATH",
-                   help="HDF5 dataset for a role (image, time, kinematics, thumb..little); repeatable")
+    s.add_argument(
+        "--key", action="append", default=[], metavar="ROLE=PATH", help="HDF5 dataset for a role (image, time, kinematics, thumb..little); repeatable"
+    )
     s.add_argument("--masks", help="mask folder for image/mask pairs (default SOURCE/masks)")
     s.add_argument("--bgr", action="store_true", help="colour masks are BGR: swap red and blue")
     s.add_argument("--palette", help="palette preset or JSON file for a new project (default: forearm)")
@@ -90,17 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=commands.masks_export)
 
     keyframes = sub.add_parser("keyframes", help="keyframe annotations in and suggestions out").add_subparsers(
-        dest="keyframes_command", required=True, metavar="ACTION")
-    s = keyframes.add_parser("import", help="store masks named by frame (000200.png, frame_000200.png, 200.png) or "
-                                            "frames of a mask video as keyframes")
+        dest="keyframes_command", required=True, metavar="ACTION"
+    )
+    s = keyframes.add_parser("import", help="store masks named by frame (000200.png, frame_000200.png, 200.png) or frames of a mask video as keyframes")
     _mask_source_options(s, max_unknown=0.005, who="annotator name (default: the user)")
     s.add_argument("--frames", help="comma-separated keyframes to take (needed for a mask video; default: every mask)")
     s.set_defaults(func=commands.keyframes_import)
 
-    labels = sub.add_parser("labels", help="whole label sequences from other tools").add_subparsers(
-        dest="labels_command", required=True, metavar="ACTION")
-    s = labels.add_parser("import", help="store one mask per frame (a folder, CVAT export or mask video) as the video's "
-                                         "labels, source 'imported'; keyframes are kept")
+    labels = sub.add_parser("labels", help="whole label sequences from other tools").add_subparsers(dest="labels_command", required=True, metavar="ACTION")
+    s = labels.add_parser(
+        "import", help="store one mask per frame (a folder, CVAT export or mask video) as the video's labels, source 'imported'; keyframes are kept"
+    )
     _mask_source_options(s, max_unknown=0.01, who="who made these labels (default: the user)")
     s.set_defaults(func=commands.labels_import)
     s = keyframes.add_parser("suggest", help="frames to annotate next")
@@ -115,8 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("videos", nargs="*", help="video ids (default: all with keyframes)")
     s.add_argument("--device", default="auto", choices=("cpu", "cuda", "auto"))
     s.add_argument("--config", help="JSON file of propagation settings")
-    s.add_argument("--mode", choices=("auto", "free", "learned"),
-                   help="key encoder (default auto: learned when the project has trained weights, else free)")
+    s.add_argument("--mode", choices=("auto", "free", "learned"), help="key encoder (default auto: learned when the project has trained weights, else free)")
     s.add_argument("--weights", help="a local propagation weights file (default: the project's own, when trained)")
     add_batch_options(s)
     s.set_defaults(func=commands.propagate)
@@ -130,10 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("export", help="write a training-ready zarr / OME-Zarr dataset with splits and kinematics")
     s.add_argument("project")
-    s.add_argument("out", help="new dataset folder (written under a temporary name, renamed when complete); "
-                               "for nnU-Net a DatasetNNN_Name folder")
-    s.add_argument("--format", default="zarr", choices=("zarr", "nnunet"),
-                   help="zarr / OME-Zarr (default) or an nnU-Net v2 raw dataset (native resolution, PNG)")
+    s.add_argument("out", help="new dataset folder (written under a temporary name, renamed when complete); for nnU-Net a DatasetNNN_Name folder")
+    s.add_argument(
+        "--format", default="zarr", choices=("zarr", "nnunet"), help="zarr / OME-Zarr (default) or an nnU-Net v2 raw dataset (native resolution, PNG)"
+    )
     s.add_argument("--size", type=int, default=240, help="square training size (default 240; zarr only)")
     s.add_argument("--videos", nargs="+", default=[], help="video ids (default: all)")
     s.add_argument("--include-unreviewed", action="store_true", help="also export frames flagged and awaiting review")

@@ -30,8 +30,10 @@ def _print_metrics(metrics: dict) -> None:
             print(f"{part}: ranking AUC {m['rank']['mean_auc']:.3f} ({aucs})")
         if "flex" in m:
             mac = m["flex"]["macro"]
-            print(f"{part}: flexion accuracy {mac['accuracy']:.3f}, precision {mac['precision']:.3f}, "
-                  f"recall {mac['recall']:.3f}, F1 {mac['f1']:.3f}, AUC {mac['auc']:.3f} (macro over fingers)")
+            print(
+                f"{part}: flexion accuracy {mac['accuracy']:.3f}, precision {mac['precision']:.3f}, "
+                f"recall {mac['recall']:.3f}, F1 {mac['f1']:.3f}, AUC {mac['auc']:.3f} (macro over fingers)"
+            )
 
 
 def train_rank(args) -> int:
@@ -44,8 +46,9 @@ def train_rank(args) -> int:
         runs = {}
         for n in lengths:
             out = Path(args.out) if n is None else Path(args.out) / f"T{n}"
-            table = train_rank_loso(args.dataset, out, cfg if n is None else replace(cfg, length=n), scheduler=args.scheduler,
-                                    workers=args.workers, folds=folds)
+            table = train_rank_loso(
+                args.dataset, out, cfg if n is None else replace(cfg, length=n), scheduler=args.scheduler, workers=args.workers, folds=folds
+            )
             cols = [c for c in ("subject", "mean_auc", "macro_accuracy", "macro_f1") if c in table]
             print(f"{out}:\n{table[cols].to_string(index=False)}")
             runs[f"T={n}"] = out
@@ -87,9 +90,12 @@ def compare(args) -> int:
 
 
 def add_train_parser(train) -> None:
-    s = train.add_parser("rank", help="SonoRank: pairwise ranking, then flexion classification",
-                         description="Train SonoRank; rerunning with the same --out resumes from last.pt. "
-                                     "Settings: RankConfig in docs/sonorank.md; --config small is the CPU configuration.")
+    s = train.add_parser(
+        "rank",
+        help="SonoRank: pairwise ranking, then flexion classification",
+        description="Train SonoRank; rerunning with the same --out resumes from last.pt. "
+        "Settings: RankConfig in docs/sonorank.md; --config small is the CPU configuration.",
+    )
     s.add_argument("dataset")
     s.add_argument("--out", required=True, help="run folder (or, with --loso, a folder of fold runs)")
     s.add_argument("--config", help="JSON file of settings, or a preset name (small)")
@@ -105,8 +111,7 @@ def add_train_parser(train) -> None:
 
 
 def add_parsers(sub) -> None:
-    rank = sub.add_parser("rank", help="SonoRank inference and comparisons").add_subparsers(
-        dest="rank_command", required=True, metavar="ACTION")
+    rank = sub.add_parser("rank", help="SonoRank inference and comparisons").add_subparsers(dest="rank_command", required=True, metavar="ACTION")
     s = rank.add_parser("infer", help="per-finger flexion curves over a recorded session, thresholds from its rest period")
     s.add_argument("session", help="a project (with --video when it holds several) or a recording file (raw-input models)")
     s.add_argument("--model", required=True, help="run folder or its best.pt")

@@ -13,8 +13,7 @@ def drift(args) -> int:
 
     cfg = config_from(DriftConfig, path=args.config, sets=args.set)
     with Project.open(args.project, "a") as project:
-        reports = run_drift(project, args.videos or None, model=args.model, cfg=cfg, scheduler=args.scheduler,
-                            workers=args.workers)
+        reports = run_drift(project, args.videos or None, model=args.model, cfg=cfg, scheduler=args.scheduler, workers=args.workers)
     for r in reports:
         print(f"{r.video}: {r.flags} flags ({r.trend} trend, {r.outlier} outlier, {r.project} project); report {r.report}")
     print(f"review them: sonolabel review list {args.project}")
@@ -75,7 +74,8 @@ def add_parsers(sub) -> None:
     s.set_defaults(func=drift)
 
     rv = sub.add_parser("review", help="the review queue: list, accept, correct, exclude, reset, log").add_subparsers(
-        dest="review_command", required=True, metavar="ACTION")
+        dest="review_command", required=True, metavar="ACTION"
+    )
     s = rv.add_parser("list", help="flags awaiting review, most severe first")
     s.add_argument("project")
     s.add_argument("--all", action="store_true", help="include reviewed flags")
@@ -84,8 +84,12 @@ def add_parsers(sub) -> None:
     s = rv.add_parser("log", help="the audit trail of review actions")
     s.add_argument("project")
     s.set_defaults(func=review)
-    for action, text in (("accept", "labels are right as they are"), ("correct", "labels were corrected (in napari)"),
-                         ("exclude", "leave these frames out of exports"), ("reset", "back to pending")):
+    for action, text in (
+        ("accept", "labels are right as they are"),
+        ("correct", "labels were corrected (in napari)"),
+        ("exclude", "leave these frames out of exports"),
+        ("reset", "back to pending"),
+    ):
         s = rv.add_parser(action, help=text)
         s.add_argument("project")
         s.add_argument("flag", nargs="?", help="flag id (from `review list`)")

@@ -24,8 +24,7 @@ def train_unet(args) -> int:
         print(f"per-subject table and plot: {Path(args.out) / 'loso.csv'}, {Path(args.out) / 'loso.png'}")
         return 0
     if args.scheduler:
-        raise InputError("--scheduler spreads leave-one-subject-out folds; it needs --loso",
-                         hint="for several GPUs on one run use torchrun (docs/training.md)")
+        raise InputError("--scheduler spreads leave-one-subject-out folds; it needs --loso", hint="for several GPUs on one run use torchrun (docs/training.md)")
     from ..unet.train import train_unet as run
 
     result = run(args.dataset, args.out, cfg)
@@ -33,8 +32,10 @@ def train_unet(args) -> int:
         return 0
     if result.metrics:
         val = result.metrics["val"]
-        print(f"best epoch {result.best_epoch} (validation loss {result.best_val_loss:.4f}); validation Dice "
-              f"{val.loc['macro', 'dice']:.3f} (without background {val.loc['macro_fg', 'dice']:.3f})")
+        print(
+            f"best epoch {result.best_epoch} (validation loss {result.best_val_loss:.4f}); validation Dice "
+            f"{val.loc['macro', 'dice']:.3f} (without background {val.loc['macro_fg', 'dice']:.3f})"
+        )
         print(val.round(3).to_string())
     print(f"run folder: {args.out} (best.pt, last.pt, log.csv, curves.png, metrics_val.csv, confusion_val.csv)")
     return 0
@@ -50,20 +51,24 @@ def predict(args) -> int:
         ids = args.videos or project.video_ids()
         total = sum(project.video(v).n_frames for v in ids)
         with tqdm(total=total, unit="frame", desc="predict") as bar:
-            reports = predict_project(project, args.model, ids, batch=args.batch, device=args.device, progress=bar.update,
-                                      scheduler=args.scheduler, workers=args.workers)
+            reports = predict_project(
+                project, args.model, ids, batch=args.batch, device=args.device, progress=bar.update, scheduler=args.scheduler, workers=args.workers
+            )
     for r in reports:
-        print(f"{r.video}: {r.frames} frames in {r.seconds:.1f} s ({r.frames / max(r.seconds, 1e-9):.1f} frames/s); "
-              f"mean cross-entropy {r.mean_ce:.4f}, mean foreground Dice {r.mean_dice:.3f} against the labels")
+        print(
+            f"{r.video}: {r.frames} frames in {r.seconds:.1f} s ({r.frames / max(r.seconds, 1e-9):.1f} frames/s); "
+            f"mean cross-entropy {r.mean_ce:.4f}, mean foreground Dice {r.mean_dice:.3f} against the labels"
+        )
     return 0
 
 
 def add_parsers(sub) -> None:
-    train = sub.add_parser("train", help="train models on an exported dataset").add_subparsers(
-        dest="train_command", required=True, metavar="MODEL")
-    s = train.add_parser("unet", help="segmentation U-Net (segmentation-models-pytorch)",
-                         description="Train a U-Net; rerunning with the same --out resumes from last.pt. "
-                                     "Settings: see UNetConfig in docs/training.md.")
+    train = sub.add_parser("train", help="train models on an exported dataset").add_subparsers(dest="train_command", required=True, metavar="MODEL")
+    s = train.add_parser(
+        "unet",
+        help="segmentation U-Net (segmentation-models-pytorch)",
+        description="Train a U-Net; rerunning with the same --out resumes from last.pt. Settings: see UNetConfig in docs/training.md.",
+    )
     s.add_argument("dataset")
     s.add_argument("--out", required=True, help="run folder (best.pt, last.pt, log.csv, curves.png, metrics)")
     s.add_argument("--config", help="JSON file of settings")

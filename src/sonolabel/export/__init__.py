@@ -4,5 +4,4 @@ from .dataset import ExportedDataset
 from .splits import loso_folds, make_splits, read_splits, train_val_split
 from .writer import ExportConfig, export_dataset, resize_images, resize_labels
 
-__all__ = ["ExportedDataset", "ExportConfig", "export_dataset", "resize_images", "resize_labels", "make_splits", "read_splits",
-           "train_val_split", "loso_folds"]
+__all__ = ["ExportedDataset", "ExportConfig", "export_dataset", "resize_images", "resize_labels", "make_splits", "read_splits", "train_val_split", "loso_folds"]

@@ -26,8 +26,21 @@ KINEMATICS = "kinematics"  # float32 (N, 5) total flexion per finger, NaN withou
 ATTRS = "sonolabel_dataset"  # the dataset's description in the root group's attributes
 FORMAT = 1
 
-__all__ = ["ExportedDataset", "DatasetReaders", "dataset_info", "read_table", "SPLITS_FILE",
-           "IMAGES", "LABELS", "LABELS_GROUP", "LABEL_IMAGE", "TABLE", "KINEMATICS", "ATTRS", "FORMAT"]
+__all__ = [
+    "ExportedDataset",
+    "DatasetReaders",
+    "dataset_info",
+    "read_table",
+    "SPLITS_FILE",
+    "IMAGES",
+    "LABELS",
+    "LABELS_GROUP",
+    "LABEL_IMAGE",
+    "TABLE",
+    "KINEMATICS",
+    "ATTRS",
+    "FORMAT",
+]
 
 
 class DatasetReaders:

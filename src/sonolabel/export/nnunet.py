@@ -50,21 +50,23 @@ def subject_folds(cases_per_subject: dict[str, list[str]], val_fraction: float, 
     subjects = sorted(cases_per_subject)
     folds = loso_folds(subjects)
     if folds:
-        return [{"train": sorted(c for s in subjects if s not in f["test"] for c in cases_per_subject[s]),
-                 "val": sorted(c for s in f["test"] for c in cases_per_subject[s])} for f in folds]
+        return [
+            {
+                "train": sorted(c for s in subjects if s not in f["test"] for c in cases_per_subject[s]),
+                "val": sorted(c for s in f["test"] for c in cases_per_subject[s]),
+            }
+            for f in folds
+        ]
     split = train_val_split({s: len(c) for s, c in cases_per_subject.items()}, val_fraction, seed)
-    return [{"train": sorted(c for s in split["train"] for c in cases_per_subject[s]),
-             "val": sorted(c for s in split["val"] for c in cases_per_subject[s])}]
+    return [{"train": sorted(c for s in split["train"] for c in cases_per_subject[s]), "val": sorted(c for s in split["val"] for c in cases_per_subject[s])}]
 
 
-def export_nnunet(project: Project, out: str | Path, config: ExportConfig | None = None,
-                  progress: Callable[[int], None] | None = None) -> dict:
+def export_nnunet(project: Project, out: str | Path, config: ExportConfig | None = None, progress: Callable[[int], None] | None = None) -> dict:
     """Write the nnU-Net v2 raw dataset ``out`` (named ``DatasetNNN_Name``, must not exist); returns dataset.json."""
     cfg = config or ExportConfig()
     out = Path(out)
     if not NAME.match(out.name):
-        raise InputError("an nnU-Net dataset folder must be named DatasetNNN_Name (three digits)", out,
-                         "e.g. nnUNet_raw/Dataset501_Forearm")
+        raise InputError("an nnU-Net dataset folder must be named DatasetNNN_Name (three digits)", out, "e.g. nnUNet_raw/Dataset501_Forearm")
     if out.exists():
         raise InputError("exists already", out, "choose a new dataset path or remove the old one")
     videos = [project.video(v) for v in (cfg.videos or project.video_ids())]

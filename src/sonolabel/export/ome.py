@@ -14,11 +14,13 @@ def image_metadata(name: str, spacing_mm: tuple[float, float] | None = None) -> 
     scale = [1.0, *(float(v) for v in spacing_mm)] if spacing_mm else [1.0, 1.0, 1.0]
     return {
         "version": VERSION,
-        "multiscales": [{
-            "name": name,
-            "axes": [{"name": "t", "type": "time"}, {"name": "y", **space}, {"name": "x", **space}],
-            "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
-        }],
+        "multiscales": [
+            {
+                "name": name,
+                "axes": [{"name": "t", "type": "time"}, {"name": "y", **space}, {"name": "x", **space}],
+                "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
+            }
+        ],
     }
 
 

@@ -44,13 +44,16 @@ def loso_folds(subjects: list[str]) -> list[dict]:
     subjects = sorted(subjects)
     if len(subjects) < 3:
         return []
-    return [{"test": [s], "val": [subjects[k - 1]], "train": [x for x in subjects if x not in (s, subjects[k - 1])]}
-            for k, s in enumerate(subjects)]
+    return [{"test": [s], "val": [subjects[k - 1]], "train": [x for x in subjects if x not in (s, subjects[k - 1])]} for k, s in enumerate(subjects)]
 
 
 def make_splits(frames_per_subject: dict[str, int], val_fraction: float = 0.1, seed: int = 0) -> dict:
-    return {"seed": seed, "val_fraction": val_fraction, **train_val_split(frames_per_subject, val_fraction, seed),
-            "folds": loso_folds(list(frames_per_subject))}
+    return {
+        "seed": seed,
+        "val_fraction": val_fraction,
+        **train_val_split(frames_per_subject, val_fraction, seed),
+        "folds": loso_folds(list(frames_per_subject)),
+    }
 
 
 def read_splits(dataset: str | Path) -> dict:

@@ -21,8 +21,12 @@ from .dataset import ExportedDataset
 class SegmentationFrames(Dataset):
     """(image (1, S, S) float in 0-1, labels (S, S) int64) for every frame of the chosen subjects."""
 
-    def __init__(self, path: "str | Path | ExportedDataset", split: str | list | None = "train",
-                 transform: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None):
+    def __init__(
+        self,
+        path: "str | Path | ExportedDataset",
+        split: str | list | None = "train",
+        transform: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
+    ):
         dataset = ExportedDataset.open(path)
         self.info = dataset.info
         self.store = dataset.readers()
@@ -51,8 +55,16 @@ class FrameSequences(Dataset):
     """Windows of ``length`` frames taken every ``stride`` frames within one video:
     (images (T, 1, S, S), labels (T, S, S), kinematics (T, K)); augmentations see the whole window."""
 
-    def __init__(self, path: "str | Path | ExportedDataset", length: int = 16, stride: int = 2, split: str | list | None = "train",
-                 step: int | None = None, transform: Callable | None = None, require_kinematics: bool = False):
+    def __init__(
+        self,
+        path: "str | Path | ExportedDataset",
+        length: int = 16,
+        stride: int = 2,
+        split: str | list | None = "train",
+        step: int | None = None,
+        transform: Callable | None = None,
+        require_kinematics: bool = False,
+    ):
         dataset = ExportedDataset.open(path)
         self.info = dataset.info
         self.store = dataset.readers()

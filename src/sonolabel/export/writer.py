@@ -91,8 +91,15 @@ def exportable_frames(video: Video, include_unreviewed: bool) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
-def _convert_batch(readers: tuple[FrameReader, FrameReader, FrameReader], writers: tuple[FrameWriter, FrameWriter],
-                   sel: np.ndarray, pos: int, size: int, n_classes: int, label_resize: str) -> tuple[np.ndarray, np.ndarray]:
+def _convert_batch(
+    readers: tuple[FrameReader, FrameReader, FrameReader],
+    writers: tuple[FrameWriter, FrameWriter],
+    sel: np.ndarray,
+    pos: int,
+    size: int,
+    n_classes: int,
+    label_resize: str,
+) -> tuple[np.ndarray, np.ndarray]:
     """Read frames ``sel`` and their final labels (annotated where annotated, else propagated), resize
     them and write them at dataset rows ``pos...``; returns what was written."""
     frames, annotated, propagated = readers
@@ -115,7 +122,7 @@ def _convert_video(job: tuple, progress: Callable[[int], None] | None = None) ->
         readers = (FrameReader(v.frames), FrameReader(v.annotated), FrameReader(v.propagated))
         g = zarr.open_group(str(staging), mode="r+")
         writers = (FrameWriter(g[dataset.IMAGES]), FrameWriter(g[dataset.LABELS]))
-        batches = [(idx[i:i + BATCH], pos + i) for i in range(0, len(idx), BATCH)]
+        batches = [(idx[i : i + BATCH], pos + i) for i in range(0, len(idx), BATCH)]
         with ThreadPoolExecutor(max_workers=2) as pool:
             jobs = pool.map(lambda b: _convert_batch(readers, writers, b[0], b[1], size, n_classes, label_resize), batches)
             for (sel, _), (img, lab) in zip(batches, jobs):
@@ -148,9 +155,14 @@ def _remove_dead_staging(out: Path) -> None:
             pass
 
 
-def export_dataset(project: Project, out: str | Path, config: ExportConfig | None = None,
-                   progress: Callable[[int], None] | None = None, scheduler: str | None = None,
-                   workers: int | None = 1) -> Path:
+def export_dataset(
+    project: Project,
+    out: str | Path,
+    config: ExportConfig | None = None,
+    progress: Callable[[int], None] | None = None,
+    scheduler: str | None = None,
+    workers: int | None = 1,
+) -> Path:
     """Write the dataset to ``out`` (which must not exist); returns its path. ``workers`` > 1 or a
     ``scheduler`` address converts the videos as dask tasks (one video each; the same dataset)."""
     cfg = config or ExportConfig()
@@ -178,13 +190,14 @@ def export_dataset(project: Project, out: str | Path, config: ExportConfig | Non
         label_img = labels_group.create_group(dataset.LABEL_IMAGE)
         label_img.create_array("0", **frame)
         kin_cols = list(FINGERS)
-        kin = root.create_array(dataset.KINEMATICS, shape=(n, len(kin_cols)), chunks=(max(1, min(n, 65536)), len(kin_cols)),
-                                dtype="float32", fill_value=float("nan"))
-        table: dict[str, list] = {c: [] for c in ("subject", "trial", "task", "video", "frame", "source_frame", "time", "source",
-                                                  "review", "drift", "mm_per_px_y", "mm_per_px_x")}
+        kin = root.create_array(
+            dataset.KINEMATICS, shape=(n, len(kin_cols)), chunks=(max(1, min(n, 65536)), len(kin_cols)), dtype="float32", fill_value=float("nan")
+        )
+        table: dict[str, list] = {
+            c: [] for c in ("subject", "trial", "task", "video", "frame", "source_frame", "time", "source", "review", "drift", "mm_per_px_y", "mm_per_px_x")
+        }
         starts = np.cumsum([0] + [len(idx) for _, idx in plan])
-        jobs = [(str(project.path), v.id, idx, str(staging), int(start), s, k, cfg.label_resize)
-                for (v, idx), start in zip(plan, starts)]
+        jobs = [(str(project.path), v.id, idx, str(staging), int(start), s, k, cfg.label_resize) for (v, idx), start in zip(plan, starts)]
         if scheduler is None and (workers or 1) <= 1:
             digests = [_convert_video(job, progress) for job in jobs]
         else:
@@ -200,7 +213,7 @@ def export_dataset(project: Project, out: str | Path, config: ExportConfig | Non
                 cols = [c for c in kin_cols if c in vk.columns]
                 block = np.full((len(idx), len(kin_cols)), np.nan, np.float32)
                 block[:, [kin_cols.index(c) for c in cols]] = vk[cols].to_numpy()[idx]
-                kin[int(pos):int(pos) + len(idx)] = block
+                kin[int(pos) : int(pos) + len(idx)] = block
             table["subject"] += [str(a.get("subject"))] * len(idx)
             table["trial"] += [str(a.get("trial") or "")] * len(idx)
             table["task"] += [str(a.get("task") or "")] * len(idx)
@@ -218,8 +231,9 @@ def export_dataset(project: Project, out: str | Path, config: ExportConfig | Non
         tg = root.create_group(dataset.TABLE)
         for col, values in table.items():
             arr = np.asarray(values, dtype=object if col in TABLE_STR else (np.int64 if col in ("frame", "source_frame") else np.float64))
-            z = tg.create_array(col, shape=(n,), chunks=(max(1, min(n, 65536)),),
-                                dtype=str if col in TABLE_STR else arr.dtype, fill_value="" if col in TABLE_STR else 0)
+            z = tg.create_array(
+                col, shape=(n,), chunks=(max(1, min(n, 65536)),), dtype=str if col in TABLE_STR else arr.dtype, fill_value="" if col in TABLE_STR else 0
+            )
             z[:] = arr
         per_subject: dict[str, int] = {}
         for subj in table["subject"]:
@@ -232,14 +246,20 @@ def export_dataset(project: Project, out: str | Path, config: ExportConfig | Non
         label_img.attrs["ome"] = ome.label_image_metadata(dataset.LABEL_IMAGE, palette, spacing)
         root.attrs["ome"] = ome.image_metadata("images", spacing)
         root.attrs[dataset.ATTRS] = {
-            "format": dataset.FORMAT, "frames": n, "size": s, "classes": list(palette.names), "palette": palette.to_dict(),
+            "format": dataset.FORMAT,
+            "frames": n,
+            "size": s,
+            "classes": list(palette.names),
+            "palette": palette.to_dict(),
             "spacing_mm": None if spacing is None else list(spacing),
             "subjects": sorted(per_subject),
             "provenance": {
-                "tool_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "project": str(project.path),
-                "parameters": asdict(cfg), "content_sha256": digest.hexdigest(),
-                "sources": {v.id: {"sha256": v.attrs.get("sha256"), "source": v.attrs.get("source"), "frames": int(len(idx))}
-                            for v, idx in plan},
+                "tool_version": __version__,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "project": str(project.path),
+                "parameters": asdict(cfg),
+                "content_sha256": digest.hexdigest(),
+                "sources": {v.id: {"sha256": v.attrs.get("sha256"), "source": v.attrs.get("source"), "frames": int(len(idx))} for v, idx in plan},
             },
         }
         staging.rename(out)

@@ -5,6 +5,16 @@ from .sources import ClariusRaw, FrameSource, ImageFolder, VideoFile, open_sourc
 from .stills import find_pairs, import_stills
 
 __all__ = [
-    "Crop", "detect_box", "import_recording", "import_stills", "find_pairs", "open_source", "read_kinematics_table",
-    "sha256_of", "FrameSource", "VideoFile", "ImageFolder", "ClariusRaw",
+    "Crop",
+    "detect_box",
+    "import_recording",
+    "import_stills",
+    "find_pairs",
+    "open_source",
+    "read_kinematics_table",
+    "sha256_of",
+    "FrameSource",
+    "VideoFile",
+    "ImageFolder",
+    "ClariusRaw",
 ]

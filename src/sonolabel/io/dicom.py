@@ -61,12 +61,10 @@ def _region(ds) -> tuple[tuple[float, float] | None, tuple[int, int, int, int] |
         if r.get("RegionSpatialFormat", TISSUE) != TISSUE:
             continue
         spacing = None
-        if r.get("PhysicalUnitsXDirection") == CM and r.get("PhysicalUnitsYDirection") == CM \
-                and r.get("PhysicalDeltaX") and r.get("PhysicalDeltaY"):
+        if r.get("PhysicalUnitsXDirection") == CM and r.get("PhysicalUnitsYDirection") == CM and r.get("PhysicalDeltaX") and r.get("PhysicalDeltaY"):
             spacing = (abs(float(r.PhysicalDeltaY)) * 10.0, abs(float(r.PhysicalDeltaX)) * 10.0)
         box = None
-        if all(r.get(k) is not None for k in ("RegionLocationMinX0", "RegionLocationMinY0",
-                                              "RegionLocationMaxX1", "RegionLocationMaxY1")):
+        if all(r.get(k) is not None for k in ("RegionLocationMinX0", "RegionLocationMinY0", "RegionLocationMaxX1", "RegionLocationMaxY1")):
             x0, y0 = int(r.RegionLocationMinX0), int(r.RegionLocationMinY0)
             box = (x0, y0, int(r.RegionLocationMaxX1) - x0 + 1, int(r.RegionLocationMaxY1) - y0 + 1)
         return spacing, box
@@ -89,8 +87,9 @@ class DicomFile(FrameSource):
         except (InvalidDicomError, OSError, ValueError, EOFError) as e:
             raise InputError(f"cannot read DICOM ({e})", path, "check the file is a complete DICOM file") from None
         if "PixelData" not in ds and not self._has_pixel_tag(path):
-            raise InputError("DICOM file holds no pixel data (a report or structured document?)", path,
-                             "export the cine loop or image itself from the scanner or PACS")
+            raise InputError(
+                "DICOM file holds no pixel data (a report or structured document?)", path, "export the cine loop or image itself from the scanner or PACS"
+            )
         if not ds.get("Rows") or not ds.get("Columns"):
             raise InputError("DICOM file does not say its image size (Rows, Columns)", path)
         self.n_frames_header = int(ds.get("NumberOfFrames") or 1)
@@ -102,9 +101,14 @@ class DicomFile(FrameSource):
         self.photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
         self.bits_stored = int(ds.get("BitsStored") or 8)
         syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-        self.extra = {"modality": ds.get("Modality"), "sop_class": str(ds.get("SOPClassUID", "")) or None,
-                      "photometric": self.photometric, "transfer_syntax": str(syntax) if syntax else None,
-                      "manufacturer": ds.get("Manufacturer"), "burned_in_annotation": ds.get("BurnedInAnnotation")}
+        self.extra = {
+            "modality": ds.get("Modality"),
+            "sop_class": str(ds.get("SOPClassUID", "")) or None,
+            "photometric": self.photometric,
+            "transfer_syntax": str(syntax) if syntax else None,
+            "manufacturer": ds.get("Manufacturer"),
+            "burned_in_annotation": ds.get("BurnedInAnnotation"),
+        }
 
     @staticmethod
     def _has_pixel_tag(path: Path) -> bool:
@@ -133,12 +137,12 @@ class DicomFile(FrameSource):
         except (NotImplementedError, RuntimeError) as e:
             text = str(e)
             if "decod" in text.lower() or "plugin" in text.lower() or "transfer syntax" in text.lower():
-                raise InputError(f"no decoder here for this DICOM's compressed transfer syntax "
-                                 f"({self.extra.get('transfer_syntax')})", self.path, DECODERS) from None
+                raise InputError(
+                    f"no decoder here for this DICOM's compressed transfer syntax ({self.extra.get('transfer_syntax')})", self.path, DECODERS
+                ) from None
             raise InputError(f"cannot decode DICOM pixel data ({text.splitlines()[0]})", self.path) from None
         except (ValueError, AttributeError, KeyError, EOFError) as e:
-            raise InputError(f"cannot decode DICOM pixel data ({e})", self.path,
-                             "the file may be truncated; export it again") from None
+            raise InputError(f"cannot decode DICOM pixel data ({e})", self.path, "the file may be truncated; export it again") from None
 
     def _to_8bit(self, arr: np.ndarray) -> np.ndarray:
         """Scale stored values to 0-255 by the stored bit depth (the same scale for every frame)."""

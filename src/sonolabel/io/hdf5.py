@@ -41,8 +41,7 @@ class HDF5Session(FrameSource):
         keys = dict(keys or {})
         unknown = set(keys) - set(DEFAULT_KEYS) - set(FINGERS)
         if unknown:
-            raise InputError(f"unknown key mapping {sorted(unknown)}", path,
-                             f"map one of {sorted(DEFAULT_KEYS) + list(FINGERS)}")
+            raise InputError(f"unknown key mapping {sorted(unknown)}", path, f"map one of {sorted(DEFAULT_KEYS) + list(FINGERS)}")
         try:
             f = h5py.File(path, "r")
         except OSError as e:
@@ -52,7 +51,8 @@ class HDF5Session(FrameSource):
             if self.image_key is None:
                 raise InputError(
                     f"no image dataset (looked for {', '.join(DEFAULT_KEYS['image'])})",
-                    path, "name the frames dataset with --key image=PATH/IN/FILE",
+                    path,
+                    "name the frames dataset with --key image=PATH/IN/FILE",
                 )
             ds = f[self.image_key]
             if ds.ndim not in (3, 4):
@@ -92,12 +92,16 @@ class HDF5Session(FrameSource):
             arr = np.stack([np.asarray(f[k][:], np.float64).reshape(-1) for _, k in found], 1)
             cols = [n for n, _ in found]
         if arr.shape[0] != self.n_frames_header:
-            raise InputError(f"kinematics have {arr.shape[0]} rows but there are {self.n_frames_header} frames", self.path,
-                             "kinematics must hold one row per frame; resample them to the frame times")
+            raise InputError(
+                f"kinematics have {arr.shape[0]} rows but there are {self.n_frames_header} frames",
+                self.path,
+                "kinematics must hold one row per frame; resample them to the frame times",
+            )
         if not np.isfinite(arr).all():
             bad = int((~np.isfinite(arr)).any(1).sum())
-            raise InputError(f"kinematics hold NaN or infinite values in {bad} rows", self.path,
-                             "interpolate the gaps (e.g. pandas interpolate) before importing")
+            raise InputError(
+                f"kinematics hold NaN or infinite values in {bad} rows", self.path, "interpolate the gaps (e.g. pandas interpolate) before importing"
+            )
         self.kinematics, self.kinematics_columns = arr.astype(np.float32), cols
 
     def frames(self) -> Iterator[np.ndarray]:
@@ -106,5 +110,5 @@ class HDF5Session(FrameSource):
         with h5py.File(self.path, "r") as f:
             ds = f[self.image_key]
             for i in range(0, ds.shape[0], BATCH):
-                for img in ds[i:i + BATCH]:
+                for img in ds[i : i + BATCH]:
                     yield to_grey(img)

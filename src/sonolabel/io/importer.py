@@ -51,8 +51,7 @@ def read_kinematics_table(path: str | Path, n_frames: int) -> tuple[np.ndarray, 
     if df.empty:
         raise InputError("no numeric kinematics columns", path)
     if len(df) != n_frames:
-        raise InputError(f"kinematics have {len(df)} rows but the video has {n_frames} frames", path,
-                         "give one row per frame")
+        raise InputError(f"kinematics have {len(df)} rows but the video has {n_frames} frames", path, "give one row per frame")
     if not np.isfinite(df.to_numpy()).all():
         raise InputError("kinematics hold NaN or infinite values", path, "interpolate the gaps before importing")
     return df.to_numpy(np.float32), [str(c) for c in df.columns]
@@ -70,8 +69,7 @@ def with_total_flexion(values: np.ndarray, columns: list[str], path: str | Path)
     if theta is None or set(FINGERS) <= set(columns):
         return values, columns
     if not np.isfinite(theta.to_numpy()).all():
-        raise InputError("total flexion is undefined on some frames (coincident markers?)", path,
-                         "check the marker trajectories for gaps and duplicates")
+        raise InputError("total flexion is undefined on some frames (coincident markers?)", path, "check the marker trajectories for gaps and duplicates")
     return np.concatenate([values, theta.to_numpy(np.float32)], 1), [*columns, *FINGERS]
 
 
@@ -118,13 +116,21 @@ def import_recording(
     elif video_id in project.video_ids():
         raise InputError(f"video {video_id!r} exists already", project.path)
     attrs = {
-        "subject": str(subject), "trial": None if trial is None else str(trial), "task": task,
-        "fps": src.fps, "source": str(Path(src.path).resolve()), "sha256": sha256_of(Path(src.path)),
-        "crop": box.as_list(), "crop_detected": crop is None and declared is None,
-        "crop_from": "option" if crop else ("file" if declared else "detected"), "source_size": [width, height],
+        "subject": str(subject),
+        "trial": None if trial is None else str(trial),
+        "task": task,
+        "fps": src.fps,
+        "source": str(Path(src.path).resolve()),
+        "sha256": sha256_of(Path(src.path)),
+        "crop": box.as_list(),
+        "crop_detected": crop is None and declared is None,
+        "crop_from": "option" if crop else ("file" if declared else "detected"),
+        "source_size": [width, height],
         "spacing_mm": None if spacing is None else [None if v is None else float(v) for v in spacing],
         "spacing_from": None if spacing is None else ("option" if mm_per_pixel else "file"),
-        "imported": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "tool_version": __version__, "kind": "video",
+        "imported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "tool_version": __version__,
+        "kind": "video",
         **{k: v for k, v in src.extra.items() if v is not None},
     }
     capacity = max(src.n_frames_header, 1)
@@ -138,7 +144,7 @@ def import_recording(
             if n + len(batch) > capacity:
                 capacity = max(2 * capacity, n + len(batch))
                 video.resize(capacity)
-            video.frames[n:n + len(batch)] = np.stack(batch)
+            video.frames[n : n + len(batch)] = np.stack(batch)
             n += len(batch)
             bar.update(len(batch))
             batch = []
@@ -158,8 +164,9 @@ def import_recording(
         if n == 0:
             raise InputError("holds no frames", src.path, "check the recording is not empty")
         if src.n_frames_header and n < src.n_frames_header:
-            raise InputError(f"header promises {src.n_frames_header} frames but only {n} decode", src.path,
-                             "the file is truncated or damaged; copy or export it again")
+            raise InputError(
+                f"header promises {src.n_frames_header} frames but only {n} decode", src.path, "the file is truncated or damaged; copy or export it again"
+            )
         repeated = repeated_frames(np.asarray(differences))
         keep = np.flatnonzero(~repeated) if dedupe else np.arange(n)
         if dedupe:
@@ -168,8 +175,7 @@ def import_recording(
                     video.frames[i] = video.frames[int(t)]
         video.resize(len(keep))
         video.write_column("source_frame", 0, keep)
-        video.update_attrs(n_frames_header=src.n_frames_header, n_frames_decoded=n, repeated_frames=int(repeated.sum()),
-                           deduplicated=bool(dedupe))
+        video.update_attrs(n_frames_header=src.n_frames_header, n_frames_decoded=n, repeated_frames=int(repeated.sum()), deduplicated=bool(dedupe))
         if kinematics is not None:
             values, cols = read_kinematics_table(kinematics, n)
             video.update_attrs(kinematics_source=str(Path(kinematics).resolve()))

@@ -58,18 +58,25 @@ def _import_one(job: tuple) -> ImportResult:
 
     try:
         with Project.open(path, "a", token=token) as project:
-            import_recording(project, row["source"], row["subject"], trial=row.get("trial"), task=row.get("task"),
-                             crop=row.get("crop"), fps=float(row["fps"]) if row.get("fps") else None,
-                             kinematics=row.get("kinematics"), video_id=video_id,
-                             mm_per_pixel=float(row["mm_per_pixel"]) if row.get("mm_per_pixel") else None,
-                             dedupe=str(row.get("dedupe") or "").strip().lower() in ("1", "true", "yes"))
+            import_recording(
+                project,
+                row["source"],
+                row["subject"],
+                trial=row.get("trial"),
+                task=row.get("task"),
+                crop=row.get("crop"),
+                fps=float(row["fps"]) if row.get("fps") else None,
+                kinematics=row.get("kinematics"),
+                video_id=video_id,
+                mm_per_pixel=float(row["mm_per_pixel"]) if row.get("mm_per_pixel") else None,
+                dedupe=str(row.get("dedupe") or "").strip().lower() in ("1", "true", "yes"),
+            )
         return ImportResult(row["source"], video_id)
     except SonolabelError as e:
         return ImportResult(row["source"], video_id, e.one_line())
 
 
-def import_manifest(project: Project, manifest: str | Path, scheduler: str | None = None,
-                    workers: int | None = 1) -> list[ImportResult]:
+def import_manifest(project: Project, manifest: str | Path, scheduler: str | None = None, workers: int | None = 1) -> list[ImportResult]:
     """Import every recording of ``manifest`` into ``project`` (writable); returns one result per row."""
     project.require_writable()
     rows = read_import_manifest(manifest)

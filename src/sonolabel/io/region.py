@@ -45,7 +45,7 @@ class Crop:
             raise InputError(f"crop {self.as_list()} (x,y,w,h) falls outside the {width}x{height} frames", source)
 
     def apply(self, frame: np.ndarray) -> np.ndarray:
-        return frame[self.y:self.y + self.h, self.x:self.x + self.w]
+        return frame[self.y : self.y + self.h, self.x : self.x + self.w]
 
     def union_with_mask(self, mask: np.ndarray) -> "Crop":
         """The smallest box holding this one and every labelled pixel of ``mask``: a crop never cuts a label."""
@@ -76,7 +76,7 @@ def _main_run(profile: np.ndarray, min_fraction: float, max_gap: float = 0.25) -
             start = None
     if not runs:
         return 0, len(profile)
-    return max(runs, key=lambda r: profile[r[0]:r[1]].sum())
+    return max(runs, key=lambda r: profile[r[0] : r[1]].sum())
 
 
 def _box_of(content: np.ndarray, col_fraction: float, row_fraction: float, max_gap: float = 0.25) -> Crop | None:

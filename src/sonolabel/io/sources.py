@@ -79,8 +79,11 @@ class VideoFile(FrameSource):
                 s = c.streams.video[0]
                 if s.codec_context is None:
                     tag = getattr(s, "codec_tag", "") or "unknown"
-                    raise InputError(f"uses a video codec that cannot be decoded here (tag {tag!r})", path,
-                                     "re-export the recording as H.264 mp4 (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)")
+                    raise InputError(
+                        f"uses a video codec that cannot be decoded here (tag {tag!r})",
+                        path,
+                        "re-export the recording as H.264 mp4 (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)",
+                    )
                 self.n_frames_header = int(s.frames or 0)
                 rate = s.average_rate or s.guessed_rate
                 self.fps = float(rate) if rate else None
@@ -98,8 +101,9 @@ class VideoFile(FrameSource):
                 for frame in c.decode(video=0):
                     yield frame.to_ndarray(format="gray")
         except av.FFmpegError as e:
-            raise InputError(f"video cannot be decoded ({e})", self.path,
-                             "the file may be truncated or use an unsupported codec; re-export it as H.264 mp4") from None
+            raise InputError(
+                f"video cannot be decoded ({e})", self.path, "the file may be truncated or use an unsupported codec; re-export it as H.264 mp4"
+            ) from None
 
 
 class ImageFolder(FrameSource):
@@ -110,8 +114,10 @@ class ImageFolder(FrameSource):
         from PIL import Image, UnidentifiedImageError
 
         super().__init__(path, fps=fps)
-        self.files = natsorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
-                                and p.name not in IGNORED_NAMES and not p.name.startswith("._")), key=lambda p: p.name)
+        self.files = natsorted(
+            (p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.name not in IGNORED_NAMES and not p.name.startswith("._")),
+            key=lambda p: p.name,
+        )
         if not self.files:
             raise InputError("no image files (png/jpg/tif/bmp) in folder", path)
         sizes = {}
@@ -125,7 +131,8 @@ class ImageFolder(FrameSource):
                 (s0, f0), (s1, f1) = list(sizes.items())[:2]
                 raise InputError(
                     f"frames differ in size: {f0.name} is {s0[0]}x{s0[1]}, {f1.name} is {s1[0]}x{s1[1]}",
-                    path, "a frame folder must hold frames of one size; split or resize it",
+                    path,
+                    "a frame folder must hold frames of one size; split or resize it",
                 )
         self.n_frames_header = len(self.files)
 
@@ -162,16 +169,18 @@ class ClariusRaw(FrameSource):
             raise InputError("too short for a Clarius raw file", path)
         _, n, lines, samples, size = np.frombuffer(raw[:20], "<u4").tolist()
         if size != 1:
-            raise InputError(f"sample size {size} bytes; only 8-bit envelope (*_env.raw) data is supported", path,
-                             "import the *_env.raw file, not *_iq.raw")
+            raise InputError(f"sample size {size} bytes; only 8-bit envelope (*_env.raw) data is supported", path, "import the *_env.raw file, not *_iq.raw")
         per = 8 + lines * samples * size
         if n == 0 or len(raw) < 20 + n * per:
             got = max(0, (len(raw) - 20) // per) if per else 0
-            raise InputError(f"header promises {n} frames of {lines}x{samples} but the file holds {got}", path,
-                             "the export is truncated; export it again from the Clarius app")
+            raise InputError(
+                f"header promises {n} frames of {lines}x{samples} but the file holds {got}",
+                path,
+                "the export is truncated; export it again from the Clarius app",
+            )
         self.n_frames_header = n
         self._layout = (lines, samples, per)
-        self.timestamps = [int(np.frombuffer(raw[20 + i * per: 28 + i * per], "<i8")[0]) for i in range(n)]
+        self.timestamps = [int(np.frombuffer(raw[20 + i * per : 28 + i * per], "<i8")[0]) for i in range(n)]
         yml = path.with_suffix(".yml")
         header = yml.read_text(errors="replace") if yml.is_file() else ""
         m = re.search(r"frame rate:\s*([\d.]+)", header)
@@ -219,9 +228,9 @@ def open_source(path: str | Path, fps: float | None = None, h5_keys: dict[str, s
             src = DicomFile(path)
         else:
             raise InputError(
-                f"unsupported file type {suffix!r}", path,
-                f"import a video ({', '.join(VIDEO_SUFFIXES)}), a frame folder, a TIFF stack, a DICOM file, "
-                "an HDF5 session (.h5) or a Clarius *_env.raw",
+                f"unsupported file type {suffix!r}",
+                path,
+                f"import a video ({', '.join(VIDEO_SUFFIXES)}), a frame folder, a TIFF stack, a DICOM file, an HDF5 session (.h5) or a Clarius *_env.raw",
             )
     if fps:
         src.fps = fps

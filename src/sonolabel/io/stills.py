@@ -58,13 +58,15 @@ def import_stills(
         crop = Crop.parse(crop)
     q = Quantizer(project.palette)
     checked = []
-    for img_path, mask_path in tqdm(find_pairs(folder, Path(masks_dir) if masks_dir else None),
-                                    desc="check pairs", unit="pair", disable=not progress):
+    for img_path, mask_path in tqdm(find_pairs(folder, Path(masks_dir) if masks_dir else None), desc="check pairs", unit="pair", disable=not progress):
         image = read_image_grey(img_path)
         mask, report = read_mask(mask_path, project.palette, q, swap_rb=swap_rb)
         if mask.shape != image.shape:
-            raise InputError(f"mask is {mask.shape[1]}x{mask.shape[0]} but its image {img_path.name} is "
-                             f"{image.shape[1]}x{image.shape[0]}", mask_path, "masks must match their images pixel for pixel")
+            raise InputError(
+                f"mask is {mask.shape[1]}x{mask.shape[0]} but its image {img_path.name} is {image.shape[1]}x{image.shape[0]}",
+                mask_path,
+                "masks must match their images pixel for pixel",
+            )
         box = crop or detect_box(image).union_with_mask(mask)
         box.check(*image.shape, img_path)
         checked.append((img_path, mask_path, box, box.apply(image), box.apply(mask), report))
@@ -73,16 +75,24 @@ def import_stills(
     for img_path, mask_path, box, image, mask, report in tqdm(checked, desc="import stills", unit="pair", disable=not progress):
         vid = project.new_video_id(subject, None, img_path.stem)
         attrs = {
-            "subject": str(subject), "trial": img_path.stem, "task": task, "fps": None, "kind": "still",
-            "collection": collection, "source": str(img_path.resolve()), "sha256": sha256_of(img_path),
-            "mask_source": str(mask_path.resolve()), "mask_sha256": sha256_of(mask_path),
+            "subject": str(subject),
+            "trial": img_path.stem,
+            "task": task,
+            "fps": None,
+            "kind": "still",
+            "collection": collection,
+            "source": str(img_path.resolve()),
+            "sha256": sha256_of(img_path),
+            "mask_source": str(mask_path.resolve()),
+            "mask_sha256": sha256_of(mask_path),
             "mask_unknown_fraction": report.unknown_fraction,
-            "crop": box.as_list(), "crop_detected": crop is None,
-            "imported": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "tool_version": __version__,
+            "crop": box.as_list(),
+            "crop_detected": crop is None,
+            "imported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "tool_version": __version__,
         }
         with project.staged_video(vid, 1, *image.shape, attrs) as video:
             video.frames[0] = image
             video.save_annotation(0, mask, corrected=False, source_name=str(mask_path))
         ids.append(vid)
     return ids
-

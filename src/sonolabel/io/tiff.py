@@ -50,8 +50,7 @@ class TiffStack(FrameSource):
         colour = axes[-1] == "S" and shape[-1] in (3, 4)
         spatial = 3 if colour else 2
         if len(shape) < spatial or len(shape) > spatial + 1:
-            raise InputError(f"TIFF series has axes {axes} {shape}; expected frames x height x width (x colour)", path,
-                             "save one grey or RGB image per page")
+            raise InputError(f"TIFF series has axes {axes} {shape}; expected frames x height x width (x colour)", path, "save one grey or RGB image per page")
         self.n_frames_header = shape[0] if len(shape) == spatial + 1 else 1
         self.colour = int(colour)
         self.bits = dtype.itemsize * 8 if np.issubdtype(dtype, np.integer) else 8
@@ -64,9 +63,9 @@ class TiffStack(FrameSource):
             series = tif.series[0]
             paged = self.n_frames_header > 1 and len(series.pages) == self.n_frames_header
             # a short stack may be stored as one page of several planes: read it whole (it is small)
-            whole = None if paged else series.asarray().reshape(self.n_frames_header, *series.shape[-2 - self.colour:])
+            whole = None if paged else series.asarray().reshape(self.n_frames_header, *series.shape[-2 - self.colour :])
             for i in range(self.n_frames_header):
                 page = series.asarray(key=i) if paged else whole[i]
                 if self.bits > 8:
-                    page = page.astype(np.float32) * (255.0 / (2 ** self.bits - 1))
+                    page = page.astype(np.float32) * (255.0 / (2**self.bits - 1))
                 yield to_grey(page)

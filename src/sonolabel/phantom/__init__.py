@@ -6,7 +6,15 @@ from .project import phantom_project
 from .writer import PhantomRecording, generate_phantom, read_manifest
 
 __all__ = [
-    "FINGERS", "finger_kinematics", "PhantomRenderer", "PhantomSequence", "make_sequence", "phantom_box",
-    "screen_frame", "generate_phantom", "read_manifest", "PhantomRecording",
+    "FINGERS",
+    "finger_kinematics",
+    "PhantomRenderer",
+    "PhantomSequence",
+    "make_sequence",
+    "phantom_box",
+    "screen_frame",
+    "generate_phantom",
+    "read_manifest",
+    "PhantomRecording",
     "phantom_project",
 ]

@@ -57,15 +57,20 @@ def make_anatomy(rng: np.random.Generator) -> Anatomy:
     structures = []
     for name, label, (cx, cy), (rx, ry), echo, fingers in _TEMPLATE:
         bone = name in BONES
-        structures.append(Structure(
-            name=name, label=label,
-            cx=cx + rng.normal(0, 12), cy=cy + rng.normal(0, 8 if bone else 10),
-            rx=rx * scale * rng.uniform(0.85, 1.15), ry=ry * scale * rng.uniform(0.85, 1.15),
-            echo=echo * rng.uniform(0.7, 1.2),
-            fingers=np.asarray(fingers) * rng.uniform(0.7, 1.3, 5),
-            harmonics=np.stack([rng.uniform(0, 0.02 if bone else 0.09, 4), rng.uniform(0, 2 * np.pi, 4)], 1),
-            lateral=rng.normal(0, 6, 5) * (np.asarray(fingers) > 0),
-        ))
+        structures.append(
+            Structure(
+                name=name,
+                label=label,
+                cx=cx + rng.normal(0, 12),
+                cy=cy + rng.normal(0, 8 if bone else 10),
+                rx=rx * scale * rng.uniform(0.85, 1.15),
+                ry=ry * scale * rng.uniform(0.85, 1.15),
+                echo=echo * rng.uniform(0.7, 1.2),
+                fingers=np.asarray(fingers) * rng.uniform(0.7, 1.3, 5),
+                harmonics=np.stack([rng.uniform(0, 0.02 if bone else 0.09, 4), rng.uniform(0, 2 * np.pi, 4)], 1),
+                lateral=rng.normal(0, 6, 5) * (np.asarray(fingers) > 0),
+            )
+        )
     return Anatomy(
         structures=structures,
         fat_thickness=rng.uniform(28, 48),

@@ -16,8 +16,7 @@ from scipy import ndimage
 KINDS = ("slide", "bleed", "vanish")
 
 
-def corrupt_frame(labels: np.ndarray, kind: str, cls: int, strength: float, pixels: int = 40,
-                  into: int | None = None) -> np.ndarray:
+def corrupt_frame(labels: np.ndarray, kind: str, cls: int, strength: float, pixels: int = 40, into: int | None = None) -> np.ndarray:
     """``labels`` damaged by ``kind`` on class ``cls`` at ``strength`` (0-1); ``into``: the class it bleeds into."""
     out = labels.copy()
     mask = labels == cls
@@ -48,8 +47,7 @@ def nearest_neighbour_class(labels: np.ndarray, cls: int) -> int:
     return int(counts.argmax()) if counts.any() else 0
 
 
-def corrupt_stretch(labels: np.ndarray, keyframe: int, first: int, stop: int, kind: str, cls: int,
-                    pixels: int = 40) -> np.ndarray:
+def corrupt_stretch(labels: np.ndarray, keyframe: int, first: int, stop: int, kind: str, cls: int, pixels: int = 40) -> np.ndarray:
     """Corrupt frames ``first..stop-1`` of ``labels`` (T, H, W), strength growing linearly with the distance from ``keyframe``."""
     out = labels.copy()
     far = max(abs(first - keyframe), abs(stop - 1 - keyframe))

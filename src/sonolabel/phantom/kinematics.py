@@ -8,13 +8,15 @@ FINGERS = ("thumb", "index", "middle", "ring", "little")
 # total flexion theta = theta_MP + theta_PIP at full flexion, degrees
 PEAK = np.array([75.0, 150.0, 155.0, 150.0, 140.0])
 # involuntary co-flexion of neighbouring fingers (row: moving finger)
-COUPLING = np.array([
-    [1.00, 0.05, 0.00, 0.00, 0.00],
-    [0.03, 1.00, 0.15, 0.05, 0.02],
-    [0.00, 0.12, 1.00, 0.20, 0.08],
-    [0.00, 0.04, 0.25, 1.00, 0.35],
-    [0.00, 0.02, 0.08, 0.40, 1.00],
-])
+COUPLING = np.array(
+    [
+        [1.00, 0.05, 0.00, 0.00, 0.00],
+        [0.03, 1.00, 0.15, 0.05, 0.02],
+        [0.00, 0.12, 1.00, 0.20, 0.08],
+        [0.00, 0.04, 0.25, 1.00, 0.35],
+        [0.00, 0.02, 0.08, 0.40, 1.00],
+    ]
+)
 
 
 def _ramp(n: int) -> np.ndarray:

@@ -168,9 +168,9 @@ def screen_frame(img: np.ndarray, width: int = 640, height: int = 480) -> np.nda
     """Place a 480x480 image in a 640x480 black screen, with a depth scale in the border."""
     out = np.zeros((height, width), np.uint8)
     x0 = (width - img.shape[1]) // 2
-    out[: img.shape[0], x0: x0 + img.shape[1]] = img
+    out[: img.shape[0], x0 : x0 + img.shape[1]] = img
     for y in range(0, height, 48):  # depth ticks, as scanners draw them
-        out[y: y + 2, x0 + img.shape[1] + 6: x0 + img.shape[1] + 14] = 200
+        out[y : y + 2, x0 + img.shape[1] + 6 : x0 + img.shape[1] + 14] = 200
     return out
 
 

@@ -41,8 +41,7 @@ def _write_recording(folder: Path, subject_seed: int, trial: int, n_frames: int,
 
     seq = make_sequence(subject_seed, trial, n_frames, fps)
     renderer = PhantomRenderer(seq)
-    labels = zarr.create_array(str(folder / "labels.zarr"), shape=(n_frames, 480, 480), chunks=(1, 480, 480),
-                               dtype="uint8", fill_value=0)
+    labels = zarr.create_array(str(folder / "labels.zarr"), shape=(n_frames, 480, 480), chunks=(1, 480, 480), dtype="uint8", fill_value=0)
     with av.open(str(folder / "video.mp4"), "w") as out:
         stream = out.add_stream("libx264", rate=int(round(fps)))
         stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
@@ -55,7 +54,7 @@ def _write_recording(folder: Path, subject_seed: int, trial: int, n_frames: int,
                 out.mux(packet)
             batch.append(lab)
             if len(batch) == 64 or t == n_frames - 1:
-                labels[t + 1 - len(batch): t + 1] = np.stack(batch)
+                labels[t + 1 - len(batch) : t + 1] = np.stack(batch)
                 batch = []
             progress(1)
         for packet in stream.encode():
@@ -66,8 +65,9 @@ def _write_recording(folder: Path, subject_seed: int, trial: int, n_frames: int,
     kin.to_csv(folder / "kinematics.csv", index=False, float_format="%.3f")
 
 
-def generate_phantom(out: str | Path, subjects: int = 2, frames: int = 400, seed: int = 0, trials: int = 1,
-                     fps: float = 20.0, crf: int = 18, progress: bool = False) -> list[PhantomRecording]:
+def generate_phantom(
+    out: str | Path, subjects: int = 2, frames: int = 400, seed: int = 0, trials: int = 1, fps: float = 20.0, crf: int = 18, progress: bool = False
+) -> list[PhantomRecording]:
     """Write ``subjects`` x ``trials`` phantom recordings of ``frames`` frames into ``out`` (a new folder)."""
     from tqdm import tqdm
 
@@ -88,14 +88,30 @@ def generate_phantom(out: str | Path, subjects: int = 2, frames: int = 400, seed
                 rel = Path(f"sub-{s + 1:02d}") / f"trial-{trial}"
                 (staging / rel).mkdir(parents=True)
                 _write_recording(staging / rel, subject_seed, trial, frames, fps, crf, bar.update)
-                recordings.append(PhantomRecording(
-                    subject=f"sub-{s + 1:02d}", trial=trial, video=str(rel / "video.mp4"), labels=str(rel / "labels.zarr"),
-                    kinematics=str(rel / "kinematics.csv"), frames=frames, fps=fps, crop=list(phantom_box()),
-                    subject_seed=subject_seed,
-                ))
-        manifest = {"generator": "sonolabel.phantom", "tool_version": __version__, "seed": seed, "subjects": subjects,
-                    "trials": trials, "frames": frames, "fps": fps, "palette": FOREARM.to_dict(),
-                    "recordings": [asdict(r) for r in recordings]}
+                recordings.append(
+                    PhantomRecording(
+                        subject=f"sub-{s + 1:02d}",
+                        trial=trial,
+                        video=str(rel / "video.mp4"),
+                        labels=str(rel / "labels.zarr"),
+                        kinematics=str(rel / "kinematics.csv"),
+                        frames=frames,
+                        fps=fps,
+                        crop=list(phantom_box()),
+                        subject_seed=subject_seed,
+                    )
+                )
+        manifest = {
+            "generator": "sonolabel.phantom",
+            "tool_version": __version__,
+            "seed": seed,
+            "subjects": subjects,
+            "trials": trials,
+            "frames": frames,
+            "fps": fps,
+            "palette": FOREARM.to_dict(),
+            "recordings": [asdict(r) for r in recordings],
+        }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=1))
         bar.close()
         if out.exists():
@@ -118,6 +134,7 @@ def read_manifest(folder: str | Path) -> list[PhantomRecording]:
     for rec in recordings:
         for rel in (rec.video, rec.labels, rec.kinematics):
             if not (folder / rel).resolve().is_relative_to(root):
-                raise InputError(f"manifest names {rel!r}, outside the phantom folder", folder / "manifest.json",
-                                 "paths in a manifest must stay inside its folder")
+                raise InputError(
+                    f"manifest names {rel!r}, outside the phantom folder", folder / "manifest.json", "paths in a manifest must stay inside its folder"
+                )
     return recordings

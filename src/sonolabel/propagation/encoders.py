@@ -64,8 +64,12 @@ class IntensityKeys(nn.Module):
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
     )
 
 
@@ -101,8 +105,10 @@ class RefineHead(nn.Module):
     def __init__(self, n_classes: int, fine_dim: int = 32, width: int = 48):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(fine_dim + n_classes, width, 3, 1, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(width, width, 3, 1, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(fine_dim + n_classes, width, 3, 1, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, 1, 1),
+            nn.ReLU(inplace=True),
             nn.Conv2d(width, n_classes, 3, 1, 1),
         )
 

@@ -25,9 +25,16 @@ class Pass:
         c = engine.config
         self.config = c
         scale = 4 / engine.encoder.stride  # radii are set in cells of a stride-4 grid
-        self.memory = LocalMemory(tuple(key.shape[-2:]), key.shape[0], engine.n_classes, 1 + len(extra), c.work_size,
-                                  max(1, math.ceil(c.key_radius * scale)), max(1, math.ceil(c.work_radius * scale)),
-                                  device=engine.device)
+        self.memory = LocalMemory(
+            tuple(key.shape[-2:]),
+            key.shape[0],
+            engine.n_classes,
+            1 + len(extra),
+            c.work_size,
+            max(1, math.ceil(c.key_radius * scale)),
+            max(1, math.ceil(c.work_radius * scale)),
+            device=engine.device,
+        )
         for slot, (k, v) in enumerate([(key, value), *extra]):
             self.memory.permanent.put(k, v, slot)
         self.prev_key, self.prev_value, self.steps = key, value, 0
@@ -46,8 +53,7 @@ class Pass:
 class Engine:
     """Encodes frames and runs memory readout passes for one configuration and class count."""
 
-    def __init__(self, config: PropagationConfig, n_classes: int, encoder: torch.nn.Module | None = None,
-                 refine: RefineHead | None = None):
+    def __init__(self, config: PropagationConfig, n_classes: int, encoder: torch.nn.Module | None = None, refine: RefineHead | None = None):
         self.config = config
         self.n_classes = n_classes
         self.device = torch.device(config.resolve_device())

@@ -17,8 +17,7 @@ from .weights import load_engine, load_weights, model_path, resolve_mode
 def _run(video: Video, engine: Engine, model_id: str, progress: bool) -> PropagationReport:
     from tqdm import tqdm
 
-    with tqdm(total=video.n_frames - len(video.annotated_frames()), desc=f"propagate {video.id}", unit="frame",
-              disable=not progress) as bar:
+    with tqdm(total=video.n_frames - len(video.annotated_frames()), desc=f"propagate {video.id}", unit="frame", disable=not progress) as bar:
         return propagate_video(video, engine.config, engine=engine, model_id=model_id, progress=bar.update)
 
 
@@ -27,9 +26,15 @@ def _propagate_one(video: Video, config: dict, weights: str | None, progress: bo
     return _run(video, engine, model_id, progress)
 
 
-def propagate_project(project: Project, video_ids: list[str] | None = None, config: PropagationConfig | None = None,
-                      weights: str | Path | None = None, scheduler: str | None = None, workers: int | None = 1,
-                      progress: bool = True) -> list[PropagationReport]:
+def propagate_project(
+    project: Project,
+    video_ids: list[str] | None = None,
+    config: PropagationConfig | None = None,
+    weights: str | Path | None = None,
+    scheduler: str | None = None,
+    workers: int | None = 1,
+    progress: bool = True,
+) -> list[PropagationReport]:
     """Propagate the given videos (default: every video with keyframes) of a writable project.
 
     The mode is resolved once (``auto``: learned when trained). ``workers`` > 1 or a ``scheduler``
@@ -45,5 +50,6 @@ def propagate_project(project: Project, video_ids: list[str] | None = None, conf
         return [_run(project.video(v), engine, model_id, progress) for v in ids]
     if config.mode == "learned":  # a bad weights file fails here, once, not in every task
         load_weights(Path(weights) if weights else model_path(project), len(project.palette))
-    return map_videos(project, _propagate_one, ids, config.to_dict(), str(weights) if weights else None, False,
-                      scheduler=scheduler, workers=workers, label="propagate")
+    return map_videos(
+        project, _propagate_one, ids, config.to_dict(), str(weights) if weights else None, False, scheduler=scheduler, workers=workers, label="propagate"
+    )

@@ -71,8 +71,7 @@ class PropagationReport:
 
 
 def _signature(video: Video, seg: Segment, config: PropagationConfig, model_id: str) -> str:
-    h = hashlib.sha256(json.dumps({k: v for k, v in config.to_dict().items() if k not in ("batch", "device")},
-                                  sort_keys=True).encode())
+    h = hashlib.sha256(json.dumps({k: v for k, v in config.to_dict().items() if k not in ("batch", "device")}, sort_keys=True).encode())
     h.update(f"{model_id}|{seg.name}|{video.n_frames}".encode())
     for k in (seg.left, seg.right):
         if k is not None:
@@ -110,7 +109,7 @@ class VideoPropagator:
 
     def keyframe(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         if t not in self._key_cache:
-            keys, _ = self.engine.encode(self.video.frames[t:t + 1])
+            keys, _ = self.engine.encode(self.video.frames[t : t + 1])
             value = self.engine.soft_labels(self.video.annotated[t], tuple(keys.shape[-2:]))
             self._key_cache[t] = (keys[0], value)
             self._descriptors[t] = torch.nn.functional.normalize(keys[0].mean((1, 2)), dim=0)
@@ -132,7 +131,7 @@ class VideoPropagator:
     def _batches(self, seg: Segment, reverse: bool):
         b = self.engine.config.batch
         starts = range(seg.first, seg.last + 1, b)
-        for s in (reversed(starts) if reverse else starts):
+        for s in reversed(starts) if reverse else starts:
             e = min(s + b, seg.last + 1)
             frames = np.asarray(self.video.frames[s:e])
             keys, fine = self.engine.encode(frames[::-1].copy() if reverse else frames)
@@ -157,10 +156,10 @@ class VideoPropagator:
             for s, e, keys, fine in self._batches(seg, reverse=True):
                 rs = [backward.step(key) for key in keys]
                 b = torch.stack([r.probs.cpu() for r in rs[::-1]])
-                f = torch.stack(fwd_probs[s - seg.first:e - seg.first]).float()
+                f = torch.stack(fwd_probs[s - seg.first : e - seg.first]).float()
                 pos = torch.arange(s, e, dtype=torch.float32).sub(seg.left).div(span)
                 fused = self.engine.fuse(f, b, pos)
-                sim = (np.asarray(fwd_sim[s - seg.first:e - seg.first]) + np.array([float(r.similarity.mean()) for r in rs[::-1]])) / 2
+                sim = (np.asarray(fwd_sim[s - seg.first : e - seg.first]) + np.array([float(r.similarity.mean()) for r in rs[::-1]])) / 2
                 yield self._write(s, fused, fine.flip(0) if fine is not None else None, sim, _agreement(f, b, self.n_classes))
         else:
             one, reverse = (forward, False) if forward is not None else (backward, True)
@@ -181,8 +180,9 @@ class VideoPropagator:
         return len(labels)
 
 
-def propagate_steps(video: Video, config: PropagationConfig | None = None, engine: Engine | None = None,
-                    model_id: str = "intensity-keys", stop_after: int | None = None) -> Generator[int, None, PropagationReport]:
+def propagate_steps(
+    video: Video, config: PropagationConfig | None = None, engine: Engine | None = None, model_id: str = "intensity-keys", stop_after: int | None = None
+) -> Generator[int, None, PropagationReport]:
     """Propagate ``video``'s keyframes to all its frames, yielding the number of frames done after each
     batch (for progress bars; stopping the generator cancels, and the next run resumes). Segments
     already done with the same keyframes and settings are skipped. ``stop_after`` segments is for
@@ -191,8 +191,7 @@ def propagate_steps(video: Video, config: PropagationConfig | None = None, engin
     config = config or PropagationConfig()
     keyframes = video.annotated_frames()
     if not keyframes:
-        raise InputError(f"video {video.id!r} has no keyframes", video.project.path,
-                         "annotate at least one frame (napari, or `sonolabel keyframes import`)")
+        raise InputError(f"video {video.id!r} has no keyframes", video.project.path, "annotate at least one frame (napari, or `sonolabel keyframes import`)")
     engine = engine or Engine(config, len(video.project.palette))
     t0 = time.perf_counter()
     done_before = video.state(STATE_KEY, {}).get("segments", {})
@@ -214,14 +213,18 @@ def propagate_steps(video: Video, config: PropagationConfig | None = None, engin
         done[seg.name] = {"signature": sig, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         video.set_state(STATE_KEY, {"segments": {**done_before, **done}, "model": model_id, "config": config.to_dict()})
     # forget segments that no longer exist (keyframes added or removed)
-    video.set_state(STATE_KEY, {"segments": done, "model": model_id, "config": config.to_dict(),
-                                "complete": len(done) == len(segments)})
+    video.set_state(STATE_KEY, {"segments": done, "model": model_id, "config": config.to_dict(), "complete": len(done) == len(segments)})
     return PropagationReport(video.id, len(done) - skipped, skipped, written, time.perf_counter() - t0)
 
 
-def propagate_video(video: Video, config: PropagationConfig | None = None, engine: Engine | None = None,
-                    model_id: str = "intensity-keys", progress: Callable[[int], None] | None = None,
-                    stop_after: int | None = None) -> PropagationReport:
+def propagate_video(
+    video: Video,
+    config: PropagationConfig | None = None,
+    engine: Engine | None = None,
+    model_id: str = "intensity-keys",
+    progress: Callable[[int], None] | None = None,
+    stop_after: int | None = None,
+) -> PropagationReport:
     """Run :func:`propagate_steps` to the end, calling ``progress(n_frames)`` after each batch."""
     steps = propagate_steps(video, config, engine, model_id, stop_after)
     while True:

@@ -80,8 +80,18 @@ class SlotGroup:
 class LocalMemory:
     """Permanent slots (keyframes, wide radius) and working slots (recent predictions, narrow radius)."""
 
-    def __init__(self, grid: tuple[int, int], key_dim: int, n_classes: int, n_permanent: int, n_working: int,
-                 key_radius: int, work_radius: int, block: int = 6, device="cpu"):
+    def __init__(
+        self,
+        grid: tuple[int, int],
+        key_dim: int,
+        n_classes: int,
+        n_permanent: int,
+        n_working: int,
+        key_radius: int,
+        work_radius: int,
+        block: int = 6,
+        device="cpu",
+    ):
         self.grid, self.block = grid, block
         self.groups = [SlotGroup(n_permanent, key_radius, grid, block, key_dim, n_classes, device)]
         if n_working:

@@ -11,8 +11,7 @@ from .config import PropagationConfig
 from .engine import Engine
 
 
-def suggest_keyframes(video: Video, every: int = 200, count: int | None = None, stride: int = 5,
-                      config: PropagationConfig | None = None) -> list[int]:
+def suggest_keyframes(video: Video, every: int = 200, count: int | None = None, stride: int = 5, config: PropagationConfig | None = None) -> list[int]:
     """Frames to annotate, best first.
 
     Without keyframes: every ``every``-th frame. With keyframes: the frames (sampled every
@@ -35,7 +34,7 @@ def suggest_keyframes(video: Video, every: int = 200, count: int | None = None, 
     def descriptors(frames: list[int]) -> torch.Tensor:
         out = []
         for i in range(0, len(frames), 64):
-            k, _ = engine.encode(np.stack([video.frames[t] for t in frames[i:i + 64]]))
+            k, _ = engine.encode(np.stack([video.frames[t] for t in frames[i : i + 64]]))
             out.append(torch.nn.functional.normalize(k.flatten(1), dim=1))
         return torch.cat(out)
 

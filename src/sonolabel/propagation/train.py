@@ -26,8 +26,10 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
+from ..checkpoint import save_checkpoint
 from ..errors import InputError
 from ..store import Project
+from ..training.loop import Optimisation, run_epoch
 from .encoders import KeyEncoder, RefineHead
 from .weights import model_path
 
@@ -86,8 +88,7 @@ def random_warp(img: torch.Tensor, lab: torch.Tensor, gen: torch.Generator) -> t
     s = img.shape[-1]
     r = lambda a: (torch.rand(1, generator=gen).item() * 2 - 1) * a  # noqa: E731
     ang, sc = math.radians(r(6)), 1 + r(0.08)
-    theta = torch.tensor([[sc * math.cos(ang), -sc * math.sin(ang), r(0.1)],
-                          [sc * math.sin(ang), sc * math.cos(ang), r(0.06)]], dtype=torch.float32)[None]
+    theta = torch.tensor([[sc * math.cos(ang), -sc * math.sin(ang), r(0.1)], [sc * math.sin(ang), sc * math.cos(ang), r(0.06)]], dtype=torch.float32)[None]
     grid = F.affine_grid(theta, (1, 1, s, s), align_corners=False)
     coarse = (torch.rand(1, 2, 5, 5, generator=gen) * 2 - 1) * 0.03
     grid = grid + F.interpolate(coarse, size=(s, s), mode="bicubic", align_corners=False).permute(0, 2, 3, 1)
@@ -98,8 +99,17 @@ def random_warp(img: torch.Tensor, lab: torch.Tensor, gen: torch.Generator) -> t
     return (warped * gain + noise).clamp(0, 255), warped_lab[0, 0].long()
 
 
-def supervised_loss(encoder: KeyEncoder, refine: RefineHead, src: torch.Tensor, src_lab: torch.Tensor, dst: torch.Tensor,
-                    dst_lab: torch.Tensor, n_classes: int, temperature: float, bias: torch.Tensor) -> torch.Tensor:
+def supervised_loss(
+    encoder: KeyEncoder,
+    refine: RefineHead,
+    src: torch.Tensor,
+    src_lab: torch.Tensor,
+    dst: torch.Tensor,
+    dst_lab: torch.Tensor,
+    n_classes: int,
+    temperature: float,
+    bias: torch.Tensor,
+) -> torch.Tensor:
     """Read labels from ``src`` into ``dst`` (B, 1, S, S) through the keys, refine, compare with ``dst_lab``."""
     ks, _ = encoder(src)
     kd, fine = encoder(dst)
@@ -113,17 +123,7 @@ def supervised_loss(encoder: KeyEncoder, refine: RefineHead, src: torch.Tensor, 
     return F.cross_entropy(logits, dst_lab) + 0.5 * F.nll_loss(coarse, dst_lab)
 
 
-def _step(opt: torch.optim.Optimizer, loss: torch.Tensor, history: list[float], stage: str, log) -> None:
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    history.append(loss.item())
-    if len(history) % 25 == 0:
-        log(f"{stage} step {len(history)}: loss {np.mean(history[-25:]):.3f}")
-
-
-def train_propagation(project: Project, config: TrainConfig | None = None,
-                      log: Callable[[str], None] = print) -> Path:
+def train_propagation(project: Project, config: TrainConfig | None = None, log: Callable[[str], None] = print) -> Path:
     """Train on ``project`` (open for writing) and store the weights in it; returns their path."""
     project.require_writable()
     cfg = config or TrainConfig()
@@ -141,62 +141,86 @@ def train_propagation(project: Project, config: TrainConfig | None = None,
     bias = _local_bias(grid, grid, cfg.radius)
     started = time.monotonic()
     budget = cfg.minutes * 60
-    history = {"crw": [], "keyframes": []}
 
     # stage 1: self-supervised correspondence on unlabeled frames
-    opt = torch.optim.Adam(encoder.parameters(), lr=cfg.lr)
+    def clip_batches():
+        while True:
+            clips = []
+            for _ in range(cfg.clip_batch):
+                v = videos[rng.integers(len(videos))]
+                stride = int(rng.integers(1, 5))
+                t0 = int(rng.integers(0, v.n_frames - stride * (cfg.clip_length - 1)))
+                clips.append(_resize(v.frames[t0 : t0 + stride * cfg.clip_length : stride], s))
+            x = torch.stack(clips)  # (B, T, 1, S, S)
+
+            def loss(x=x):
+                keys, _ = encoder(x.flatten(0, 1))
+                return crw_loss(keys.view(*x.shape[:2], *keys.shape[1:]), cfg.temperature, bias, cfg.edge_dropout)
+
+            yield len(x), loss
+
     encoder.train()
-    while videos and (not history["crw"] or time.monotonic() - started < cfg.self_supervised_share * budget):
-        clips = []
-        for _ in range(cfg.clip_batch):
-            v = videos[rng.integers(len(videos))]
-            stride = int(rng.integers(1, 5))
-            t0 = int(rng.integers(0, v.n_frames - stride * (cfg.clip_length - 1)))
-            clips.append(_resize(v.frames[t0:t0 + stride * cfg.clip_length:stride], s))
-        x = torch.stack(clips)  # (B, T, 1, S, S)
-        keys, _ = encoder(x.flatten(0, 1))
-        loss = crw_loss(keys.view(*x.shape[:2], *keys.shape[1:]), cfg.temperature, bias, cfg.edge_dropout)
-        _step(opt, loss, history["crw"], "random walk", log)
+    stats = {}
+    if videos:
+        stats["crw"] = run_epoch(
+            clip_batches(),
+            Optimisation(torch.optim.Adam(encoder.parameters(), lr=cfg.lr)),
+            deadline=started + cfg.self_supervised_share * budget,
+            desc="random walk",
+            log=log,
+        )
 
     # stage 2: keyframe supervision (deformed copies and pairs of keyframes)
-    frames = {(v.id, t): _resize(v.frames[t:t + 1], s) for v, t in keyed}
-    labels = {(v.id, t): F.interpolate(torch.from_numpy(np.asarray(v.annotated[t]))[None, None].float(), size=(s, s),
-                                       mode="nearest")[0, 0].long() for v, t in keyed}
-    opt = torch.optim.Adam([{"params": refine.parameters(), "lr": cfg.lr},
-                            {"params": encoder.parameters(), "lr": cfg.encoder_lr_keyframes}])
+    frames = {(v.id, t): _resize(v.frames[t : t + 1], s) for v, t in keyed}
+    labels = {
+        (v.id, t): F.interpolate(torch.from_numpy(np.asarray(v.annotated[t]))[None, None].float(), size=(s, s), mode="nearest")[0, 0].long() for v, t in keyed
+    }
+
+    def pair_batches():
+        while True:
+            src, src_lab, dst, dst_lab = [], [], [], []
+            for _ in range(cfg.pair_batch):
+                v, t = keyed[rng.integers(len(keyed))]
+                same_video = [k for vv, k in keyed if vv.id == v.id and k != t]
+                img, lab = frames[(v.id, t)], labels[(v.id, t)]
+                if same_video and rng.random() < 0.3:  # a real pair: the nearest other keyframe
+                    u = min(same_video, key=lambda k: abs(k - t))
+                    d_img, d_lab = frames[(v.id, u)], labels[(v.id, u)]
+                else:
+                    d_img, d_lab = random_warp(img, lab, gen)
+                src.append(img[0])
+                src_lab.append(lab)
+                dst.append(d_img[0])
+                dst_lab.append(d_lab)
+            batch = torch.stack(src), torch.stack(src_lab), torch.stack(dst), torch.stack(dst_lab)
+            yield cfg.pair_batch, lambda b=batch: supervised_loss(encoder, refine, *b, n_classes, cfg.temperature, bias)
+
+    opt = torch.optim.Adam([{"params": refine.parameters(), "lr": cfg.lr}, {"params": encoder.parameters(), "lr": cfg.encoder_lr_keyframes}])
     refine.train()
-    while time.monotonic() - started < budget or not history["keyframes"]:
-        src, src_lab, dst, dst_lab = [], [], [], []
-        for _ in range(cfg.pair_batch):
-            v, t = keyed[rng.integers(len(keyed))]
-            same_video = [k for vv, k in keyed if vv.id == v.id and k != t]
-            img, lab = frames[(v.id, t)], labels[(v.id, t)]
-            if same_video and rng.random() < 0.3:  # a real pair: the nearest other keyframe
-                u = min(same_video, key=lambda k: abs(k - t))
-                d_img, d_lab = frames[(v.id, u)], labels[(v.id, u)]
-            else:
-                d_img, d_lab = random_warp(img, lab, gen)
-            src.append(img[0])
-            src_lab.append(lab)
-            dst.append(d_img[0])
-            dst_lab.append(d_lab)
-        loss = supervised_loss(encoder, refine, torch.stack(src), torch.stack(src_lab), torch.stack(dst),
-                               torch.stack(dst_lab), n_classes, cfg.temperature, bias)
-        _step(opt, loss, history["keyframes"], "keyframe", log)
+    stats["keyframes"] = run_epoch(pair_batches(), Optimisation(opt), deadline=started + budget, desc="keyframe", log=log)
 
     path = model_path(project)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ckpt = {
-        "encoder": encoder.state_dict(), "refine": refine.state_dict(), "n_classes": n_classes,
-        "class_names": list(project.palette.names), "architecture": {"encoder": {}, "refine": {}},
-        "train_config": asdict(cfg),
-        "provenance": {"tool_version": __version__, "project": str(project.path), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                       "videos": [v.id for v in project.videos()], "keyframes": len(keyed),
-                       "crw_steps": len(history["crw"]), "keyframe_steps": len(history["keyframes"]),
-                       "seconds": time.monotonic() - started,
-                       "final_losses": {k: float(np.mean(h[-25:])) if h else None for k, h in history.items()}},
-    }
-    tmp = path.with_name(path.name + ".partial")
-    torch.save(ckpt, tmp)
-    tmp.replace(path)
+    save_checkpoint(
+        path,
+        {
+            "kind": "propagation",
+            "classes": list(project.palette.names),
+            "n_classes": n_classes,
+            "encoder": encoder.state_dict(),
+            "refine": refine.state_dict(),
+            "architecture": {"encoder": {}, "refine": {}},
+            "config": asdict(cfg),
+            "provenance": {
+                "tool_version": __version__,
+                "project": str(project.path),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "videos": [v.id for v in project.videos()],
+                "keyframes": len(keyed),
+                "crw_steps": stats["crw"].steps if "crw" in stats else 0,
+                "keyframe_steps": stats["keyframes"].steps,
+                "seconds": time.monotonic() - started,
+                "final_losses": {k: st.recent_loss for k, st in stats.items()},
+            },
+        },
+    )
     return path

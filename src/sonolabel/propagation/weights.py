@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoint import load_checkpoint
 from ..errors import InputError
 from ..store import Project
 from .config import PropagationConfig
@@ -20,19 +21,32 @@ def model_path(project: Project) -> Path:
     return project.path / MODEL_FILE
 
 
-def load_weights(path: str | Path, n_classes: int) -> tuple[KeyEncoder, RefineHead, dict, str]:
-    """Load a weights file written by ``sonolabel propagation train`` (tensors and plain data only)."""
-    path = Path(path)
+def _read(path: Path) -> dict:
+    """The checkpoint at ``path``; a weights file from before the shared checkpoint format (a plain dict
+    with ``encoder`` and ``refine``) still loads, so trained projects keep working."""
     try:
+        return load_checkpoint(path, "propagation")
+    except InputError as e:
+        if "not a sonolabel checkpoint" not in str(e):
+            raise InputError(f"cannot load propagation weights: {e.what}", path, "use a file written by `sonolabel propagation train`") from None
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises many kinds; all mean "not a usable weights file"
-        raise InputError(f"cannot load propagation weights ({type(e).__name__}: {str(e)[:200]})", path,
-                         "use a file written by `sonolabel propagation train`") from None
-    if not isinstance(ckpt, dict) or "encoder" not in ckpt or "refine" not in ckpt:
-        raise InputError("not a sonolabel propagation weights file", path)
+        if not isinstance(ckpt, dict) or "encoder" not in ckpt or "refine" not in ckpt:
+            raise InputError("not a sonolabel propagation weights file", path, "use a file written by `sonolabel propagation train`") from None
+        return {**ckpt, "kind": "propagation", "classes": ckpt.get("class_names")}
+
+
+def load_weights(path: str | Path, n_classes: int | None = None) -> tuple[KeyEncoder, RefineHead, dict, str]:
+    """The encoder and refine head of a weights file written by ``sonolabel propagation train``, its
+    checkpoint and a model id (tensors and plain data only; with ``n_classes``, refused for another number)."""
+    path = Path(path)
+    ckpt = _read(path)
+    n_classes = int(ckpt.get("n_classes", -1)) if n_classes is None else n_classes
     if int(ckpt.get("n_classes", -1)) != n_classes:
-        raise InputError(f"weights are for {ckpt.get('n_classes')} classes, the project has {n_classes}", path,
-                         "train propagation on this project (`sonolabel propagation train PROJECT`)")
+        raise InputError(
+            f"weights are for {ckpt.get('n_classes')} classes, the project has {n_classes}",
+            path,
+            "train propagation on this project (`sonolabel propagation train PROJECT`)",
+        )
     arch = ckpt.get("architecture", {})
     encoder = KeyEncoder(**arch.get("encoder", {}))
     refine = RefineHead(n_classes, **arch.get("refine", {}))

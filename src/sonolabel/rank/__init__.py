@@ -9,5 +9,16 @@ from ..kinematics import MARKERS, flex_labels, flexion_from_table, joint_angle, 
 from .model import ArchConfig, SonoRank, count_parameters
 from .train import RankConfig, load_rank_model, train_rank
 
-__all__ = ["MARKERS", "joint_angle", "total_flexion_from_markers", "flexion_from_table", "flex_labels",
-           "ArchConfig", "SonoRank", "count_parameters", "RankConfig", "train_rank", "load_rank_model"]
+__all__ = [
+    "MARKERS",
+    "joint_angle",
+    "total_flexion_from_markers",
+    "flexion_from_table",
+    "flex_labels",
+    "ArchConfig",
+    "SonoRank",
+    "count_parameters",
+    "RankConfig",
+    "train_rank",
+    "load_rank_model",
+]

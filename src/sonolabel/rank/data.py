@@ -42,12 +42,12 @@ class Windows:
         return len(self.rows)
 
     def subset(self, keep: np.ndarray) -> "Windows":
-        return Windows(self.rows[keep], self.video[keep], self.travel[keep], self.flexed[keep], self.videos,
-                       self.subjects, self.rest_rows)
+        return Windows(self.rows[keep], self.video[keep], self.travel[keep], self.flexed[keep], self.videos, self.subjects, self.rest_rows)
 
 
-def build_windows(dataset: str | Path, subjects: list[str] | None, length: int, subsample: int, step: int = 1,
-                  flex_fraction: float = 0.5, min_range: float = 10.0) -> Windows:
+def build_windows(
+    dataset: str | Path, subjects: list[str] | None, length: int, subsample: int, step: int = 1, flex_fraction: float = 0.5, min_range: float = 10.0
+) -> Windows:
     """Windows starting every ``step`` frames in each video of ``subjects`` (all when None) that has kinematics."""
     data = ExportedDataset.open(dataset)
     table, kin = data.table, data.kinematics()
@@ -76,11 +76,20 @@ def build_windows(dataset: str | Path, subjects: list[str] | None, length: int, 
         video_subjects.append(str(part["subject"].iloc[0]))
         rest_rows.append(int(part.index[0]))
     if not rows:
-        raise InputError(f"no window of {length} frames (every {subsample}) with kinematics"
-                         + (f" for subjects {subjects}" if subjects else ""), dataset,
-                         "export videos imported with kinematics (sonolabel import --kinematics), or shorten the window")
-    return Windows(np.asarray(rows, np.int64), np.asarray(video, np.int64), np.asarray(travel, np.float32),
-                   np.asarray(flexed, np.int8), videos, video_subjects, np.asarray(rest_rows, np.int64))
+        raise InputError(
+            f"no window of {length} frames (every {subsample}) with kinematics" + (f" for subjects {subjects}" if subjects else ""),
+            dataset,
+            "export videos imported with kinematics (sonolabel import --kinematics), or shorten the window",
+        )
+    return Windows(
+        np.asarray(rows, np.int64),
+        np.asarray(video, np.int64),
+        np.asarray(travel, np.float32),
+        np.asarray(flexed, np.int8),
+        videos,
+        video_subjects,
+        np.asarray(rest_rows, np.int64),
+    )
 
 
 class WindowReader:
@@ -166,7 +175,7 @@ class FlexWindows(Dataset):
 
     def __getitem__(self, i: int):
         w = self.windows
-        rest = self.reader.read(w.rest_rows[w.video[i]:w.video[i] + 1], augment=False)
+        rest = self.reader.read(w.rest_rows[w.video[i] : w.video[i] + 1], augment=False)
         return self.reader.read(w.rows[i], self.augment), rest, torch.from_numpy(w.flexed[i].astype(np.float32))
 
 

@@ -16,13 +16,12 @@ from .objectives import binary_scores, flexion_loss, pair_targets, ranking_auc, 
 
 
 @torch.no_grad()
-def embed_windows(model: SonoRank, reader: WindowReader, rows: np.ndarray, device: torch.device,
-                  batch: int = 16) -> torch.Tensor:
+def embed_windows(model: SonoRank, reader: WindowReader, rows: np.ndarray, device: torch.device, batch: int = 16) -> torch.Tensor:
     """Sequence embeddings (W, embed) of windows given as dataset rows (W, T)."""
     model.eval()
     out = []
     for i in range(0, len(rows), batch):
-        x = torch.stack([reader.read(r, augment=False) for r in rows[i:i + batch]]).to(device)
+        x = torch.stack([reader.read(r, augment=False) for r in rows[i : i + batch]]).to(device)
         out.append(model.encode(x).float())
     return torch.cat(out) if out else torch.zeros(0, model.cfg.embed, device=device)
 
@@ -36,8 +35,9 @@ def rest_embeddings(model: SonoRank, reader: WindowReader, windows: Windows, dev
 
 
 @torch.no_grad()
-def evaluate_ranking(model: SonoRank, reader: WindowReader, windows: Windows, n_pairs: int, device: torch.device,
-                     informative_deg: float = 3.0, tie_weight: float = 0.5) -> dict:
+def evaluate_ranking(
+    model: SonoRank, reader: WindowReader, windows: Windows, n_pairs: int, device: torch.device, informative_deg: float = 3.0, tie_weight: float = 0.5
+) -> dict:
     """Ranking loss and per-finger AUC on a fixed sample of within-video pairs."""
     pairs = sample_eval_pairs(windows, n_pairs)
     used = np.unique(pairs)
@@ -47,9 +47,13 @@ def evaluate_ranking(model: SonoRank, reader: WindowReader, windows: Windows, n_
     travel = torch.from_numpy(windows.travel).to(device)
     y, m = pair_targets(travel[pairs[:, 0]], travel[pairs[:, 1]], informative_deg)
     auc = ranking_auc(logits.cpu().numpy(), y.cpu().numpy(), m.cpu().numpy())
-    return {"loss": float(ranking_loss(logits, y, m, tie_weight)), "auc": dict(zip(FINGERS, auc.tolist())),
-            "mean_auc": float(np.nanmean(auc)), "pairs": int(len(pairs)),
-            "informative": dict(zip(FINGERS, m.sum(0).int().tolist()))}
+    return {
+        "loss": float(ranking_loss(logits, y, m, tie_weight)),
+        "auc": dict(zip(FINGERS, auc.tolist())),
+        "mean_auc": float(np.nanmean(auc)),
+        "pairs": int(len(pairs)),
+        "informative": dict(zip(FINGERS, m.sum(0).int().tolist())),
+    }
 
 
 @torch.no_grad()
@@ -60,8 +64,7 @@ def flexion_probabilities(model: SonoRank, reader: WindowReader, windows: Window
     return torch.sigmoid(model.classify(zq, zr).float()).cpu().numpy()
 
 
-def evaluate_flexion(model: SonoRank, reader: WindowReader, windows: Windows, device: torch.device,
-                     threshold: float = 0.5) -> dict:
+def evaluate_flexion(model: SonoRank, reader: WindowReader, windows: Windows, device: torch.device, threshold: float = 0.5) -> dict:
     """BCE, and accuracy, precision, recall and F1 per finger and macro, of flexion at ``threshold``; and the
     threshold-free ROC AUC of P(flexed) per finger (how well the windows are ordered, whatever the calibration)."""
     p = flexion_probabilities(model, reader, windows, device)
@@ -71,5 +74,10 @@ def evaluate_flexion(model: SonoRank, reader: WindowReader, windows: Windows, de
     scores["auc"] = np.array([roc_auc(p[:, i], truth[:, i]) for i in range(len(FINGERS))])
     per_finger = {f: {k: float(v[i]) for k, v in scores.items()} for i, f in enumerate(FINGERS)}
     macro = {k: float(np.nanmean(v)) for k, v in scores.items()}
-    return {"loss": float(flexion_loss(logits, torch.from_numpy(truth))), "fingers": per_finger, "macro": macro,
-            "windows": int(len(truth)), "positives": dict(zip(FINGERS, truth.sum(0).tolist()))}
+    return {
+        "loss": float(flexion_loss(logits, torch.from_numpy(truth))),
+        "fingers": per_finger,
+        "macro": macro,
+        "windows": int(len(truth)),
+        "positives": dict(zip(FINGERS, truth.sum(0).tolist())),
+    }

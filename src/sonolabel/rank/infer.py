@@ -60,16 +60,18 @@ def load_session(source: str | Path, size: int, video: str | None = None, need_l
             if video not in ids:
                 raise InputError(f"no video {video!r} in the project", source)
             v = project.video(video)
-            images = np.concatenate([_resize(v.frames[i:i + 256], size, "area") for i in range(0, v.n_frames, 256)])
+            images = np.concatenate([_resize(v.frames[i : i + 256], size, "area") for i in range(0, v.n_frames, 256)])
             final = v.lazy_labels()
-            labels = np.concatenate([_resize(np.asarray(final[i:i + 256]), size, "nearest")
-                                     for i in range(0, v.n_frames, 256)]) if need_labels else None
+            labels = np.concatenate([_resize(np.asarray(final[i : i + 256]), size, "nearest") for i in range(0, v.n_frames, 256)]) if need_labels else None
             kin = v.kinematics()
             theta = kin[list(FINGERS)].to_numpy() if kin is not None and set(FINGERS) <= set(kin.columns) else None
             return Session(f"{source.name}/{video}", images, labels, float(v.attrs.get("fps") or 20.0), theta)
     if need_labels:
-        raise InputError("this model reads segmentation labels, which only a project holds", source,
-                         "import the recording, propagate its labels, and give the project with --video")
+        raise InputError(
+            "this model reads segmentation labels, which only a project holds",
+            source,
+            "import the recording, propagate its labels, and give the project with --video",
+        )
     from ..io.importer import detect_box
     from ..io.sources import open_source
 
@@ -82,17 +84,16 @@ def load_session(source: str | Path, size: int, video: str | None = None, need_l
 
 
 @torch.no_grad()
-def flexion_curves(model: SonoRank, session: Session, input: str, n_classes: int, subsample: int,
-                   device: torch.device, batch: int = 64) -> np.ndarray:
+def flexion_curves(model: SonoRank, session: Session, input: str, n_classes: int, subsample: int, device: torch.device, batch: int = 64) -> np.ndarray:
     """P(flexed) (N, 5) for the window ending at every frame (NaN before the first full window)."""
     model.eval().to(device)
     feats = []
     for i in range(0, len(session.images), batch):
         parts = []
         if input in ("raw", "both"):
-            parts.append(torch.from_numpy(session.images[i:i + batch]).float().div(255)[:, None])
+            parts.append(torch.from_numpy(session.images[i : i + batch]).float().div(255)[:, None])
         if input in ("labels", "both"):
-            lab = torch.from_numpy(session.labels[i:i + batch].astype(np.int64)).clamp(0, n_classes - 1)
+            lab = torch.from_numpy(session.labels[i : i + batch].astype(np.int64)).clamp(0, n_classes - 1)
             parts.append(F.one_hot(lab, n_classes).permute(0, 3, 1, 2).float())
         feats.append(model.embed_frames(torch.cat(parts, 1)[None].to(device))[0])
     feats = torch.cat(feats)
@@ -102,11 +103,11 @@ def flexion_curves(model: SonoRank, session: Session, input: str, n_classes: int
     probs = np.full((len(feats), len(FINGERS)), np.nan, np.float32)
     ends = np.arange(span, len(feats))
     for i in range(0, len(ends), batch):
-        e = torch.from_numpy(ends[i:i + batch]).to(device)
+        e = torch.from_numpy(ends[i : i + batch]).to(device)
         idx = e[:, None] - span + torch.arange(t, device=device)[None] * subsample
         z = model.embed_sequence(feats[idx])
         zr = rest.expand(len(z), -1) if rest is not None else None
-        probs[ends[i:i + batch]] = torch.sigmoid(model.classify(z, zr).float()).cpu().numpy()
+        probs[ends[i : i + batch]] = torch.sigmoid(model.classify(z, zr).float()).cpu().numpy()
     return probs
 
 
@@ -115,8 +116,9 @@ def rest_thresholds(probs: np.ndarray, rest_frames: int, margin: float = 0.05) -
     seen = probs[:rest_frames]
     seen = seen[~np.isnan(seen).any(1)]
     if len(seen) == 0:
-        raise InputError(f"the rest period ({rest_frames} frames) ends before the first full window",
-                         hint="lengthen --rest-seconds (it must cover more than one window)")
+        raise InputError(
+            f"the rest period ({rest_frames} frames) ends before the first full window", hint="lengthen --rest-seconds (it must cover more than one window)"
+        )
     return np.clip(seen.max(0) + margin, 0.5, 0.99)
 
 
@@ -132,25 +134,35 @@ def detect(probs: np.ndarray, thresholds: np.ndarray) -> list[str]:
     return out
 
 
-def infer_session(source: str | Path, model_path: str | Path, out: str | Path, video: str | None = None,
-                  rest_seconds: float = 2.0, device: str = "cpu") -> pd.DataFrame:
+def infer_session(
+    source: str | Path, model_path: str | Path, out: str | Path, video: str | None = None, rest_seconds: float = 2.0, device: str = "cpu"
+) -> pd.DataFrame:
     """Write ``flexion.csv`` (per frame: probabilities, detected finger), ``thresholds.json`` and ``flexion.png``."""
     model, ckpt = load_rank_model(model_path)
     cfg = ckpt["config"]
     if cfg.get("stage") == "rank":
-        raise InputError("this model was trained for ranking only; inference needs a flexion classifier", model_path,
-                         "train with --stage both (or flex)")
+        raise InputError("this model was trained for ranking only; inference needs a flexion classifier", model_path, "train with --stage both (or flex)")
     session = load_session(source, int(cfg["size"]), video, need_labels=cfg["input"] != "raw")
     probs = flexion_curves(model, session, cfg["input"], len(ckpt["classes"]), int(cfg["subsample"]), torch.device(device))
     thresholds = rest_thresholds(probs, int(round(rest_seconds * session.fps)))
-    table = pd.DataFrame({"frame": np.arange(len(probs)), "time": np.arange(len(probs)) / session.fps,
-                          **{f"p_{f}": probs[:, i] for i, f in enumerate(FINGERS)}, "finger": detect(probs, thresholds)})
+    table = pd.DataFrame(
+        {
+            "frame": np.arange(len(probs)),
+            "time": np.arange(len(probs)) / session.fps,
+            **{f"p_{f}": probs[:, i] for i, f in enumerate(FINGERS)},
+            "finger": detect(probs, thresholds),
+        }
+    )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_csv_atomic(table, out / "flexion.csv", index=False, float_format="%.4f")
     tmp = out / ".thresholds.json.tmp"
-    tmp.write_text(json.dumps({"session": session.name, "model": str(model_path), "rest_seconds": rest_seconds,
-                               "thresholds": dict(zip(FINGERS, thresholds.round(4).tolist()))}, indent=1))
+    tmp.write_text(
+        json.dumps(
+            {"session": session.name, "model": str(model_path), "rest_seconds": rest_seconds, "thresholds": dict(zip(FINGERS, thresholds.round(4).tolist()))},
+            indent=1,
+        )
+    )
     os.replace(tmp, out / "thresholds.json")
 
     def draw(plt):
@@ -162,8 +174,7 @@ def infer_session(source: str | Path, model_path: str | Path, out: str | Path, v
             if session.theta is not None:
                 ax.plot(table["time"], session.theta[:, i] / max(1.0, session.theta[:, i].max()), color="0.5", lw=0.8)
             ax.set_ylim(0, 1), ax.set_ylabel(f, rotation=0, ha="right")
-        axes[-1].set_xlabel("time (s); grey: rest period; dashed: threshold" +
-                            ("; grey line: measured flexion (scaled)" if session.theta is not None else ""))
+        axes[-1].set_xlabel("time (s); grey: rest period; dashed: threshold" + ("; grey line: measured flexion (scaled)" if session.theta is not None else ""))
         fig.tight_layout()
         return fig
 

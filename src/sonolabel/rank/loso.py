@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from ..errors import InputError
+from ..export.dataset import ExportedDataset
 from ..store.layout import FINGERS
 from ..training.folds import run_folds
 from ..training.reports import save_plot, write_csv_atomic
@@ -41,10 +42,16 @@ def _run_fold(job: tuple[str, str, RankConfig, int]) -> dict:
     return _fold_row(train_rank(dataset, out, cfg, progress=False).metrics, cfg.fold)
 
 
-def train_rank_loso(dataset: str | Path, out: str | Path, cfg: RankConfig | None = None, scheduler: str | None = None,
-                    workers: int | None = None, folds: list[int] | None = None) -> pd.DataFrame:
+def train_rank_loso(
+    dataset: str | Path,
+    out: str | Path,
+    cfg: RankConfig | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    folds: list[int] | None = None,
+) -> pd.DataFrame:
     """Train every fold (or ``folds``) into ``out/fold-<k>``; writes ``loso.csv``, ``summary.csv`` and ``loso.png``."""
-    rows = run_folds(dataset, out, cfg or RankConfig(), _run_fold, scheduler, workers, folds, label="rank-fold")
+    rows = run_folds(ExportedDataset.open(dataset), out, cfg or RankConfig(), _run_fold, scheduler, workers, folds, label="rank-fold")
     return write_loso(Path(out), rows)
 
 
@@ -84,8 +91,9 @@ def compare_methods(runs: dict[str, str | Path], out: str | Path) -> pd.DataFram
         tables[name] = pd.read_csv(path).set_index("subject")
     rows = []
     for name, t in tables.items():
-        rows.append({"method": name, "subjects": len(t),
-                     **{f"{c}_{s}": getattr(t[c], s)() for c in ("macro_f1", "mean_auc") if c in t for s in ("mean", "std")}})
+        rows.append(
+            {"method": name, "subjects": len(t), **{f"{c}_{s}": getattr(t[c], s)() for c in ("macro_f1", "mean_auc") if c in t for s in ("mean", "std")}}
+        )
     f1_cols = [f"f1_{f}" for f in FINGERS]
     for a, b in itertools.combinations(tables, 2):
         common = tables[a].index.intersection(tables[b].index)
@@ -94,8 +102,7 @@ def compare_methods(runs: dict[str, str | Path], out: str | Path) -> pd.DataFram
         x = tables[a].loc[common, f1_cols].to_numpy().ravel()
         y = tables[b].loc[common, f1_cols].to_numpy().ravel()
         p = 1.0 if np.allclose(x, y) else float(wilcoxon(x, y).pvalue)
-        rows.append({"method": f"{a} vs {b}", "subjects": len(common), "f1_difference_mean": float(np.mean(x - y)),
-                     "wilcoxon_p": p})
+        rows.append({"method": f"{a} vs {b}", "subjects": len(common), "f1_difference_mean": float(np.mean(x - y)), "wilcoxon_p": p})
     df = pd.DataFrame(rows)
     out.mkdir(parents=True, exist_ok=True)
     write_csv_atomic(df, out / "compare.csv", index=False, float_format="%.6g")

@@ -38,11 +38,13 @@ class ResidualBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout),
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(cout),
         )
-        self.shortcut = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
-            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        self.shortcut = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.body(x) + self.shortcut(x))
@@ -54,8 +56,7 @@ class FrameEncoder(nn.Module):
     def __init__(self, in_channels: int, widths: list[int], embed: int):
         super().__init__()
         w0 = widths[0]
-        stages = [nn.Sequential(nn.Conv2d(in_channels, w0, 7, 2, 3, bias=False), nn.BatchNorm2d(w0), nn.ReLU(inplace=True),
-                                ResidualBlock(w0, w0, 1))]
+        stages = [nn.Sequential(nn.Conv2d(in_channels, w0, 7, 2, 3, bias=False), nn.BatchNorm2d(w0), nn.ReLU(inplace=True), ResidualBlock(w0, w0, 1))]
         stages += [ResidualBlock(a, b, 2) for a, b in zip(widths[:-1], widths[1:])]
         self.stages = nn.ModuleList(stages)
         self.proj = nn.Linear(widths[-1], embed)
@@ -140,8 +141,7 @@ def parameter_groups(model: SonoRank, lrs: dict[str, float]) -> list[dict]:
     """Discriminative learning rates: ``early`` encoder stages, ``late`` stages, ``temporal``, ``heads``."""
     n = len(model.frames.stages)
     early = [p for s in model.frames.stages[: n // 2 + 1] for p in s.parameters()]
-    late = [p for s in model.frames.stages[n // 2 + 1:] for p in s.parameters()] + list(model.frames.proj.parameters())
+    late = [p for s in model.frames.stages[n // 2 + 1 :] for p in s.parameters()] + list(model.frames.proj.parameters())
     temporal = [model.position, *model.temporal.parameters(), *model.norm.parameters()]
     heads = [*model.rank_heads.parameters(), *model.classifier.parameters()]
-    return [{"params": ps, "lr": lrs[name], "name": name}
-            for name, ps in (("early", early), ("late", late), ("temporal", temporal), ("heads", heads))]
+    return [{"params": ps, "lr": lrs[name], "name": name} for name, ps in (("early", early), ("late", late), ("temporal", temporal), ("heads", heads))]

@@ -21,15 +21,15 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from ..errors import InputError
 from ..training.augment import Augment
 from ..export.dataset import ExportedDataset
-from ..training.checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint, save_checkpoint
 from ..training.config import config_dict
 from ..training.reports import save_plot, write_csv_atomic
 from ..training.device import resolve_device
+from ..training.loop import Optimisation, run_epoch
 from .data import FlexWindows, RankGroups, WindowReader, build_windows, group_pairs
 from .evaluate import evaluate_flexion, evaluate_ranking
 from .model import ArchConfig, SonoRank, count_parameters, parameter_groups
@@ -85,8 +85,9 @@ class RankConfig:
     seed: int = 0
 
     def arch(self, in_channels: int) -> ArchConfig:
-        return ArchConfig(in_channels, list(self.widths), self.embed, self.length, self.layers, self.heads,
-                          self.feedforward, self.dropout, rest=self.baseline != "mft")
+        return ArchConfig(
+            in_channels, list(self.widths), self.embed, self.length, self.layers, self.heads, self.feedforward, self.dropout, rest=self.baseline != "mft"
+        )
 
     def check(self) -> None:
         if self.stage not in STAGES:
@@ -101,10 +102,24 @@ class RankConfig:
 # scratch within minutes, it uses one learning rate of 1e-3, no dropout and no augmentation, and
 # ranks every pair of groups of 8 windows of one video (28 pairs for 8 encoded windows: about 7x
 # the pairs per second of single pairs, as the encoder dominates the cost).
-SMALL = {"size": 112, "length": 8, "widths": [16, 32, 64, 128, 128], "group_size": 8, "batch_size": 2,
-         "pairs_per_epoch": 8000, "epochs": 8, "flex_epochs": 4, "eval_pairs": 3000, "dropout": 0.0, "augment": False,
-         "ema_decay": 0.995,
-         "lr_early": 1e-3, "lr_late": 1e-3, "lr_temporal": 1e-3, "lr_heads": 1e-3}
+SMALL = {
+    "size": 112,
+    "length": 8,
+    "widths": [16, 32, 64, 128, 128],
+    "group_size": 8,
+    "batch_size": 2,
+    "pairs_per_epoch": 8000,
+    "epochs": 8,
+    "flex_epochs": 4,
+    "eval_pairs": 3000,
+    "dropout": 0.0,
+    "augment": False,
+    "ema_decay": 0.995,
+    "lr_early": 1e-3,
+    "lr_late": 1e-3,
+    "lr_temporal": 1e-3,
+    "lr_heads": 1e-3,
+}
 PRESETS = {"small": SMALL}
 
 
@@ -117,8 +132,15 @@ class RankResult:
 
 def _loader(ds, cfg: RankConfig, batch_size: int, shuffle: bool, device: torch.device, seed: int) -> DataLoader:
     workers = 0 if multiprocessing.current_process().daemon else cfg.workers  # no children inside dask workers
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=workers, drop_last=shuffle,
-                      generator=torch.Generator().manual_seed(seed), pin_memory=device.type == "cuda")
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=workers,
+        drop_last=shuffle,
+        generator=torch.Generator().manual_seed(seed),
+        pin_memory=device.type == "cuda",
+    )
 
 
 def _optimizer(model: SonoRank, cfg: RankConfig, total_steps: int):
@@ -140,12 +162,23 @@ class Run:
             raise InputError("no training subjects in the split", dataset / "splits.json")
         self.device = resolve_device(cfg.device)
         self.amp = cfg.amp and self.device.type == "cuda"
-        aug = Augment(resized_crop=cfg.resized_crop, crop_scale=tuple(cfg.crop_scale), hflip=0.0,
-                      gamma=tuple(cfg.gamma) if cfg.gamma else None, speckle_std=cfg.speckle_std,
-                      seed=cfg.seed) if cfg.augment else None
+        aug = (
+            Augment(
+                resized_crop=cfg.resized_crop,
+                crop_scale=tuple(cfg.crop_scale),
+                hflip=0.0,
+                gamma=tuple(cfg.gamma) if cfg.gamma else None,
+                speckle_std=cfg.speckle_std,
+                seed=cfg.seed,
+            )
+            if cfg.augment
+            else None
+        )
         self.reader = WindowReader(data, cfg.input, cfg.size, aug)
-        win = lambda subjects, step: build_windows(data, subjects, cfg.length, cfg.subsample, step,  # noqa: E731
-                                                   cfg.flex_fraction, cfg.flex_min_range)
+
+        def win(subjects, step):
+            return build_windows(data, subjects, cfg.length, cfg.subsample, step, cfg.flex_fraction, cfg.flex_min_range)
+
         self.train_windows = win(self.subjects["train"], 1)
         val = self.subjects["val"] or self.subjects["train"]
         self.val_windows = win(val, cfg.window_step)
@@ -153,9 +186,16 @@ class Run:
         torch.manual_seed(cfg.seed)
         self.model = SonoRank(cfg.arch(self.reader.channels)).to(self.device)
         self.history: list[dict] = []
-        self.meta = {"kind": "rank", "classes": self.classes, "config": config_dict(cfg),
-                     "arch": asdict(self.model.cfg), "dataset": str(dataset), "dataset_sha256": self.checksum,
-                     "subjects": self.subjects, "parameters": count_parameters(self.model)}
+        self.meta = {
+            "kind": "rank",
+            "classes": self.classes,
+            "config": config_dict(cfg),
+            "arch": asdict(self.model.cfg),
+            "dataset": str(dataset),
+            "dataset_sha256": self.checksum,
+            "subjects": self.subjects,
+            "parameters": count_parameters(self.model),
+        }
 
     # -- checkpoints -----------------------------------------------------------------------
     def save(self, name: str, **extra) -> None:
@@ -168,8 +208,9 @@ class Run:
         state = load_checkpoint(last, "rank")
         same = [state["config"].get(k) == self.meta["config"][k] for k in ("fold", "input", "size", "subsample")]
         if state.get("dataset_sha256") != self.checksum or state.get("arch") != self.meta["arch"] or not all(same):
-            raise InputError("this run folder holds a run on another dataset, fold, input, size or network", self.out,
-                             "choose a new --out folder to start afresh")
+            raise InputError(
+                "this run folder holds a run on another dataset, fold, input, size or network", self.out, "choose a new --out folder to start afresh"
+            )
         return state
 
     def log(self, row: dict) -> None:
@@ -181,8 +222,7 @@ class Run:
         """Shared loop of both stages: train ``steps`` batches per epoch, validate, keep the best (highest
         validation ``score``) and the last."""
         opt, sched = _optimizer(self.model, self.cfg, n_epochs * steps)
-        ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.cfg.ema_decay),
-                            use_buffers=True) if self.cfg.ema_decay > 0 else None
+        ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.cfg.ema_decay), use_buffers=True) if self.cfg.ema_decay > 0 else None
         start, best = 0, -math.inf
         if state is not None and state.get("stage") == stage:
             opt.load_state_dict(state["optimizer"])
@@ -191,27 +231,11 @@ class Run:
             if ema is not None:
                 ema.load_state_dict(state["ema"])
         best_name = "rank_best.pt" if stage == "rank" else "best.pt"
+        loop = Optimisation(opt, self.device.type, torch.bfloat16 if self.amp else None, sched, ema, self.model)
         for epoch in range(start, n_epochs):
             t0 = time.perf_counter()
             self.model.train()
-            total, seen = 0.0, 0
-            bar = tqdm(total=steps, desc=f"{stage} {epoch + 1}/{n_epochs}", unit="batch", leave=False,
-                       disable=not self.progress)
-            for i, batch in enumerate(step_fn(epoch)):
-                if i >= steps:
-                    break
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                    loss = batch()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                if ema is not None:
-                    ema.update_parameters(self.model)
-                total, seen = total + loss.item(), seen + 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{total / seen:.4f}")
-            bar.close()
+            stats = run_epoch(((1, loss) for loss in step_fn(epoch)), loop, steps, desc=f"{stage} {epoch + 1}/{n_epochs}", progress=self.progress)
             trained = None
             if ema is not None:  # validate and keep the average; training goes on from the trained weights
                 trained = {k: v.clone() for k, v in self.model.state_dict().items()}
@@ -219,19 +243,24 @@ class Run:
             val = validate()
             improved = val[score] > best or not (self.out / best_name).exists()
             best = max(best, val[score])
-            row = {"stage": stage, "epoch": epoch + 1, "train_loss": total / max(seen, 1), **val,
-                   "seconds": time.perf_counter() - t0, "best": improved}
+            row = {"stage": stage, "epoch": epoch + 1, "train_loss": stats.mean_loss, **val, "seconds": time.perf_counter() - t0, "best": improved}
             self.log(row)
             if improved:
                 self.save(best_name, stage=stage, epoch=epoch)
             if trained is not None:
                 self.model.load_state_dict(trained)
-            self.save("last.pt", stage=stage, epoch=epoch, best=best, optimizer=opt.state_dict(),
-                      scheduler=sched.state_dict(), **({"ema": ema.state_dict()} if ema is not None else {}))
+            self.save(
+                "last.pt",
+                stage=stage,
+                epoch=epoch,
+                best=best,
+                optimizer=opt.state_dict(),
+                scheduler=sched.state_dict(),
+                **({"ema": ema.state_dict()} if ema is not None else {}),
+            )
             if self.progress:
                 shown = ", ".join(f"{k} {v:.3f}" for k, v in val.items() if isinstance(v, float))
-                print(f"{stage} epoch {epoch + 1}/{n_epochs}: train loss {row['train_loss']:.4f}, {shown}{' *' if improved else ''} "
-                      f"({row['seconds']:.0f} s)")
+                print(f"{stage} epoch {epoch + 1}/{n_epochs}: train loss {row['train_loss']:.4f}, {shown}{' *' if improved else ''} ({row['seconds']:.0f} s)")
 
     def train_ranking(self, state: dict | None) -> None:
         cfg, dev = self.cfg, self.device
@@ -247,12 +276,10 @@ class Run:
             for x, travel in _loader(groups, cfg, cfg.batch_size, False, dev, cfg.seed + epoch):
                 travel = travel.to(dev)
                 y, m = pair_targets(travel[:, ia].flatten(0, 1), travel[:, ib].flatten(0, 1), cfg.informative_deg)
-                yield lambda x=x, y=y, m=m: ranking_loss(self.model.rank_groups(x.to(dev), ia, ib).float(), y, m,
-                                                         cfg.tie_weight)
+                yield lambda x=x, y=y, m=m: ranking_loss(self.model.rank_groups(x.to(dev), ia, ib).float(), y, m, cfg.tie_weight)
 
         def validate() -> dict:
-            r = evaluate_ranking(self.model, self.reader, self.val_windows, cfg.eval_pairs, dev, cfg.informative_deg,
-                                 cfg.tie_weight)
+            r = evaluate_ranking(self.model, self.reader, self.val_windows, cfg.eval_pairs, dev, cfg.informative_deg, cfg.tie_weight)
             return {"loss": r["loss"], "val_mean_auc": r["mean_auc"]}
 
         self._epochs("rank", cfg.epochs, steps, state, batches, validate, "val_mean_auc")
@@ -266,10 +293,12 @@ class Run:
 
         def batches(epoch: int):
             for x, rest, lab in _loader(ds, cfg, cfg.flex_batch_size, True, dev, cfg.seed + epoch):
+
                 def loss(x=x, rest=rest, lab=lab):
                     zq = self.model.encode(x.to(dev))
                     zr = self.model.encode_rest(rest.to(dev)) if self.model.cfg.rest else None
                     return flexion_loss(self.model.classify(zq, zr).float(), lab.to(dev), pos_weight)
+
                 yield loss
 
         def validate() -> dict:
@@ -285,8 +314,9 @@ class Run:
             metrics[part] = {}
             if self.cfg.baseline is None and (self.out / "rank_best.pt").exists():
                 self.model.load_state_dict(load_checkpoint(self.out / "rank_best.pt", "rank")["model"])
-                metrics[part]["rank"] = evaluate_ranking(self.model, self.reader, windows, self.cfg.eval_pairs, self.device,
-                                                         self.cfg.informative_deg, self.cfg.tie_weight)
+                metrics[part]["rank"] = evaluate_ranking(
+                    self.model, self.reader, windows, self.cfg.eval_pairs, self.device, self.cfg.informative_deg, self.cfg.tie_weight
+                )
             if self.cfg.stage != "rank":
                 self.model.load_state_dict(load_checkpoint(self.out / "best.pt", "rank")["model"])
                 metrics[part]["flex"] = evaluate_flexion(self.model, self.reader, windows, self.device)
@@ -296,16 +326,17 @@ class Run:
         return metrics
 
 
-def train_rank(dataset: "str | Path | ExportedDataset", out: str | Path, cfg: RankConfig | None = None,
-               progress: bool = True) -> RankResult:
+def train_rank(dataset: "str | Path | ExportedDataset", out: str | Path, cfg: RankConfig | None = None, progress: bool = True) -> RankResult:
     """Train (or resume) SonoRank in ``out``: stage 1, stage 2 or both, or a baseline; returns the metrics."""
     cfg = cfg or RankConfig()
     out = Path(out)
     run = Run(ExportedDataset.open(dataset), out, cfg, progress)
     out.mkdir(parents=True, exist_ok=True)
     if progress:
-        print(f"SonoRank: {run.meta['parameters']:,} parameters ({cfg.input} input, {cfg.size}x{cfg.size}, T={cfg.length}); "
-              f"{len(run.train_windows)} training windows of {len(run.train_windows.videos)} videos")
+        print(
+            f"SonoRank: {run.meta['parameters']:,} parameters ({cfg.input} input, {cfg.size}x{cfg.size}, T={cfg.length}); "
+            f"{len(run.train_windows)} training windows of {len(run.train_windows.videos)} videos"
+        )
     state = run.resume_state()
     if state is not None:
         run.history = list(state["history"])
@@ -320,8 +351,11 @@ def train_rank(dataset: "str | Path | ExportedDataset", out: str | Path, cfg: Ra
         if state is None or state.get("stage") != "flex":
             if cfg.baseline is None:
                 if not (out / "rank_best.pt").exists():
-                    raise InputError("--stage flex continues a ranking run, and this folder has none", out,
-                                     "train --stage rank (or both) here first, or choose --baseline mft-rest")
+                    raise InputError(
+                        "--stage flex continues a ranking run, and this folder has none",
+                        out,
+                        "train --stage rank (or both) here first, or choose --baseline mft-rest",
+                    )
                 run.model.load_state_dict(load_checkpoint(out / "rank_best.pt", "rank")["model"])
             state = None
         run.train_flexion(state)
@@ -337,8 +371,11 @@ def load_rank_model(path: str | Path, classes: list[str] | None = None) -> tuple
     path = path / "best.pt" if path.is_dir() else path
     ckpt = load_checkpoint(path, "rank")
     if classes is not None and ckpt["config"].get("input") != "raw" and list(ckpt["classes"]) != list(classes):
-        raise InputError(f"model reads label maps of classes {ckpt['classes']}, the data has {list(classes)}", path,
-                         "use a model trained on data with the same palette, or one trained on raw frames")
+        raise InputError(
+            f"model reads label maps of classes {ckpt['classes']}, the data has {list(classes)}",
+            path,
+            "use a model trained on data with the same palette, or one trained on raw frames",
+        )
     model = SonoRank(ArchConfig(**ckpt["arch"]))
     model.load_state_dict(ckpt["model"])
     return model.eval(), ckpt

@@ -21,8 +21,15 @@ from scipy import stats
 # signal -> (direction, rise that counts as drift); direction -1: lower is worse
 TREND_SIGNALS = {"model_ce": (1, None), "model_dice": (-1, 0.15), "keyframe_deviation": (1, 0.3)}
 # signal -> (direction, floor of the MAD, so that flat signals do not flag every small wiggle)
-OUTLIER_SIGNALS = {"model_ce": (1, 0.02), "entropy": (1, 0.02), "similarity": (-1, 0.01), "area_change": (1, 0.003),
-                   "fragments": (1, 1.0), "appear_vanish": (1, 0.5), "correction": (1, 0.02)}
+OUTLIER_SIGNALS = {
+    "model_ce": (1, 0.02),
+    "entropy": (1, 0.02),
+    "similarity": (-1, 0.01),
+    "area_change": (1, 0.003),
+    "fragments": (1, 1.0),
+    "appear_vanish": (1, 0.5),
+    "correction": (1, 0.02),
+}
 PAIR_SIGNALS = ("area_change", "appear_vanish")
 
 
@@ -63,8 +70,16 @@ def trend(distance: np.ndarray, values: np.ndarray) -> tuple[float, float, float
 
 
 def _flag(video: str, kind: str, signal: str, start: int, stop: int, severity: float, reason: str) -> dict:
-    return {"id": f"{video}:{kind}:{signal}:{start}-{stop}", "video": video, "kind": kind, "signal": signal,
-            "start": int(start), "stop": int(stop), "severity": round(float(severity), 3), "reason": reason}
+    return {
+        "id": f"{video}:{kind}:{signal}:{start}-{stop}",
+        "video": video,
+        "kind": kind,
+        "signal": signal,
+        "start": int(start),
+        "stop": int(stop),
+        "severity": round(float(severity), 3),
+        "reason": reason,
+    }
 
 
 def trend_flags(video: str, signals: pd.DataFrame, keyframes: list[int], cfg: DriftConfig) -> list[dict]:
@@ -85,9 +100,18 @@ def trend_flags(video: str, signals: pd.DataFrame, keyframes: list[int], cfg: Dr
                 near = values[np.argsort(dist)[: max(3, len(dist) // 4)]]
                 rise_needed = cfg.ce_rise * max(float(np.nanmedian(near)), 0.05)
             if p < cfg.alpha and rise > 0 and rise >= rise_needed:
-                flags.append(_flag(video, "trend", name, first, stop, rise / rise_needed,
-                                   f"{name} {'rises' if direction > 0 else 'falls'} by {rise:.3g} over {stop - first} frames "
-                                   f"away from keyframe {key} (tau {tau:.2f}, p {p:.1e})"))
+                flags.append(
+                    _flag(
+                        video,
+                        "trend",
+                        name,
+                        first,
+                        stop,
+                        rise / rise_needed,
+                        f"{name} {'rises' if direction > 0 else 'falls'} by {rise:.3g} over {stop - first} frames "
+                        f"away from keyframe {key} (tau {tau:.2f}, p {p:.1e})",
+                    )
+                )
     return flags
 
 
@@ -119,9 +143,18 @@ def outlier_flags(video: str, signals: pd.DataFrame, cfg: DriftConfig) -> list[d
             if name in PAIR_SIGNALS:  # a change between frames t-1 and t: both are suspects
                 start = max(0, start - 1)
             peak = np.nanmax(values[start:stop])
-            flags.append(_flag(video, "outlier", name, start, stop, (peak - med) / (cfg.mad_k * mad),
-                               f"{name} {'above' if direction > 0 else 'below'} median{'+' if direction > 0 else '-'}"
-                               f"{cfg.mad_k:g}·MAD ({direction * limit:.3g}) in frames {start}-{stop - 1}"))
+            flags.append(
+                _flag(
+                    video,
+                    "outlier",
+                    name,
+                    start,
+                    stop,
+                    (peak - med) / (cfg.mad_k * mad),
+                    f"{name} {'above' if direction > 0 else 'below'} median{'+' if direction > 0 else '-'}"
+                    f"{cfg.mad_k:g}·MAD ({direction * limit:.3g}) in frames {start}-{stop - 1}",
+                )
+            )
     return flags
 
 
@@ -144,8 +177,17 @@ def project_flags(videos: dict[str, dict], class_names: list[str], cfg: DriftCon
         others = areas[:, c] > 0
         for i, vid in enumerate(ids):
             if not others[i] and others.sum() >= max(1, len(ids) // 2):
-                flags.append(_flag(vid, "project", f"area_{name}", 0, videos[vid]["frames"], 2.0,
-                                   f"{name} is missing from the whole video but present in {int(others.sum())} others"))
+                flags.append(
+                    _flag(
+                        vid,
+                        "project",
+                        f"area_{name}",
+                        0,
+                        videos[vid]["frames"],
+                        2.0,
+                        f"{name} is missing from the whole video but present in {int(others.sum())} others",
+                    )
+                )
     subjects = sorted({v["subject"] for v in videos.values()})
     if len(subjects) >= 3:
         per_subject = np.array([areas[[videos[v]["subject"] == s for v in ids]].mean(0) for s in subjects])
@@ -160,6 +202,15 @@ def project_flags(videos: dict[str, dict], class_names: list[str], cfg: DriftCon
                 if abs(z) > cfg.subject_z and abs(value - med) > 0.25 * med:
                     for vid in ids:
                         if videos[vid]["subject"] == s:
-                            flags.append(_flag(vid, "project", f"area_{name}", 0, videos[vid]["frames"], abs(z) / cfg.subject_z,
-                                               f"subject {s}: {name} covers {value:.1%} of frames, other subjects {med:.1%} (robust z {z:.1f})"))
+                            flags.append(
+                                _flag(
+                                    vid,
+                                    "project",
+                                    f"area_{name}",
+                                    0,
+                                    videos[vid]["frames"],
+                                    abs(z) / cfg.subject_z,
+                                    f"subject {s}: {name} covers {value:.1%} of frames, other subjects {med:.1%} (robust z {z:.1f})",
+                                )
+                            )
     return flags

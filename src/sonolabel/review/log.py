@@ -78,8 +78,7 @@ class ReviewLog:
                 out.append(event)
         return out
 
-    def record(self, action: str, video: str, start: int, stop: int, who: str | None = None, note: str = "",
-               flag: str | None = None) -> dict:
+    def record(self, action: str, video: str, start: int, stop: int, who: str | None = None, note: str = "", flag: str | None = None) -> dict:
         """Append one review action on frames ``start..stop-1`` of ``video`` and refresh its cached states."""
         self.project.require_writable()
         if action not in ACTIONS:
@@ -87,8 +86,16 @@ class ReviewLog:
         v = self.project.video(video)
         if not 0 <= start < stop <= v.n_frames:
             raise InputError(f"frames {start}-{stop - 1} are outside video {video!r} (0-{v.n_frames - 1})")
-        event = {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "who": who or getpass.getuser(), "action": action,
-                 "video": video, "start": int(start), "stop": int(stop), "flag": flag, "note": note}
+        event = {
+            "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "who": who or getpass.getuser(),
+            "action": action,
+            "video": video,
+            "start": int(start),
+            "stop": int(stop),
+            "flag": flag,
+            "note": note,
+        }
         self._append(event)
         self.sync(v)
         return event
@@ -143,7 +150,7 @@ class ReviewLog:
         for f in self.flags():
             if f["video"] not in states:
                 states[f["video"]] = self.frame_states(self.project.video(f["video"]))[0]
-            s = states[f["video"]][f["start"]:f["stop"]]
+            s = states[f["video"]][f["start"] : f["stop"]]
             values, counts = np.unique(s, return_counts=True)
             rows.append({**f, "state": "pending" if "pending" in values else (str(values[0]) if len(values) == 1 else "mixed")})
         df = pd.DataFrame(rows, columns=["id", "video", "kind", "signal", "start", "stop", "severity", "reason", "state"])

@@ -9,8 +9,12 @@ import pandas as pd
 
 from .drift import OUTLIER_SIGNALS, DriftConfig
 
-PANELS = (("model_ce", "U-Net cross-entropy"), ("keyframe_deviation", "area change from keyframe"),
-          ("entropy", "propagation entropy"), ("area_change", "area change per frame"))
+PANELS = (
+    ("model_ce", "U-Net cross-entropy"),
+    ("keyframe_deviation", "area change from keyframe"),
+    ("entropy", "propagation entropy"),
+    ("area_change", "area change per frame"),
+)
 
 
 def panels_for(signals: pd.DataFrame) -> list[tuple[str, str]]:
@@ -28,8 +32,7 @@ def outlier_limit(values: np.ndarray, name: str, cfg: DriftConfig) -> float | No
     return float(direction * (med + cfg.mad_k * max(1.4826 * np.median(np.abs(v - med)), floor)))
 
 
-def draw_signals(fig, signals: pd.DataFrame, flags: list[dict], keyframes: list[int], cfg: DriftConfig | None = None,
-                 current: int | None = None) -> list:
+def draw_signals(fig, signals: pd.DataFrame, flags: list[dict], keyframes: list[int], cfg: DriftConfig | None = None, current: int | None = None) -> list:
     """Draw one panel per available signal on ``fig``; returns the axes (x is the frame index)."""
     cfg = cfg or DriftConfig()
     fig.clear()
@@ -56,8 +59,7 @@ def draw_signals(fig, signals: pd.DataFrame, flags: list[dict], keyframes: list[
     return list(axes)
 
 
-def write_report(path: str | Path, video: str, signals: pd.DataFrame, flags: list[dict], keyframes: list[int],
-                 cfg: DriftConfig | None = None) -> Path:
+def write_report(path: str | Path, video: str, signals: pd.DataFrame, flags: list[dict], keyframes: list[int], cfg: DriftConfig | None = None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -31,9 +31,15 @@ def _video_signals(video) -> tuple:
     return sig, video.annotated_frames(), str(video.attrs.get("subject")), video.n_frames
 
 
-def run_drift(project: Project, videos: list[str] | None = None, model: str | Path | None = None,
-              cfg: DriftConfig | None = None, progress: Callable[[str], None] | None = None,
-              scheduler: str | None = None, workers: int | None = 1) -> list[DriftReport]:
+def run_drift(
+    project: Project,
+    videos: list[str] | None = None,
+    model: str | Path | None = None,
+    cfg: DriftConfig | None = None,
+    progress: Callable[[str], None] | None = None,
+    scheduler: str | None = None,
+    workers: int | None = 1,
+) -> list[DriftReport]:
     """Compute every video's signals (after predicting with ``model`` when given), flag drift, store
     the flags (review states of earlier actions are kept), and write ``review/<video>.png`` and ``.csv``."""
     project.require_writable()

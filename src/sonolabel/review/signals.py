@@ -81,9 +81,16 @@ def label_signals(video: Video, batch: int = 64) -> pd.DataFrame:
     change[1:] = np.abs(np.diff(area, axis=0)).max(1)
     flips = np.zeros(n, np.int32)
     flips[1:] = (present[1:] != present[:-1]).sum(1)
-    df = pd.DataFrame({"frame": np.arange(n), "area_change": change,
-                       "keyframe_deviation": keyframe_deviation(area, video.annotated_frames()),
-                       "fragments": np.maximum(comps[:, 1:] - 1, 0).sum(1), "appear_vanish": flips, "correction": correction})
+    df = pd.DataFrame(
+        {
+            "frame": np.arange(n),
+            "area_change": change,
+            "keyframe_deviation": keyframe_deviation(area, video.annotated_frames()),
+            "fragments": np.maximum(comps[:, 1:] - 1, 0).sum(1),
+            "appear_vanish": flips,
+            "correction": correction,
+        }
+    )
     names = video.project.palette.names
     spacing = video.spacing_mm
     for c in range(k):
@@ -101,6 +108,5 @@ def signal_table(video: Video, label_only: pd.DataFrame | None = None) -> pd.Dat
     """Every per-frame signal of ``video``: the label-only ones and those propagation and prediction stored."""
     table = video.table()
     label_only = label_signals(video) if label_only is None else label_only
-    keep = [c for c in table.columns if c in ("frame", "keyframe", "source", "similarity", "entropy", "model_ce", "model_dice")
-            or c.startswith("model_dice_")]
+    keep = [c for c in table.columns if c in ("frame", "keyframe", "source", "similarity", "entropy", "model_ce", "model_dice") or c.startswith("model_dice_")]
     return table[keep].merge(label_only, on="frame")

@@ -38,8 +38,11 @@ class FrameReader:
         ok = (
             root is not None
             and getattr(m.chunk_grid, "chunk_shape", None) == (1, *self.shape)
-            and isinstance(m.chunk_key_encoding, DefaultChunkKeyEncoding) and m.chunk_key_encoding.separator == "/"
-            and len(codecs) == 2 and isinstance(codecs[0], BytesCodec) and isinstance(codecs[1], ZstdCodec)
+            and isinstance(m.chunk_key_encoding, DefaultChunkKeyEncoding)
+            and m.chunk_key_encoding.separator == "/"
+            and len(codecs) == 2
+            and isinstance(codecs[0], BytesCodec)
+            and isinstance(codecs[1], ZstdCodec)
             and (self.dtype.itemsize == 1 or self.dtype.byteorder in ("=", "<", "|"))
         )
         return os.path.join(str(root), array.path, "c") if ok else None

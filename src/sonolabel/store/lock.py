@@ -54,8 +54,9 @@ class WriteLock:
             holder = self.read_holder()
             os.close(fd)
             who = (
-                f"pid {holder.get('pid')} ({holder.get('user')}@{holder.get('host')}, since {holder.get('since')}, "
-                f"running {holder.get('command')!r})" if holder else "another process"
+                f"pid {holder.get('pid')} ({holder.get('user')}@{holder.get('host')}, since {holder.get('since')}, running {holder.get('command')!r})"
+                if holder
+                else "another process"
             )
             raise LockError(
                 f"project is open for writing by {who}",
@@ -119,8 +120,7 @@ class DelegatedLock:
     def acquire(self) -> "DelegatedLock":
         holder = WriteLock(self.path.parent).read_holder() or {}
         if holder.get("token") != self.token:
-            raise LockError("the process that lent this worker write access no longer holds the project", self.path.parent,
-                            "rerun the batch command")
+            raise LockError("the process that lent this worker write access no longer holds the project", self.path.parent, "rerun the batch command")
         fd = os.open(self.path, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -128,8 +128,7 @@ class DelegatedLock:
             return self
         else:
             fcntl.flock(fd, fcntl.LOCK_UN)
-            raise LockError("the process that lent this worker write access has died", self.path.parent,
-                            "rerun the batch command")
+            raise LockError("the process that lent this worker write access has died", self.path.parent, "rerun the batch command")
         finally:
             os.close(fd)
 

@@ -64,7 +64,8 @@ class Project:
         path = Path(path)
         if not (path / "zarr.json").is_file():
             raise StoreError(
-                "not a sonolabel project (no zarr.json)", path,
+                "not a sonolabel project (no zarr.json)",
+                path,
                 "create one with `sonolabel import PROJECT SOURCE --subject ID`",
             )
         try:
@@ -197,13 +198,21 @@ class Project:
         for v in self.videos():
             a = v.attrs
             src = v.sources()
-            rows.append({
-                "video": v.id, "subject": a.get("subject"), "trial": a.get("trial"), "task": a.get("task"),
-                "frames": v.n_frames, "height": v.height, "width": v.width, "fps": a.get("fps"),
-                "keyframes": len(v.annotated_frames()),
-                "propagated": float(np.mean(src == layout.LabelSource.PROPAGATED)) if v.n_frames else 0.0,
-                "imported": float(np.mean(src == layout.LabelSource.IMPORTED)) if v.n_frames else 0.0,
-                "mm_per_px": a.get("spacing_mm"),
-                "kinematics": v.has_kinematics,
-            })
+            rows.append(
+                {
+                    "video": v.id,
+                    "subject": a.get("subject"),
+                    "trial": a.get("trial"),
+                    "task": a.get("task"),
+                    "frames": v.n_frames,
+                    "height": v.height,
+                    "width": v.width,
+                    "fps": a.get("fps"),
+                    "keyframes": len(v.annotated_frames()),
+                    "propagated": float(np.mean(src == layout.LabelSource.PROPAGATED)) if v.n_frames else 0.0,
+                    "imported": float(np.mean(src == layout.LabelSource.IMPORTED)) if v.n_frames else 0.0,
+                    "mm_per_px": a.get("spacing_mm"),
+                    "kinematics": v.has_kinematics,
+                }
+            )
         return rows

@@ -36,8 +36,11 @@ def create_video_arrays(group: zarr.Group, n_frames: int, height: int, width: in
     group.create_array(layout.PROPAGATED, **frame)
     for name, (dtype, fill) in layout.TABLE_COLUMNS.items():
         group.create_array(
-            f"{layout.TABLE}/{name}", shape=(n_frames,), chunks=(layout.TABLE_CHUNK,),
-            dtype=str if dtype == "str" else dtype, fill_value=fill,
+            f"{layout.TABLE}/{name}",
+            shape=(n_frames,),
+            chunks=(layout.TABLE_CHUNK,),
+            dtype=str if dtype == "str" else dtype,
+            fill_value=fill,
         )
 
 
@@ -75,8 +78,7 @@ class Video:
         if layout.PREDICTED not in self.group:
             self.project.require_writable()
             h, w = self.height, self.width
-            return self.group.require_array(layout.PREDICTED, shape=(self.n_frames, h, w), chunks=(1, h, w), dtype="uint8",
-                                            fill_value=0)
+            return self.group.require_array(layout.PREDICTED, shape=(self.n_frames, h, w), chunks=(1, h, w), dtype="uint8", fill_value=0)
         return self.group[layout.PREDICTED]
 
     @property
@@ -132,8 +134,7 @@ class Video:
         mask = np.asarray(mask)
         if mask.shape != (self.height, self.width):
             raise InputError(
-                f"mask is {mask.shape[1] if mask.ndim > 1 else '?'}x{mask.shape[0]} but video {self.id!r} frames are "
-                f"{self.width}x{self.height}",
+                f"mask is {mask.shape[1] if mask.ndim > 1 else '?'}x{mask.shape[0]} but video {self.id!r} frames are {self.width}x{self.height}",
                 source_name,
                 "resize or crop the mask to the video's (cropped) frame size",
             )
@@ -144,8 +145,7 @@ class Video:
             )
         return mask.astype(np.uint8)
 
-    def save_annotation(self, t: int, mask: np.ndarray, who: str | None = None, corrected: bool | None = None,
-                        source_name: str = "<mask>") -> None:
+    def save_annotation(self, t: int, mask: np.ndarray, who: str | None = None, corrected: bool | None = None, source_name: str = "<mask>") -> None:
         """Store a person's labels for frame ``t`` (making it a keyframe), atomically.
 
         ``corrected`` records that a propagated frame was fixed; by default it is inferred from
@@ -160,8 +160,11 @@ class Video:
         try:
             self.annotated[t] = mask  # the durable part: one chunk, written to a temp file and renamed
         except OSError as e:
-            raise StoreError(f"could not write the labels of frame {t} of {self.id} ({e.strerror or e})", self.project.path,
-                             "free space or fix the disk, then save again; the frame's previous labels are unchanged") from None
+            raise StoreError(
+                f"could not write the labels of frame {t} of {self.id} ({e.strerror or e})",
+                self.project.path,
+                "free space or fix the disk, then save again; the frame's previous labels are unchanged",
+            ) from None
         self._set_row(t, LabelSource.CORRECTED if corrected else LabelSource.ANNOTATED, who)
 
     def remove_annotation(self, t: int, who: str | None = None) -> None:
@@ -233,14 +236,13 @@ class Video:
         self.project.require_writable()
         k = n_classes or len(self.project.palette)
         shape, chunks = ((self.n_frames, k), (layout.TABLE_CHUNK, k)) if spec.per_class else ((self.n_frames,), (layout.TABLE_CHUNK,))
-        return self.group.create_array(key, shape=shape, chunks=chunks, dtype=str if spec.dtype == "str" else spec.dtype,
-                                       fill_value=spec.fill)
+        return self.group.create_array(key, shape=shape, chunks=chunks, dtype=str if spec.dtype == "str" else spec.dtype, fill_value=spec.fill)
 
     def write_column(self, name: str, start: int, values: np.ndarray) -> None:
         """Write ``values`` into column ``name`` at frames ``start..start+len(values)`` (creating the column)."""
         values = np.asarray(values)
         n_classes = values.shape[1] if values.ndim == 2 else None
-        self.column_array(name, n_classes)[start:start + len(values)] = values
+        self.column_array(name, n_classes)[start : start + len(values)] = values
 
     def has_column(self, name: str) -> bool:
         return f"{layout.TABLE}/{name}" in self.group
@@ -277,8 +279,7 @@ class Video:
         values = np.asarray(values, dtype=np.float32)
         if values.shape != (self.n_frames, len(columns)):
             raise InputError(f"kinematics have shape {values.shape}, expected ({self.n_frames}, {len(columns)}) (one row per frame)")
-        arr = self.group.create_array(layout.KINEMATICS, shape=values.shape, chunks=values.shape, dtype="float32",
-                                      fill_value=float("nan"), overwrite=True)
+        arr = self.group.create_array(layout.KINEMATICS, shape=values.shape, chunks=values.shape, dtype="float32", fill_value=float("nan"), overwrite=True)
         arr[:] = values
         arr.attrs.update({"columns": list(columns), "unit": unit})
 
@@ -295,14 +296,16 @@ class Video:
         n = self.n_frames
         fps = self.attrs.get("fps") or 0
         src = self.sources()
-        df = pd.DataFrame({
-            "frame": np.arange(n),
-            "time": np.arange(n) / fps if fps else np.full(n, np.nan),
-            "keyframe": np.isin(src, (LabelSource.ANNOTATED, LabelSource.CORRECTED)),
-            "source": pd.Categorical.from_codes(src, [s.name.lower() for s in LabelSource]),
-            "edited_by": self.group[f"{layout.TABLE}/edited_by"][:],
-            "edited_at": pd.to_datetime(self.group[f"{layout.TABLE}/edited_at"][:], unit="s"),
-        })
+        df = pd.DataFrame(
+            {
+                "frame": np.arange(n),
+                "time": np.arange(n) / fps if fps else np.full(n, np.nan),
+                "keyframe": np.isin(src, (LabelSource.ANNOTATED, LabelSource.CORRECTED)),
+                "source": pd.Categorical.from_codes(src, [s.name.lower() for s in LabelSource]),
+                "edited_by": self.group[f"{layout.TABLE}/edited_by"][:],
+                "edited_at": pd.to_datetime(self.group[f"{layout.TABLE}/edited_at"][:], unit="s"),
+            }
+        )
         for name in ("source_frame", "similarity", "entropy", "model_ce", "model_dice"):
             if f"{layout.TABLE}/{name}" in self.group:
                 df[name] = self.group[f"{layout.TABLE}/{name}"][:]

@@ -40,10 +40,10 @@ class Augment:
         t, _, h, w = img.shape
         if self.resized_crop and self._u() < self.resized_crop:
             area = self._u(*self.crop_scale)
-            ch, cw = max(8, int(round(h * area ** 0.5))), max(8, int(round(w * area ** 0.5)))
+            ch, cw = max(8, int(round(h * area**0.5))), max(8, int(round(w * area**0.5)))
             y0, x0 = int(self._u(0, h - ch + 1)), int(self._u(0, w - cw + 1))
-            img = F.interpolate(img[..., y0:y0 + ch, x0:x0 + cw], size=(h, w), mode="bilinear", align_corners=False)
-            lab = F.interpolate(lab[:, None, y0:y0 + ch, x0:x0 + cw].float(), size=(h, w), mode="nearest")[:, 0].long()
+            img = F.interpolate(img[..., y0 : y0 + ch, x0 : x0 + cw], size=(h, w), mode="bilinear", align_corners=False)
+            lab = F.interpolate(lab[:, None, y0 : y0 + ch, x0 : x0 + cw].float(), size=(h, w), mode="nearest")[:, 0].long()
         if self.hflip and self._u() < self.hflip:
             img, lab = img.flip(-1), lab.flip(-1)
         if self.gamma:

@@ -56,8 +56,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     raise InputError(f"setting {key}={value!r} is not a {getattr(hint, '__name__', hint)}")
 
 
-def config_from(cls: type[C], data: dict | None = None, path: str | Path | None = None,
-                sets: list[str] | None = None) -> C:
+def config_from(cls: type[C], data: dict | None = None, path: str | Path | None = None, sets: list[str] | None = None) -> C:
     """An instance of the dataclass ``cls`` from ``data``, a JSON file and ``key=value`` strings (in that order)."""
     merged: dict[str, Any] = dict(data or {})
     if path is not None:

@@ -13,15 +13,16 @@ import torch
 
 from ..tasks import run_tasks
 from ..errors import InputError
-from ..export.dataset import ExportedDataset
 
 
-def run_folds(dataset: str | Path, out: str | Path, cfg, run_fold, scheduler: str | None = None,
-              workers: int | None = None, folds: list[int] | None = None, label: str = "fold") -> list[dict]:
-    """Run ``run_fold((dataset, out/fold-<k>, cfg with fold=k, threads))`` for every fold (or ``folds``) of the
-    dataset's splits as dask tasks, each with its share of the CPU threads; returns their rows."""
-    dataset, out = Path(dataset), Path(out)
-    all_folds = ExportedDataset.open(dataset).splits.get("folds") or []
+def run_folds(
+    dataset, out: str | Path, cfg, run_fold, scheduler: str | None = None, workers: int | None = None, folds: list[int] | None = None, label: str = "fold"
+) -> list[dict]:
+    """Run ``run_fold((dataset, out/fold-<k>, cfg with fold=k, threads))`` for every fold (or ``folds``) of an
+    opened :class:`~sonolabel.export.dataset.ExportedDataset` as dask tasks, each with its share of the CPU
+    threads; returns their rows."""
+    all_folds = dataset.splits.get("folds") or []
+    dataset, out = dataset.path, Path(out)
     if not all_folds:
         raise InputError("the dataset has no leave-one-subject-out folds (they need 3 or more subjects)", dataset / "splits.json")
     chosen = folds if folds is not None else list(range(len(all_folds)))

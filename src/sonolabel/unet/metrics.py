@@ -30,14 +30,17 @@ def metrics_table(cm: np.ndarray | torch.Tensor, names: list[str], background: i
     fn = cm.sum(1) - tp
     tn = total - tp - fp - fn
     with np.errstate(invalid="ignore", divide="ignore"):
-        df = pd.DataFrame({
-            "pixel_accuracy": (tp + tn) / total if total else np.nan,
-            "precision": tp / (tp + fp),
-            "recall": tp / (tp + fn),
-            "dice": 2 * tp / (2 * tp + fp + fn),
-            "iou": tp / (tp + fp + fn),
-            "support": cm.sum(1),
-        }, index=pd.Index(names, name="class"))
+        df = pd.DataFrame(
+            {
+                "pixel_accuracy": (tp + tn) / total if total else np.nan,
+                "precision": tp / (tp + fp),
+                "recall": tp / (tp + fn),
+                "dice": 2 * tp / (2 * tp + fp + fn),
+                "iou": tp / (tp + fp + fn),
+                "support": cm.sum(1),
+            },
+            index=pd.Index(names, name="class"),
+        )
     present = (cm.sum(0) + cm.sum(1)) > 0
     overall = tp.sum() / total if total else np.nan
     fg = present.copy()

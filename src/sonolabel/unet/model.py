@@ -27,8 +27,7 @@ class PaddedUNet(nn.Module):
         import segmentation_models_pytorch as smp
 
         try:
-            self.net = smp.Unet(encoder_name=encoder, encoder_weights=None, in_channels=3, classes=n_classes,
-                                decoder_attention_type=decoder_attention)
+            self.net = smp.Unet(encoder_name=encoder, encoder_weights=None, in_channels=3, classes=n_classes, decoder_attention_type=decoder_attention)
         except KeyError:
             raise InputError(f"unknown encoder {encoder!r}", hint="e.g. resnet18, resnet34, resnet50, efficientnet-b0") from None
         self.net.encoder.set_in_channels(in_channels, pretrained=False)
@@ -40,7 +39,7 @@ class PaddedUNet(nn.Module):
         if ph or pw:
             x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), mode="reflect" if min(h, w) > max(ph, pw) else "constant")
         out = self.net(x)
-        return out[..., ph // 2: ph // 2 + h, pw // 2: pw // 2 + w]
+        return out[..., ph // 2 : ph // 2 + h, pw // 2 : pw // 2 + w]
 
 
 def _cached_imagenet(encoder: str) -> str:
@@ -52,8 +51,10 @@ def _cached_imagenet(encoder: str) -> str:
         raise InputError(f"encoder {encoder!r} has no imagenet weights in segmentation-models-pytorch")
     found = try_to_load_from_cache(settings["repo_id"], "model.safetensors", revision=settings["revision"])
     if not isinstance(found, str):
-        raise InputError(f"imagenet weights for {encoder} are not in the local cache (sonolabel never downloads them)",
-                         hint="set encoder_weights to a local .safetensors/.pt file of the encoder, or to none")
+        raise InputError(
+            f"imagenet weights for {encoder} are not in the local cache (sonolabel never downloads them)",
+            hint="set encoder_weights to a local .safetensors/.pt file of the encoder, or to none",
+        )
     return found
 
 
@@ -68,8 +69,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001
-        raise InputError(f"cannot read encoder weights ({type(e).__name__})", path,
-                         "give a state dict of tensors (.safetensors or a plain .pt)") from None
+        raise InputError(f"cannot read encoder weights ({type(e).__name__})", path, "give a state dict of tensors (.safetensors or a plain .pt)") from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -26,12 +26,11 @@ from ..export.writer import resize_images, resize_labels
 from ..store import Project, Video
 from ..store.chunks import FrameReader, FrameWriter
 from ..store.layout import NO_LABEL, PREDICTION_STATE
-from ..training.checkpoint import load_checkpoint
+from ..checkpoint import load_checkpoint
 from ..training.config import config_from
 from ..training.device import resolve_device
 from .model import PaddedUNet
 from .train import UNetConfig, class_weight_tensor
-
 
 
 @dataclass
@@ -43,10 +42,10 @@ class PredictionReport:
     mean_dice: float
 
 
-def load_unet(path: str | Path, classes: list[str]) -> tuple[PaddedUNet, dict]:
-    """The model of a U-Net checkpoint, refused unless trained for exactly ``classes``."""
+def load_unet(path: str | Path, classes: list[str] | None = None) -> tuple[PaddedUNet, dict]:
+    """The model of a U-Net checkpoint; with ``classes``, refused unless trained for exactly those."""
     ckpt = load_checkpoint(path, "unet", classes)
-    model = PaddedUNet(ckpt["config"]["encoder"], len(classes))
+    model = PaddedUNet(ckpt["config"]["encoder"], len(ckpt["classes"]))
     model.load_state_dict(ckpt["model"])
     return model.eval(), ckpt
 
@@ -67,8 +66,9 @@ def frame_scores(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tens
 
 
 @torch.no_grad()
-def predict_video(video: Video, model: PaddedUNet, ckpt: dict, batch: int = 16, device: str = "auto",
-                  progress: Callable[[int], None] | None = None) -> PredictionReport:
+def predict_video(
+    video: Video, model: PaddedUNet, ckpt: dict, batch: int = 16, device: str = "auto", progress: Callable[[int], None] | None = None
+) -> PredictionReport:
     """Predict every frame of ``video`` and store the predictions and per-frame scores."""
     video.project.require_writable()
     dev = resolve_device(device)
@@ -109,13 +109,24 @@ def predict_video(video: Video, model: PaddedUNet, ckpt: dict, batch: int = 16, 
             dice_all.append(dice)
             if progress is not None:
                 progress(len(rows))
-    video.set_state(PREDICTION_STATE, {"model": ckpt.get("path", ""), "model_sha256": ckpt.get("sha256", ""),
-                                       "classes": list(ckpt["classes"]), "size": size,
-                                       "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    video.set_state(
+        PREDICTION_STATE,
+        {
+            "model": ckpt.get("path", ""),
+            "model_sha256": ckpt.get("sha256", ""),
+            "classes": list(ckpt["classes"]),
+            "size": size,
+            "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    )
     ce_cat, dice_cat = np.concatenate(ce_all), np.concatenate(dice_all)
-    return PredictionReport(video.id, n, time.perf_counter() - t0,
-                            float(np.nanmean(ce_cat)) if np.isfinite(ce_cat).any() else float("nan"),
-                            float(np.nanmean(dice_cat)) if np.isfinite(dice_cat).any() else float("nan"))
+    return PredictionReport(
+        video.id,
+        n,
+        time.perf_counter() - t0,
+        float(np.nanmean(ce_cat)) if np.isfinite(ce_cat).any() else float("nan"),
+        float(np.nanmean(dice_cat)) if np.isfinite(dice_cat).any() else float("nan"),
+    )
 
 
 def _load(model_path: str | Path, classes: list[str]) -> tuple[PaddedUNet, dict]:
@@ -130,14 +141,20 @@ def _predict_one(video: Video, model_path: str, batch: int, device: str) -> Pred
     return predict_video(video, model, ckpt, batch, device)
 
 
-def predict_project(project: Project, model_path: str | Path, videos: list[str] | None = None, batch: int = 16,
-                    device: str = "auto", progress: Callable[[int], None] | None = None, scheduler: str | None = None,
-                    workers: int | None = 1) -> list[PredictionReport]:
+def predict_project(
+    project: Project,
+    model_path: str | Path,
+    videos: list[str] | None = None,
+    batch: int = 16,
+    device: str = "auto",
+    progress: Callable[[int], None] | None = None,
+    scheduler: str | None = None,
+    workers: int | None = 1,
+) -> list[PredictionReport]:
     """Predict the given videos (default: all) with the checkpoint at ``model_path``; ``workers`` > 1 or a
     ``scheduler`` address spreads the videos over dask workers (each task loads the model)."""
     model, ckpt = _load(model_path, list(project.palette.names))  # a wrong checkpoint is refused here, before any task
     ids = videos or project.video_ids()
     if scheduler is None and (workers or 1) <= 1:
         return [predict_video(project.video(v), model, ckpt, batch, device, progress) for v in ids]
-    return map_videos(project, _predict_one, ids, str(model_path), batch, device, scheduler=scheduler, workers=workers,
-                      label="predict")
+    return map_videos(project, _predict_one, ids, str(model_path), batch, device, scheduler=scheduler, workers=workers, label="predict")

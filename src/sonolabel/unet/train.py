@@ -19,16 +19,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
-from tqdm import tqdm
 
 from ..errors import InputError
-from ..training.augment import Augment
 from ..export.dataset import SPLITS_FILE, ExportedDataset
 from ..export.torch_data import SegmentationFrames
-from ..training.checkpoint import load_checkpoint, save_checkpoint
+from ..training.augment import Augment
+from ..checkpoint import load_checkpoint, save_checkpoint
 from ..training.config import config_dict
 from ..training.device import resolve_device
 from ..training.distributed import World, all_sum, barrier, close_world, init_world
+from ..training.loop import Optimisation, run_epoch
 from ..training.reports import write_epoch_log
 from .metrics import confusion_matrix, write_metrics
 from .model import PaddedUNet, load_encoder_weights
@@ -89,8 +89,14 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def _augment(cfg: UNetConfig) -> Augment | None:
     if not cfg.augment:
         return None
-    return Augment(resized_crop=cfg.resized_crop, crop_scale=tuple(cfg.crop_scale), hflip=cfg.hflip,
-                   gamma=tuple(cfg.gamma) if cfg.gamma else None, speckle_std=cfg.speckle_std, seed=cfg.seed)
+    return Augment(
+        resized_crop=cfg.resized_crop,
+        crop_scale=tuple(cfg.crop_scale),
+        hflip=cfg.hflip,
+        gamma=tuple(cfg.gamma) if cfg.gamma else None,
+        speckle_std=cfg.speckle_std,
+        seed=cfg.seed,
+    )
 
 
 class Evaluator:
@@ -135,8 +141,7 @@ def _resume_state(out: Path, checksum: str, classes: list[str], cfg: UNetConfig)
     return ckpt
 
 
-def train_unet(dataset: "str | Path | ExportedDataset", out: str | Path, cfg: UNetConfig | None = None,
-               progress: bool = True) -> RunResult:
+def train_unet(dataset: "str | Path | ExportedDataset", out: str | Path, cfg: UNetConfig | None = None, progress: bool = True) -> RunResult:
     """Train (or resume training) in ``out``; returns where the best model is and its metrics."""
     cfg = cfg or UNetConfig()
     data, out = ExportedDataset.open(dataset), Path(out)
@@ -167,7 +172,7 @@ def train_unet(dataset: "str | Path | ExportedDataset", out: str | Path, cfg: UN
         model = model.to(memory_format=torch.channels_last)
     net = torch.nn.parallel.DistributedDataParallel(model) if world.distributed else model
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    scaler = torch.amp.GradScaler(enabled=amp)
+    opt = Optimisation(optimizer, device.type, torch.float16 if amp else None)
     history: list[dict] = []
     start, best = 0, {"loss": math.inf, "epoch": -1}
     if state is not None:
@@ -178,50 +183,66 @@ def train_unet(dataset: "str | Path | ExportedDataset", out: str | Path, cfg: UN
 
     sampler = torch.utils.data.DistributedSampler(train_ds, world.size, world.rank, seed=cfg.seed) if world.distributed else None
     gen = torch.Generator().manual_seed(cfg.seed)
-    loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler, generator=gen,
-                        num_workers=_loader_workers(cfg), drop_last=len(train_ds) > cfg.batch_size * world.size,
-                        pin_memory=device.type == "cuda", persistent_workers=False)
+    loader = DataLoader(
+        train_ds,
+        batch_size=cfg.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        generator=gen,
+        num_workers=_loader_workers(cfg),
+        drop_last=len(train_ds) > cfg.batch_size * world.size,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
     w_dev = weights.to(device)
-    meta = {"kind": "unet", "classes": classes, "config": config_dict(cfg), "dataset": str(dataset),
-            "dataset_sha256": checksum, "size": int(data.info["size"]), "in_channels": 1, "encoder_weights": weights_source,
-            "subjects": subjects, "world_size": world.size}
+    meta = {
+        "kind": "unet",
+        "classes": classes,
+        "config": config_dict(cfg),
+        "dataset": str(dataset),
+        "dataset_sha256": checksum,
+        "size": int(data.info["size"]),
+        "in_channels": 1,
+        "encoder_weights": weights_source,
+        "subjects": subjects,
+        "world_size": world.size,
+    }
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
         net.train()
         if sampler is not None:
             sampler.set_epoch(epoch)
         steps = len(loader) if cfg.steps_per_epoch is None else min(len(loader), cfg.steps_per_epoch)
-        total, seen = 0.0, 0
-        bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not (progress and world.main),
-                   leave=False)
-        for step, (img, lab) in enumerate(loader):
-            if step >= steps:
-                break
-            img, lab = img.to(device, non_blocking=True), lab.to(device, non_blocking=True)
-            if amp:
-                img = img.to(memory_format=torch.channels_last)
-            with torch.autocast(device.type, enabled=amp):
-                logits = net(img)
-                loss = F.cross_entropy(logits.float(), lab, weight=w_dev)
-                if cfg.dice_weight:
-                    loss = loss + cfg.dice_weight * soft_dice_loss(logits, lab)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            total += loss.item() * len(img)
-            seen += len(img)
-            bar.update(1)
-            bar.set_postfix(loss=f"{total / seen:.4f}")
-        bar.close()
+
+        def batches():
+            for img, lab in loader:
+                img, lab = img.to(device, non_blocking=True), lab.to(device, non_blocking=True)
+                if amp:
+                    img = img.to(memory_format=torch.channels_last)
+
+                def loss(img=img, lab=lab):
+                    logits = net(img)
+                    value = F.cross_entropy(logits.float(), lab, weight=w_dev)
+                    return value + cfg.dice_weight * soft_dice_loss(logits, lab) if cfg.dice_weight else value
+
+                yield len(img), loss
+
+        stats = run_epoch(batches(), opt, steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=progress and world.main)
+        total, seen = stats.loss_sum, stats.items
         sums = all_sum(torch.tensor([total, float(seen)], dtype=torch.float64), world)
         train_loss = float(sums[0] / sums[1].clamp(min=1))
         val_loss, cm = evaluate(model, device, amp)
         tp = np.diag(cm)[1:].astype(float)
         dice_fg = float(np.nanmean(2 * tp / (cm.sum(0)[1:] + cm.sum(1)[1:]).clip(min=1)))
-        row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "val_dice_fg": dice_fg,
-               "val_pixel_accuracy": float(tp.sum() + cm[0, 0]) / max(1, cm.sum()), "seconds": time.perf_counter() - t0,
-               "images": int(sums[1])}
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "val_dice_fg": dice_fg,
+            "val_pixel_accuracy": float(tp.sum() + cm[0, 0]) / max(1, cm.sum()),
+            "seconds": time.perf_counter() - t0,
+            "images": int(sums[1]),
+        }
         history.append(row)
         improved = val_loss < best["loss"] or best["epoch"] < 0
         if improved:
@@ -233,8 +254,10 @@ def train_unet(dataset: "str | Path | ExportedDataset", out: str | Path, cfg: UN
             save_checkpoint(out / "last.pt", {**payload, "optimizer": optimizer.state_dict()})
             write_epoch_log(out, history)
             if progress:
-                print(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
-                      f"val Dice (fg) {dice_fg:.3f}{' *' if improved else ''} ({row['seconds']:.0f} s)")
+                print(
+                    f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
+                    f"val Dice (fg) {dice_fg:.3f}{' *' if improved else ''} ({row['seconds']:.0f} s)"
+                )
         barrier(world)
 
     metrics = {}
@@ -242,8 +265,7 @@ def train_unet(dataset: "str | Path | ExportedDataset", out: str | Path, cfg: UN
     model.load_state_dict(best_ckpt["model"])
     for part in ("val", "test"):
         if part == "val" or subjects.get("test"):
-            ev = evaluate if part == "val" else Evaluator(SegmentationFrames(data, subjects["test"]), world,
-                                                          cfg.batch_size, _loader_workers(cfg), weights)
+            ev = evaluate if part == "val" else Evaluator(SegmentationFrames(data, subjects["test"]), world, cfg.batch_size, _loader_workers(cfg), weights)
             _, cm = ev(model, device, amp)
             if world.main:
                 metrics[part] = write_metrics(out, part, cm, classes)
