@@ -22,7 +22,7 @@ from sonolabel.store import LabelSource, Project
 from ._layers import label_colormap
 
 AUTOSAVE_MS = 300
-TABLE_COLUMNS = ["video", "subject", "trial", "frames", "keyframes", "propagated"]
+TABLE_COLUMNS = ["video", "subject", "trial", "frames", "keyframes", "propagated", "check mIoU"]
 
 
 class AnnotatorWidget(Container):
@@ -140,7 +140,19 @@ class AnnotatorWidget(Container):
     def _fill_table(self) -> None:
         rows = self.project.summary()
         self.table.value = pd.DataFrame(
-            [[r["video"], r["subject"], r["trial"], r["frames"], r["keyframes"], f"{100 * r['propagated']:.0f}%"] for r in rows], columns=TABLE_COLUMNS
+            [
+                [
+                    r["video"],
+                    r["subject"],
+                    r["trial"],
+                    r["frames"],
+                    r["keyframes"],
+                    f"{100 * r['propagated']:.0f}%",
+                    "-" if r["check_miou"] is None else f"{r['check_miou']:.3f}",
+                ]
+                for r in rows
+            ],
+            columns=TABLE_COLUMNS,
         )
 
     def _fill_classes(self) -> None:
@@ -246,12 +258,12 @@ class AnnotatorWidget(Container):
         from napari.qt.threading import thread_worker
 
         from sonolabel.propagation import PropagationConfig, propagate_steps
-        from sonolabel.propagation.weights import load_engine
+        from sonolabel.propagation.modes import Engines
 
         self.save()
         video = self.video
         try:
-            engine, model_id = load_engine(self.project, PropagationConfig())
+            engines = Engines(self.project, PropagationConfig())
         except SonolabelError as e:
             self._report(e)
             return None
@@ -259,6 +271,7 @@ class AnnotatorWidget(Container):
 
         @thread_worker(progress={"total": total, "desc": f"propagate {video.id}"})
         def run():
+            engine, model_id, _ = engines.for_video(video)  # auto with trained weights: compares the modes first
             yield from propagate_steps(video, engine.config, engine=engine, model_id=model_id)
 
         self.worker = run()

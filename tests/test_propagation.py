@@ -3,43 +3,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import QUALITY_SEED
+from conftest import make_video
 from sonolabel import InputError
 from sonolabel.propagation import PropagationConfig, plan_segments, propagate_video
 from sonolabel.propagation.readout import LocalMemory
-
-SIZE = 240
 
 
 def miou(a, b, n=8):
     ious = [np.logical_and(a == c, b == c).sum() / np.logical_or(a == c, b == c).sum() for c in range(n) if np.logical_or(a == c, b == c).any()]
     return float(np.mean(ious))
-
-
-@pytest.fixture(scope="module")
-def clip():
-    """61 phantom frames at 240x240 with ground truth: every 6th frame of 18 s, so that the two ends
-    are several flexions apart (rendered at 480 and reduced). A clip of 9 s let copying the nearest
-    keyframe come within 0.004 mIoU of propagation on some seeds: too little motion to test against."""
-    from sonolabel.phantom import make_sequence
-    from sonolabel.phantom.render import PhantomRenderer
-
-    r = PhantomRenderer(make_sequence(4 + QUALITY_SEED, 1, 361))
-    out = [r.render(t) for t in range(0, 361, 6)]
-    imgs = torch.from_numpy(np.stack([o[0] for o in out]))[:, None].float()
-    imgs = F.interpolate(imgs, size=(SIZE, SIZE), mode="area")[:, 0].round().byte().numpy()
-    labels = np.stack([o[1][::2, ::2] for o in out])
-    return imgs, labels
-
-
-def make_video(project, clip, keyframes, vid="v"):
-    imgs, labels = clip
-    with project.staged_video(vid, len(imgs), SIZE, SIZE, {"subject": "s"}) as v:
-        v.frames[:] = imgs
-    v = project.video(vid)
-    for k in keyframes:
-        v.save_annotation(k, labels[k])
-    return v
 
 
 def test_plan_segments():
@@ -182,3 +154,40 @@ def test_training_stores_weights_that_propagation_uses(project, clip, tmp_path):
     bad.write_bytes(pickle.dumps({"encoder": Evil()}))
     with pytest.raises(InputError, match="evil.pt.*cannot load propagation weights"):
         load_weights(bad, 8)
+
+
+def test_auto_chooses_the_better_mode_on_the_videos_own_keyframes(project, clip):
+    """With trained weights, auto compares both modes by leave-one-keyframe-out and keeps the better one per
+    video; the choice and both scores are recorded and reused while the keyframes stay; --mode forces."""
+    import subprocess
+    import sys
+
+    from sonolabel.propagation.loko import check_keyframes, video_score
+    from sonolabel.propagation.modes import Engines
+    from sonolabel.propagation.project import propagate_project
+    from sonolabel.propagation.train import TrainConfig, train_propagation
+    from sonolabel.store.layout import MODE_STATE
+
+    v = make_video(project, clip, [0, 20, 40, 60])
+    make_video(project, clip, [0], "one")
+    train_propagation(project, TrainConfig(minutes=0.05), log=lambda s: None)  # seconds of training: weak keys
+    reports = {r.video: r for r in propagate_project(project, config=PropagationConfig(device="cpu"), progress=False)}
+    choice = reports["v"].choice
+    engines = Engines(project, PropagationConfig(device="cpu"))
+    expected = {m: video_score(check_keyframes(v, *engines._engines[m])) for m in ("free", "learned")}
+    assert choice.scores == pytest.approx(expected)
+    assert choice.mode == max(expected, key=lambda m: (expected[m], m == "free")) and reports["v"].mode == choice.mode
+    assert project.video("v").state(MODE_STATE)["mode"] == choice.mode and "leave-one-keyframe-out" in choice.reason
+    assert reports["one"].mode == "free" and "nothing to compare" in reports["one"].choice.reason
+    rows = {r["video"]: r["mode"] for r in project.summary()}
+    assert rows == {"v": choice.mode, "one": "free"}
+    forced = propagate_project(project, ["v"], PropagationConfig(device="cpu", mode="learned"), progress=False)[0]
+    assert forced.mode == "learned" and forced.choice is None
+
+    path = project.path
+    project.close()
+    r = subprocess.run([sys.executable, "-m", "sonolabel", "propagation", "train", str(path), "--minutes", "0.05"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "v: free 0." in r.stdout and ", learned 0." in r.stdout
+    scores = [float(x) for x in r.stdout.split("v: free ")[1].split(" ->")[0].replace("learned ", "").split(", ")]
+    assert ("warning: the trained keys are worse" in r.stdout) == (scores[1] < scores[0])

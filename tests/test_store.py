@@ -49,6 +49,19 @@ def test_correction_and_unmark(project):
     assert v.annotated_frames() == [] and v.sources()[2] == LabelSource.PROPAGATED
 
 
+def test_state_written_through_two_video_objects_keeps_both(project):
+    """Two jobs holding their own Video object for one video (propagation's mode choice and a check, say)
+    each store their state; neither write drops the other's."""
+    a = _video(project)
+    b = project.video(a.id)
+    a.set_state("first", {"x": 1})
+    b.set_state("second", [2])
+    a.update_attrs(note="kept")
+    fresh = project.video(a.id)
+    assert fresh.state("first") == {"x": 1} and fresh.state("second") == [2] and fresh.attrs["note"] == "kept"
+    assert b.state("first") == {"x": 1}
+
+
 def test_bad_masks_refused(project):
     v = _video(project)
     with pytest.raises(Exception, match="30x20"):

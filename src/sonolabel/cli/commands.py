@@ -251,7 +251,7 @@ def propagate(args) -> int:
     for r in reports:
         print(
             f"{r.video}: {r.frames_written} frames in {r.segments_done} segments ({r.segments_skipped} unchanged, skipped), "
-            f"{r.frames_written / max(r.seconds, 1e-9):.1f} frames/s"
+            f"{r.frames_written / max(r.seconds, 1e-9):.1f} frames/s, mode {r.mode}" + (f" ({r.choice.reason})" if r.choice else "")
         )
     return 0
 
@@ -260,9 +260,23 @@ def propagation_train(args) -> int:
     from ..propagation.train import TrainConfig, train_propagation
     from ..store import Project
 
+    from ..propagation.modes import compare_modes
+
     with Project.open(args.project, "a") as project:
         path = train_propagation(project, TrainConfig(minutes=args.minutes, seed=args.seed))
-    print(f"stored propagation weights in {path}; `sonolabel propagate` now uses them")
+        print(f"stored propagation weights in {path}")
+        print("leave-one-keyframe-out mIoU per video (each keyframe read from its neighbours):")
+        choices = compare_modes(project)
+    for vid, c in choices.items():
+        print(f"  {vid}: free {c.scores['free']:.3f}, learned {c.scores['learned']:.3f} -> {c.mode}")
+    worse = [vid for vid, c in choices.items() if c.scores["learned"] < c.scores["free"]]
+    if worse:
+        print(
+            f"warning: the trained keys are worse than the training-free ones on {len(worse)} of {len(choices)} videos "
+            f"({', '.join(worse)}); `propagate` (mode auto) keeps the training-free keys there"
+        )
+    if not choices:
+        print("no video has two keyframes to compare the modes on; `propagate` (mode auto) uses the training-free keys until one has")
     return 0
 
 

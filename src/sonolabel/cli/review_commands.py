@@ -20,6 +20,26 @@ def drift(args) -> int:
     return 0
 
 
+def check(args) -> int:
+    from ..propagation import PropagationConfig
+    from ..review.check import run_check
+    from ..store import Project
+
+    overrides = {"device": args.device, "mode": args.mode}
+    config = PropagationConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
+    with Project.open(args.project, "a") as project:
+        results = run_check(project, args.videos or None, config, args.weights, progress=lambda v: print(f"checking {v} ..."))
+    for r in results:
+        est = "-" if r.estimate_miou is None else f"{r.estimate_miou:.3f} (worst keyframe {r.worst_miou:.3f})"
+        bd = "" if r.boundary_px is None else f", boundary {r.boundary_px:.1f} px" + ("" if r.boundary_mm is None else f" ({r.boundary_mm:.2f} mm)")
+        print(f"{r.video}: estimated mIoU at {2 * r.spacing:.0f}-frame keyframe spacing {est}{bd}; mode {r.mode}; {r.seconds:.0f} s")
+        for f in r.flags:
+            print(f"  flagged {f['id']}: {f['reason']}")
+    if any(r.flags for r in results):
+        print(f"review them: sonolabel review list {args.project}")
+    return 0
+
+
 def _target(log, args) -> tuple[str, int, int, str | None]:
     """(video, start, stop, flag id) from a flag id or --video with --frames A-B."""
     if args.flag:
@@ -72,6 +92,14 @@ def add_parsers(sub) -> None:
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     add_batch_options(s)
     s.set_defaults(func=drift)
+
+    s = sub.add_parser("check", help="leave-one-keyframe-out: estimated label quality per video, and keyframes that disagree with their neighbours")
+    s.add_argument("project")
+    s.add_argument("videos", nargs="*", help="video ids (default: all with two keyframes or more)")
+    s.add_argument("--device", default="auto", choices=("cpu", "cuda", "auto"))
+    s.add_argument("--mode", choices=("auto", "free", "learned"), help="key encoder, as for propagate")
+    s.add_argument("--weights", help="a local propagation weights file (default: the project's own, when trained)")
+    s.set_defaults(func=check)
 
     rv = sub.add_parser("review", help="the review queue: list, accept, correct, exclude, reset, log").add_subparsers(
         dest="review_command", required=True, metavar="ACTION"

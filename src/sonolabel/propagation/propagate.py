@@ -68,6 +68,8 @@ class PropagationReport:
     segments_skipped: int
     frames_written: int
     seconds: float
+    mode: str = ""  # free | learned (set by propagate_project)
+    choice: object = None  # propagation.modes.ModeChoice when auto compared the modes
 
 
 def _signature(video: Video, seg: Segment, config: PropagationConfig, model_id: str) -> str:

@@ -43,6 +43,9 @@ class DriftConfig:
     subject_z: float = 3.5  # project check: robust z of a subject's class area among subjects
 
 
+DRIFT_KINDS = {"trend", "outlier", "project"}  # the flag kinds `sonolabel drift` owns (check owns "keyframe")
+
+
 def stretches(n_frames: int, keyframes: list[int]) -> list[tuple[int, int, int]]:
     """(keyframe, first, stop) for each run of frames moving away from a keyframe (stop exclusive)."""
     keys = sorted(set(keyframes))

@@ -51,11 +51,12 @@ class ReviewLog:
             raise StoreError(f"cannot read review flags ({e})", path, "rerun `sonolabel drift PROJECT` to rebuild them") from None
         return [f for f in flags if video is None or f["video"] == video]
 
-    def set_flags(self, video: str, flags: list[dict]) -> None:
-        """Replace ``video``'s flags (other videos' stay) and refresh its cached states."""
+    def set_flags(self, video: str, flags: list[dict], kinds: set[str] | None = None) -> None:
+        """Replace ``video``'s flags (of ``kinds`` only, when given: drift and check own different kinds;
+        other videos' flags stay) and refresh its cached states."""
         self.project.require_writable()
         self.dir.mkdir(exist_ok=True)
-        kept = [f for f in self.flags() if f["video"] != video]
+        kept = [f for f in self.flags() if f["video"] != video or (kinds is not None and f["kind"] not in kinds)]
         path = self.dir / FLAGS_FILE
         tmp = path.with_name(f".{FLAGS_FILE}.tmp-{os.getpid()}")
         tmp.write_text(json.dumps({"flags": kept + list(flags)}, indent=1))

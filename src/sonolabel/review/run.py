@@ -10,7 +10,7 @@ import numpy as np
 
 from ..tasks import map_videos
 from ..store import LabelSource, Project
-from .drift import DriftConfig, detect_drift, project_flags
+from .drift import DRIFT_KINDS, DriftConfig, detect_drift, project_flags
 from .log import REVIEW_DIR, ReviewLog
 from .report import write_report
 from .signals import label_signals, signal_table
@@ -66,7 +66,7 @@ def run_drift(
     reports = []
     for vid, (v, sig, flags) in per_video.items():
         flags = sorted(flags + [f for f in cross if f["video"] == vid], key=lambda f: -f["severity"])
-        log.set_flags(vid, flags)
+        log.set_flags(vid, flags, kinds=DRIFT_KINDS)
         tmp = out_dir / f".{vid}.csv.tmp"
         sig.to_csv(tmp, index=False, float_format="%.5g")
         tmp.replace(out_dir / f"{vid}.csv")

@@ -193,7 +193,8 @@ class Project:
 
     def summary(self) -> list[dict]:
         """One row per video: id, subject, trial, task, frames, size, keyframes, share propagated and imported,
-        and the pixel spacing in mm (row, column) when known."""
+        the pixel spacing in mm (row, column) when known, and the quality ``sonolabel check`` estimated (mIoU at
+        twice the keyframe spacing; None when unchecked or the keyframes changed since)."""
         rows = []
         for v in self.videos():
             a = v.attrs
@@ -213,6 +214,21 @@ class Project:
                     "imported": float(np.mean(src == layout.LabelSource.IMPORTED)) if v.n_frames else 0.0,
                     "mm_per_px": a.get("spacing_mm"),
                     "kinematics": v.has_kinematics,
+                    "check_miou": _checked_quality(v),
+                    "mode": _propagation_mode(v),
                 }
             )
         return rows
+
+
+def _propagation_mode(video: Video) -> str | None:
+    """free or learned: the keys the video was last propagated with (None: not propagated)."""
+    model = video.state(layout.PROPAGATION_STATE, {}).get("model")
+    return None if model is None else ("learned" if str(model).startswith("learned") else "free")
+
+
+def _checked_quality(video: Video) -> float | None:
+    """The estimate of the last check, while the video still has the keyframes it checked."""
+    state = video.state(layout.CHECK_STATE, {})
+    checked = [k["frame"] for k in state.get("keyframes", [])]
+    return state.get("estimate_miou") if checked and checked == video.annotated_frames() else None

@@ -56,9 +56,16 @@ class Video:
         return f"Video({self.id!r}, frames={self.n_frames}, {self.height}x{self.width})"
 
     # -- arrays and metadata -------------------------------------------------------------
+    def _reload(self) -> zarr.Group:
+        """The group with its attributes as stored now. Another Video object for the same video (or another
+        process) may have written some since this one was opened; writing from a stale copy would drop them."""
+        store = self.group.store
+        self.group = zarr.open_group(store=store, path=self.group.path, mode="r" if store.read_only else "r+")
+        return self.group
+
     @property
     def attrs(self) -> dict:
-        return dict(self.group.attrs)
+        return dict(self._reload().attrs)
 
     @property
     def frames(self) -> zarr.Array:
@@ -249,18 +256,18 @@ class Video:
 
     def state(self, key: str, default=None):
         """A job's per-video state (e.g. :data:`layout.PROPAGATION_STATE`), as last stored."""
-        value = self.group.attrs.get(key, default)
+        value = self._reload().attrs.get(key, default)
         return dict(value) if isinstance(value, dict) else value
 
     def set_state(self, key: str, value) -> None:
         """Store a job's per-video state (JSON-serializable) in the video's attributes."""
         self.project.require_writable()
-        self.group.attrs[key] = value
+        self._reload().attrs[key] = value
 
     def update_attrs(self, **values) -> None:
         """Add or change the video's descriptive attributes (provenance, imported labels' origin...)."""
         self.project.require_writable()
-        self.group.attrs.update(values)
+        self._reload().attrs.update(values)
 
     def column(self, name: str, default) -> np.ndarray:
         """A per-frame table column (``table/<name>``), or ``default`` for every frame when the video has none."""
