@@ -46,8 +46,11 @@ def _damage(lab: np.ndarray, kind: str, cls: int) -> np.ndarray:
     from sonolabel.phantom.corrupt import nearest_neighbour_class
 
     out = lab.copy()
-    if kind == "swap":
+    if kind == "swap":  # with the touching muscle or bone, else the one whose centre is nearest
         other = nearest_neighbour_class(lab, cls)
+        if other == 0:
+            centres = {c: np.argwhere(lab == c).mean(0) for c in np.unique(lab) if c not in (0, cls)}
+            other = min(centres, key=lambda c: np.hypot(*(centres[c] - np.argwhere(lab == cls).mean(0))))
         out[lab == cls], out[lab == other] = other, cls
     else:
         mask = lab == cls
@@ -92,6 +95,7 @@ def main() -> None:
                 "true_at_spacing": true_d,
                 "error": r.estimate_miou - true_2d,
                 "clean_false_flags": len(r.flags),
+                "clean_flag_reasons": [f["reason"] for f in r.flags],
                 "check_seconds": check_s,
                 "propagate_seconds": propagate_s,
             }

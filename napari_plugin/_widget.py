@@ -44,6 +44,7 @@ class AnnotatorWidget(Container):
         self.midpoint, self.suggested = PushButton(text="midpoint"), PushButton(text="next suggested")
         self.toggle_key = PushButton(text="mark / unmark keyframe")
         self.propagate_button, self.cancel_button = PushButton(text="Propagate"), PushButton(text="Cancel")
+        self.check_button = PushButton(text="Check keyframes", tooltip="read each keyframe from its neighbours: estimated quality, misdrawn keyframes")
         self.status = Label(value="open a project (a .zarr folder)")
         self.recording = FileEdit(mode="r", label="recording")
         self.subject = LineEdit(label="subject")
@@ -65,6 +66,7 @@ class AnnotatorWidget(Container):
                 self.toggle_key,
                 self.propagate_button,
                 self.cancel_button,
+                self.check_button,
                 self.status,
             ]
         )
@@ -80,6 +82,7 @@ class AnnotatorWidget(Container):
         self.toggle_key.changed.connect(self.toggle_keyframe)
         self.propagate_button.changed.connect(self.propagate)
         self.cancel_button.changed.connect(self.cancel)
+        self.check_button.changed.connect(self.check)
         self._autosave = QTimer()
         self._autosave.setSingleShot(True)
         self._autosave.setInterval(AUTOSAVE_MS)
@@ -294,6 +297,39 @@ class AnnotatorWidget(Container):
         self._fill_table()
         self.status.value = "propagation finished (or cancelled: run it again to resume)"
         self.worker = None
+
+    def check(self):
+        """Leave-one-keyframe-out check of the open video in a background worker (the library's ``run_check``);
+        the estimate goes to the status line and the video table, misdrawn keyframes to the review queue."""
+        from napari.qt.threading import thread_worker
+
+        from sonolabel.review.check import run_check
+
+        if self.video is None:
+            self.status.value = "open a video first"
+            return None
+        self.save()
+        project, video = self.project, self.video
+
+        @thread_worker
+        def run():
+            return run_check(project, [video.id])[0]
+
+        def done(result) -> None:
+            est = "-" if result.estimate_miou is None else f"{result.estimate_miou:.3f}"
+            flagged = ", ".join(str(f["start"]) for f in result.flags) or "none"
+            self.status.value = f"{video.id}: estimated mIoU {est} at {2 * result.spacing:.0f}-frame spacing; keyframes flagged: {flagged}"
+            self._fill_table()
+            self.check_button.enabled = True
+
+        self.worker = run()
+        self.worker.returned.connect(done)
+        self.worker.errored.connect(self._report)
+        self.worker.errored.connect(lambda _: setattr(self.check_button, "enabled", True))
+        self.check_button.enabled = False
+        self.status.value = "checking keyframes…"
+        self.worker.start()
+        return self.worker
 
     def cancel(self) -> None:
         if self.worker is not None:

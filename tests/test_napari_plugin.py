@@ -254,3 +254,33 @@ def test_review_dock_click_on_plot_moves_viewer_and_actions_are_logged(make_napa
     with Project.open(flagged_project) as p:
         events = ReviewLog(p).events()
     assert events[-1]["who"] == "anna" and events[-1]["note"] == "FDP boundary slid" and events[-1]["action"] == "exclude"
+
+
+def test_check_button_estimates_quality_and_flags_a_misdrawn_keyframe(make_napari_viewer, tmp_path, qtbot):
+    """The dock runs the library's leave-one-keyframe-out check in a worker: the estimate reaches the status
+    line and the video table, and a keyframe drawn with two classes swapped reaches the review queue."""
+    from sonolabel.phantom import generate_phantom, phantom_project
+    from sonolabel.review import ReviewLog
+    from sonolabel.store import Project
+    from sonolabel_napari._widget import AnnotatorWidget
+
+    generate_phantom(tmp_path / "ph", subjects=1, frames=121, seed=4)
+    with phantom_project(tmp_path / "ph", tmp_path / "p.zarr", keyframe_every=30) as p:
+        vid = p.video_ids()[0]
+        v = p.video(vid)
+        lab = np.asarray(v.annotated[60]).copy()
+        lab[lab == 1], lab[lab == 2] = 2, 1  # FDS and FDP swapped on keyframe 60
+        v.save_annotation(60, lab)
+    viewer = make_napari_viewer()
+    w = AnnotatorWidget(viewer)
+    w.open_project(tmp_path / "p.zarr")
+    w.open_video(vid)
+    worker = w.check()
+    with qtbot.waitSignal(worker.finished, timeout=300_000):
+        pass
+    qtbot.waitUntil(lambda: "estimated mIoU" in w.status.value, timeout=5000)
+    assert "keyframes flagged: 60" in w.status.value
+    assert float(w.table.data.to_list()[0][-1]) > 0.5
+    w.close_project()
+    with Project.open(tmp_path / "p.zarr") as p:
+        assert ReviewLog(p).queue()["start"].tolist() == [60]

@@ -36,6 +36,7 @@ class CheckLimits:
     mad_k: float = 4.0
     iou_floor: float = 0.1  # IoU drop below the class reference
     boundary_floor_px: float = 6.0  # mean boundary distance above the class reference
+    collapse_iou: float = 0.5  # end keyframes: flagged only for a class whose IoU collapsed below this
     offset_floor_px: float = 4.0  # class centre offset above the class reference (a structure drawn shifted)
 
 
@@ -78,8 +79,12 @@ def keyframe_flags(
     checks: dict[str, list[KeyframeCheck]], names: list[str], scale: dict[str, float], limits: CheckLimits | None = None
 ) -> dict[str, list[dict]]:
     """Flags per video for keyframes inconsistent with both neighbours. ``scale``: pixels per 480 px of each
-    video (boundary limits grow with the frame). An end keyframe (one neighbour) is flagged only when that
-    neighbour is not: a wrong neighbour explains it."""
+    video (boundary limits grow with the frame).
+
+    A drawing error is specific to a class or two (swapped, missed, shifted) while the rest of the keyframe
+    agrees; when most classes disagree, propagation failed across the gap and the keyframe is not blamed.
+    An end keyframe has one neighbour, one-sided evidence that a hard gap also explains: it is flagged
+    only for a class that collapsed (IoU under ``collapse_iou``) and only when its neighbour is not flagged."""
     lim = limits or CheckLimits()
     rows = [(vid, c) for vid, cs in checks.items() for c in cs]
     if not rows:
@@ -94,14 +99,15 @@ def keyframe_flags(
     flagged: dict[tuple[str, int], tuple[float, list[str]]] = {}
     for i, (vid, c) in enumerate(rows):
         reasons, severity = [], 0.0
+        one_sided = c.iou is None
         for k, name in enumerate(names):
             med, mad = _reference(iou[:, k], higher_is_better=True)
-            drop = max(lim.iou_floor, lim.mad_k * mad)
+            drop = max(lim.iou_floor, lim.mad_k * mad, med - lim.collapse_iou if one_sided else 0.0)
             if np.isfinite(iou[i, k]) and med - iou[i, k] > drop:
                 reasons.append(f"{name} IoU {iou[i, k]:.2f} against its neighbours' propagation (typical {med:.2f})")
                 severity = max(severity, (med - iou[i, k]) / drop)
                 continue
-            for what, values in px.items():
+            for what, values in [] if one_sided else px.items():
                 med, mad = _reference(values[:, k], higher_is_better=False)
                 rise = max(floors[what], lim.mad_k * mad)
                 if np.isfinite(values[i, k]) and values[i, k] - med > rise:
@@ -109,7 +115,8 @@ def keyframe_flags(
                     reasons.append(f"{name} {what} {values[i, k] * s:.1f} px from its neighbours' propagation (typical {med * s:.1f} px)")
                     severity = max(severity, (values[i, k] - med) / rise)
                     break
-        if reasons:
+        present = int(np.isfinite(iou[i]).sum())
+        if reasons and len(reasons) < present / 2:
             flagged[(vid, c.frame)] = (severity, reasons)
     out: dict[str, list[dict]] = {vid: [] for vid in checks}
     for (vid, frame), (severity, reasons) in flagged.items():
