@@ -46,16 +46,16 @@ class AnnotatorWidget(Container):
         self.propagate_button, self.cancel_button = PushButton(text="Propagate"), PushButton(text="Cancel")
         self.check_button = PushButton(text="Check keyframes", tooltip="read each keyframe from its neighbours: estimated quality, misdrawn keyframes")
         self.status = Label(value="open a project (a .zarr folder)")
-        self.recording = FileEdit(mode="r", label="recording")
-        self.subject = LineEdit(label="subject")
+        self.recording = FileEdit(mode="r", label="recording", tooltip="a video, DICOM, TIFF stack, frame folder, HDF5 or Clarius export")
+        self.subject = LineEdit(label="subject", tooltip="the subject id the recording belongs to (for splits)")
+        self.import_fields = Container(widgets=[self.recording, self.subject], labels=True)  # labelled: two boxes told apart
         self.import_button = PushButton(text="Import recording into project")
         self.classes = QListWidget()
         self.extend(
             [
                 self.path,
                 self.open_button,
-                self.recording,
-                self.subject,
+                self.import_fields,
                 self.import_button,
                 self.table,
                 self.open_video_button,
@@ -70,7 +70,7 @@ class AnnotatorWidget(Container):
                 self.status,
             ]
         )
-        self.native.layout().insertWidget(7, self.classes)
+        self.native.layout().insertWidget(self.index(self.open_video_button) + 1, self.classes)
         self.classes.currentRowChanged.connect(self._pick_class)
         self.open_button.changed.connect(lambda: self.open_project(self.path.value))
         self.open_video_button.changed.connect(self._open_selected)
@@ -165,6 +165,9 @@ class AnnotatorWidget(Container):
             pix = QPixmap(14, 14)
             pix.fill(QColor(*pal.colors[i]))
             self.classes.addItem(QListWidgetItem(QIcon(pix), f"{i}  {name}"))
+        # every class in view, no scrollbar: the list is as tall as its rows
+        rows = self.classes.count()
+        self.classes.setFixedHeight(self.classes.sizeHintForRow(0) * rows + 2 * self.classes.frameWidth() + 4 if rows else 0)
 
     def _pick_class(self, row: int) -> None:
         if self.labels_layer is not None and row >= 0:

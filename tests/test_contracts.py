@@ -49,6 +49,8 @@ def test_every_napari_manifest_command_resolves():
     for command in manifest["contributions"]["commands"]:
         module, _, attr = command["python_name"].partition(":")
         assert callable(getattr(importlib.import_module(module), attr)), command["python_name"]
+    for widget in manifest["contributions"]["widgets"]:  # napari adds "(sonolabel)" itself: never twice
+        assert "sonolabel" not in widget["display_name"], widget["display_name"]
 
 
 def test_only_the_store_touches_a_videos_zarr_group():

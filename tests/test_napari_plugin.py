@@ -123,6 +123,9 @@ def test_keyframe_navigation_and_shortcuts(make_napari_viewer, small_project):
     viewer, w = _dock(make_napari_viewer, path)
     assert w.table.data.to_list()[0][:4] == ["S1-T1", "S1", "1", 41]
     assert w.table.data.to_list()[0][-1] == "-"  # check mIoU: not checked yet
+    assert w.import_fields.labels and [x.label for x in w.import_fields] == ["recording", "subject"]
+    rows = w.classes.count()
+    assert rows == 8 and w.classes.height() >= rows * w.classes.sizeHintForRow(0)  # every class in view
     viewer.dims.set_current_step(0, 10)
     w.go_keyframe(+1)
     assert w.current_frame == 40
