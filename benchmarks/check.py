@@ -24,22 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from propagation import RESULTS, miou, render
+from propagation import RESULTS, build_project, miou, render
 
 EVERY = 200
-
-
-def _project(path: Path, frames: np.ndarray, labels: np.ndarray, every: int):
-    from sonolabel.store import Project
-
-    p = Project.create(path)
-    with p.staged_video("v", len(frames), *frames.shape[1:], {"subject": "phantom"}) as v:
-        for i in range(0, len(frames), 64):
-            v.frames[i : i + 64] = frames[i : i + 64]
-    v = p.video("v")
-    for k in range(0, len(frames), every):
-        v.save_annotation(k, labels[k])
-    return p, v
 
 
 def _damage(lab: np.ndarray, kind: str, cls: int) -> np.ndarray:
@@ -76,7 +63,7 @@ def main() -> None:
         out = list(render(seed, args.frames))
         frames, labels = np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
         with tempfile.TemporaryDirectory() as tmp:
-            p, v = _project(Path(tmp) / "a.zarr", frames, labels, EVERY)
+            p, v = build_project(Path(tmp) / "a.zarr", frames, labels, every=EVERY)
             t0 = time.perf_counter()
             (r,) = run_check(p, ["v"], cfg)
             check_s = time.perf_counter() - t0
@@ -84,7 +71,7 @@ def main() -> None:
             propagate_video(v, cfg)
             propagate_s = time.perf_counter() - t0
             true_d = float(np.mean([miou(v.labels(t), labels[t]) for t in range(args.frames)]))
-            p2, v2 = _project(Path(tmp) / "b.zarr", frames, labels, 2 * EVERY)
+            p2, v2 = build_project(Path(tmp) / "b.zarr", frames, labels, every=2 * EVERY)
             propagate_video(v2, cfg)
             true_2d = float(np.mean([miou(v2.labels(t), labels[t]) for t in range(args.frames)]))
             p2.close()

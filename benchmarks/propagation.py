@@ -43,7 +43,7 @@ def render(seed: int, n: int):
         yield r.render(t)
 
 
-def build_project(path: Path, frames: np.ndarray, labels: np.ndarray, palette=None):
+def build_project(path: Path, frames: np.ndarray, labels: np.ndarray, palette=None, every: int = EVERY):
     from sonolabel.store import Project
 
     p = Project.create(path, palette)
@@ -51,7 +51,7 @@ def build_project(path: Path, frames: np.ndarray, labels: np.ndarray, palette=No
         for i in range(0, len(frames), 64):
             v.frames[i : i + 64] = frames[i : i + 64]
     v = p.video("v")
-    for k in range(0, len(frames), EVERY):
+    for k in range(0, len(frames), every):
         v.save_annotation(k, labels[k])
     return p, v
 

@@ -230,5 +230,5 @@ def _propagation_mode(video: Video) -> str | None:
 def _checked_quality(video: Video) -> float | None:
     """The estimate of the last check, while the video still has the keyframes it checked."""
     state = video.state(layout.CHECK_STATE, {})
-    checked = [k["frame"] for k in state.get("keyframes", [])]
+    checked = state.get("keyframes", [])
     return state.get("estimate_miou") if checked and checked == video.annotated_frames() else None
