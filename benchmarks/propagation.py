@@ -156,7 +156,7 @@ def quality(args) -> None:
 CLASS_SETS = {1: [1], 3: [1, 2, 3], 7: [1, 2, 3, 4, 5, 6, 7]}
 
 
-def _build_speed_project(path: Path, size: int, classes: int, frames: int) -> None:
+def _build_speed_project(path: Path, size: int, classes: int, frames: int, device: str = "cpu", learned: bool = False) -> None:
     import torch
     import torch.nn.functional as F
 
@@ -176,37 +176,50 @@ def _build_speed_project(path: Path, size: int, classes: int, frames: int) -> No
     cycle = np.concatenate([np.arange(400), np.arange(398, 0, -1)])  # ping-pong so motion stays continuous
     order = cycle[np.arange(frames) % len(cycle)]
     p, _ = build_project(path, imgs[order], labs[order], palette)
+    if learned:  # speed does not depend on what the weights learned: a few steps make a valid file
+        from sonolabel.propagation.train import TrainConfig, train_propagation
+
+        train_propagation(p, TrainConfig(minutes=0.05, device=device), log=lambda s: None)
     p.close()
 
 
 def speed(args) -> None:
     rows = []
-    runs = [(s, 7, n) for s in args.sizes for n in args.lengths if not (s == 480 and n > 2000)]
-    runs += [(240, c, 2000) for c in (1, 3)]
-    for size, classes, frames in runs:
+    runs = [(s, 7, n, m) for m in args.modes for s in args.sizes for n in args.lengths if not (s == 480 and n > 2000)]
+    if args.classes:
+        runs += [(240, c, 2000, "free") for c in (1, 3)]
+    for size, classes, frames, mode in runs:
         with tempfile.TemporaryDirectory() as tmp:
             proj = Path(tmp) / "p.zarr"
-            subprocess.run([sys.executable, __file__, "_build", str(proj), str(size), str(classes), str(frames)], check=True)
+            build = [sys.executable, __file__, "_build", str(proj), str(size), str(classes), str(frames), "--device", args.device]
+            subprocess.run(build + (["--learned"] if mode == "learned" else []), check=True)
             code = (
                 "import resource, sys, time, torch; torch.set_num_threads(2)\n"
                 "from sonolabel.store import Project\nfrom sonolabel.pipeline import run_propagation\n"
                 "p = Project.open(sys.argv[1], 'a'); t = time.perf_counter()\n"
-                "r = run_propagation(p, device='cpu', progress=False)[0]\n"
+                "r = run_propagation(p, device=sys.argv[2], mode=sys.argv[3], progress=False)[0]\n"
                 "print(r.frames_written / (time.perf_counter() - t), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
             )
-            res = subprocess.run([sys.executable, "-c", code, str(proj)], check=True, capture_output=True, text=True)
+            res = subprocess.run([sys.executable, "-c", code, str(proj), args.device, mode], check=True, capture_output=True, text=True)
             fps, rss = map(float, res.stdout.split())
-        rows.append({"size": size, "classes": classes, "frames": frames, "fps": fps, "peak_rss_mb": rss})
+        rows.append({"size": size, "classes": classes, "frames": frames, "mode": mode, "device": args.device, "fps": fps, "peak_rss_mb": rss})
         print(json.dumps(rows[-1]), flush=True)
     doc = {
         "rows": rows,
-        "machine": f"{platform.processor() or platform.machine()}, 2 threads",
+        "machine": f"{platform.processor() or platform.machine()}, 2 threads" + ("" if args.device == "cpu" else f", {_gpu_name()}"),
         "python_peak_rss_note": "peak RSS of the whole propagate process (Python, torch and the store included)",
     }
-    (RESULTS / "propagation_speed.json").write_text(json.dumps(doc, indent=1))
-    print(f"{'size':>5s} {'classes':>7s} {'frames':>6s} {'frames/s':>8s} {'peak RSS MB':>11s}")
+    name = "propagation_speed.json" if args.device == "cpu" else f"propagation_speed_{args.device}.json"
+    (RESULTS / name).write_text(json.dumps(doc, indent=1))
+    print(f"{'size':>5s} {'classes':>7s} {'frames':>6s} {'mode':>7s} {'frames/s':>8s} {'peak RSS MB':>11s}")
     for r in rows:
-        print(f"{r['size']:5d} {r['classes']:7d} {r['frames']:6d} {r['fps']:8.1f} {r['peak_rss_mb']:11.0f}")
+        print(f"{r['size']:5d} {r['classes']:7d} {r['frames']:6d} {r['mode']:>7s} {r['fps']:8.1f} {r['peak_rss_mb']:11.0f}")
+
+
+def _gpu_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
 
 
 def main() -> None:
@@ -220,11 +233,16 @@ def main() -> None:
     s = sub.add_parser("speed")
     s.add_argument("--sizes", type=int, nargs="+", default=[240, 480])
     s.add_argument("--lengths", type=int, nargs="+", default=[500, 2000, 8000])
+    s.add_argument("--modes", nargs="+", choices=("free", "learned"), default=["free"])
+    s.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    s.add_argument("--no-classes", dest="classes", action="store_false", help="skip the 1- and 3-class runs")
     b = sub.add_parser("_build")
     b.add_argument("path")
     b.add_argument("size", type=int)
     b.add_argument("classes", type=int)
     b.add_argument("frames", type=int)
+    b.add_argument("--device", default="cpu")
+    b.add_argument("--learned", action="store_true")
     args = ap.parse_args()
     RESULTS.mkdir(exist_ok=True)
     if args.cmd == "quality":
@@ -232,7 +250,7 @@ def main() -> None:
     elif args.cmd == "speed":
         speed(args)
     else:
-        _build_speed_project(Path(args.path), args.size, args.classes, args.frames)
+        _build_speed_project(Path(args.path), args.size, args.classes, args.frames, args.device, args.learned)
 
 
 if __name__ == "__main__":

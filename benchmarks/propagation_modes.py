@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--frames", type=int, default=1001)
     ap.add_argument("--minutes", type=float, default=4.0)
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     args = ap.parse_args()
     torch.set_num_threads(2)
     rows = []
@@ -46,14 +47,14 @@ def main() -> None:
             for mode in ("free", "learned"):
                 if mode == "learned":
                     t0 = time.perf_counter()
-                    train_propagation(p, TrainConfig(minutes=args.minutes, seed=seed), log=lambda s: None)
+                    train_propagation(p, TrainConfig(minutes=args.minutes, seed=seed, device=args.device), log=lambda s: None)
                     row["train_minutes"] = (time.perf_counter() - t0) / 60
-                propagate_video(v, *_engine(p, v, mode))
+                propagate_video(v, *_engine(p, v, mode, args.device))
                 row[mode] = float(np.mean([miou(v.labels(t), labels[t]) for t in range(args.frames)]))
             t0 = time.perf_counter()
-            _, _, choice = Engines(p, PropagationConfig(device="cpu")).for_video(v)
+            _, _, choice = Engines(p, PropagationConfig(device=args.device)).for_video(v)
             row["choice_seconds"] = time.perf_counter() - t0
-            row["auto_mode"], row["auto_scores"] = choice.mode, choice.scores
+            row["auto_mode"], row["auto_scores"], row["auto_reason"] = choice.mode, choice.scores, choice.reason
             row["auto"] = row[choice.mode]
             row["auto_minus_best"] = row["auto"] - max(row["free"], row["learned"])
             p.close()
@@ -63,19 +64,20 @@ def main() -> None:
         "frames": args.frames,
         "keyframe_every": 200,
         "train_minutes": args.minutes,
+        "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
         "videos": rows,
         "worst_auto_minus_best": float(min(r["auto_minus_best"] for r in rows)),
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "propagation_modes.json").write_text(json.dumps(doc, indent=1))
+    (RESULTS / ("propagation_modes.json" if args.device == "cpu" else f"propagation_modes_{args.device}.json")).write_text(json.dumps(doc, indent=1))
     print(json.dumps({k: v for k, v in doc.items() if k != "videos"}))
 
 
-def _engine(project, video, mode: str):
+def _engine(project, video, mode: str, device: str):
     from sonolabel.propagation import PropagationConfig
     from sonolabel.propagation.modes import Engines
 
-    engine, model_id, _ = Engines(project, PropagationConfig(mode=mode, device="cpu")).for_video(video)
+    engine, model_id, _ = Engines(project, PropagationConfig(mode=mode, device=device)).for_video(video)
     return engine.config, engine, model_id
 
 

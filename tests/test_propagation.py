@@ -156,14 +156,32 @@ def test_training_stores_weights_that_propagation_uses(project, clip, tmp_path):
         load_weights(bad, 8)
 
 
+def test_learned_keys_need_a_lead_beyond_the_noise():
+    """A lead that holds keyframe after keyframe counts; the same mean lead from one keyframe's luck, or a
+    single keyframe, does not."""
+    from sonolabel.propagation.loko import KeyframeCheck
+    from sonolabel.propagation.modes import learned_lead
+
+    def checks(mious):
+        return [KeyframeCheck(100 * i, 0, 0, [m, m], [1.0, 1.0], [m, m], [1.0, 1.0], [0.0, 0.0]) for i, m in enumerate(mious, 1)]
+
+    free = checks([0.90, 0.91, 0.92, 0.93])
+    lead, noise = learned_lead(free, checks([0.92, 0.93, 0.94, 0.95]))
+    assert lead == pytest.approx(0.02) and noise == pytest.approx(0.0, abs=1e-9)
+    lead, noise = learned_lead(free, checks([0.98, 0.88, 0.89, 0.99]))  # mean lead 0.02, one keyframe carries it
+    assert lead == pytest.approx(0.02) and noise > lead
+    assert learned_lead(free[:1], checks([0.99])) == (pytest.approx(0.09), float("inf"))
+
+
 def test_auto_chooses_the_better_mode_on_the_videos_own_keyframes(project, clip):
-    """With trained weights, auto compares both modes by leave-one-keyframe-out and keeps the better one per
-    video; the choice and both scores are recorded and reused while the keyframes stay; --mode forces."""
+    """With trained weights, auto compares both modes by leave-one-keyframe-out and takes the learned keys only
+    for a lead beyond the comparison's noise; the choice and both scores are recorded and reused while the
+    keyframes stay; --mode forces."""
     import subprocess
     import sys
 
     from sonolabel.propagation.loko import check_keyframes, video_score
-    from sonolabel.propagation.modes import Engines
+    from sonolabel.propagation.modes import Engines, learned_lead
     from sonolabel.propagation.project import propagate_project
     from sonolabel.propagation.train import TrainConfig, train_propagation
     from sonolabel.store.layout import MODE_STATE
@@ -174,9 +192,11 @@ def test_auto_chooses_the_better_mode_on_the_videos_own_keyframes(project, clip)
     reports = {r.video: r for r in propagate_project(project, config=PropagationConfig(device="cpu"), progress=False)}
     choice = reports["v"].choice
     engines = Engines(project, PropagationConfig(device="cpu"))
-    expected = {m: video_score(check_keyframes(v, *engines._engines[m])) for m in ("free", "learned")}
+    checks = {m: check_keyframes(v, *engines._engines[m]) for m in ("free", "learned")}
+    expected = {m: video_score(c) for m, c in checks.items()}
     assert choice.scores == pytest.approx(expected)
-    assert choice.mode == max(expected, key=lambda m: (expected[m], m == "free")) and reports["v"].mode == choice.mode
+    lead, noise = learned_lead(checks["free"], checks["learned"])
+    assert choice.mode == ("learned" if lead > noise else "free") and reports["v"].mode == choice.mode
     assert project.video("v").state(MODE_STATE)["mode"] == choice.mode and "leave-one-keyframe-out" in choice.reason
     assert reports["one"].mode == "free" and "nothing to compare" in reports["one"].choice.reason
     rows = {r["video"]: r["mode"] for r in project.summary()}

@@ -260,13 +260,14 @@ def propagation_train(args) -> int:
     from ..propagation.train import TrainConfig, train_propagation
     from ..store import Project
 
+    from ..propagation import PropagationConfig
     from ..propagation.modes import compare_modes
 
     with Project.open(args.project, "a") as project:
-        path = train_propagation(project, TrainConfig(minutes=args.minutes, seed=args.seed))
+        path = train_propagation(project, TrainConfig(minutes=args.minutes, seed=args.seed, device=args.device))
         print(f"stored propagation weights in {path}")
         print("leave-one-keyframe-out mIoU per video (each keyframe read from its neighbours):")
-        choices = compare_modes(project)
+        choices = compare_modes(project, PropagationConfig(device=args.device))
     for vid, c in choices.items():
         print(f"  {vid}: free {c.scores['free']:.3f}, learned {c.scores['learned']:.3f} -> {c.mode}")
     worse = [vid for vid, c in choices.items() if c.scores["learned"] < c.scores["free"]]

@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("videos", nargs="*", help="video ids (default: all with keyframes)")
     s.add_argument("--device", default="auto", choices=("cpu", "cuda", "auto"))
     s.add_argument("--config", help="JSON file of propagation settings")
-    s.add_argument("--mode", choices=("auto", "free", "learned"), help="key encoder (default auto: learned when the project has trained weights, else free)")
+    s.add_argument("--mode", choices=("auto", "free", "learned"), help="key encoder (default auto: the mode that reads the keyframes better)")
     s.add_argument("--weights", help="a local propagation weights file (default: the project's own, when trained)")
     add_batch_options(s)
     s.set_defaults(func=commands.propagate)
@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("project")
     s.add_argument("--minutes", type=float, default=20.0, help="time budget on this machine")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="auto", choices=("cpu", "cuda", "auto"))
     s.set_defaults(func=commands.propagation_train)
 
     s = sub.add_parser("export", help="write a training-ready zarr / OME-Zarr dataset with splits and kinematics")

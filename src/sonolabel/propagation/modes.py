@@ -1,9 +1,12 @@
 """Which keys propagate a video: chosen by measured quality, never by whether weights exist.
 
 ``mode=auto`` with trained weights reads every keyframe of the video from its neighbours in both modes
-(leave-one-keyframe-out, :mod:`.loko`) and propagates with the better one; ties and videos without
-the evidence (fewer than two keyframes) keep the training-free keys, so training never lowers a video's
-labels unseen. ``free`` and ``learned`` force a mode. The checks are cached per keyframe, so the choice
+(leave-one-keyframe-out, :mod:`.loko`) and propagates with the learned keys only when they read the
+keyframes better by more than the noise of that comparison (one standard error of the per-keyframe
+differences). The check reads at twice the keyframe spacing, so a small lead there need not hold at the
+video's own spacing; ties, small leads and videos without the evidence (fewer than two keyframes, or a
+single keyframe to compare on) keep the training-free keys, so training never lowers a video's labels
+unseen. ``free`` and ``learned`` force a mode. The checks are cached per keyframe, so the choice
 costs two check passes once and, after a correction, only the keyframes around it.
 """
 
@@ -12,11 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..store import Project, Video
 from ..store.layout import MODE_STATE
 from .config import PropagationConfig
 from .engine import Engine
-from .loko import check_keyframes, video_score
+from .loko import KeyframeCheck, check_keyframes, video_score
 from .weights import load_weights, model_path, resolve_mode
 
 
@@ -59,11 +64,35 @@ def choose_mode(video: Video, engines: dict[str, tuple[Engine, str]]) -> ModeCho
     """The better of the ``free`` and ``learned`` engines on ``video``'s own keyframes."""
     if len(video.annotated_frames()) < 2:
         return ModeChoice("free", {}, "one keyframe: nothing to compare the modes on; training-free keys")
-    scores = {mode: video_score(check_keyframes(video, engine, model_id)) for mode, (engine, model_id) in engines.items()}
+    checks = {mode: check_keyframes(video, engine, model_id) for mode, (engine, model_id) in engines.items()}
+    scores = {mode: video_score(c) for mode, c in checks.items()}
     free, learned = scores.get("free"), scores.get("learned")
-    if learned is not None and free is not None and learned > free:
-        return ModeChoice("learned", scores, f"learned {learned:.3f} > free {free:.3f} (leave-one-keyframe-out mIoU)")
-    return ModeChoice("free", scores, f"free {free:.3f} >= learned {learned:.3f} (leave-one-keyframe-out mIoU)")
+    if learned is None or free is None:
+        return ModeChoice("free", scores, "no leave-one-keyframe-out score for both modes; training-free keys")
+    lead, noise = learned_lead(checks["free"], checks["learned"])
+    if lead > noise:
+        why = f"learned {learned:.3f} > free {free:.3f}, lead {lead:.3f} beyond its noise {noise:.3f}"
+        return ModeChoice("learned", scores, f"{why} (leave-one-keyframe-out mIoU)")
+    why = "free reads the keyframes at least as well" if lead <= 0 else f"learned's lead {lead:.3f} is within its noise {noise:.3f}"
+    return ModeChoice("free", scores, f"free {free:.3f}, learned {learned:.3f}: {why} (leave-one-keyframe-out mIoU)")
+
+
+def _per_keyframe(checks: list[KeyframeCheck]) -> dict[int, float]:
+    """The values :func:`video_score` averages, by keyframe: fused mIoU of interior keyframes, or with
+    none the one-sided mean IoU."""
+    fused = {c.frame: c.miou for c in checks if c.miou is not None}
+    return fused or {c.frame: float(np.nanmean(c.side_iou)) for c in checks}
+
+
+def learned_lead(free: list[KeyframeCheck], learned: list[KeyframeCheck]) -> tuple[float, float]:
+    """The learned mode's mean lead over the free mode, keyframe by keyframe, and its standard error
+    (infinite with a single keyframe to compare on: one keyframe is no evidence of a lead)."""
+    a, b = _per_keyframe(free), _per_keyframe(learned)
+    diff = np.array([b[k] - a[k] for k in sorted(a.keys() & b.keys())])
+    if len(diff) == 0:
+        return 0.0, float("inf")
+    noise = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("inf")
+    return float(diff.mean()), noise
 
 
 def compare_modes(project: Project, config: PropagationConfig | None = None, weights: str | Path | None = None) -> dict[str, ModeChoice]:

@@ -29,6 +29,7 @@ from .. import __version__
 from ..checkpoint import save_checkpoint
 from ..errors import InputError
 from ..store import Project
+from ..training.device import resolve_device
 from ..training.loop import Optimisation, run_epoch
 from .encoders import KeyEncoder, RefineHead
 from .weights import model_path
@@ -48,6 +49,7 @@ class TrainConfig:
     encoder_lr_keyframes: float = 2e-4
     radius: int = 4  # key cells searched in training readouts
     seed: int = 0
+    device: str = "auto"  # cpu | cuda | auto (CUDA when present)
 
 
 def _resize(frames: np.ndarray, size: int) -> torch.Tensor:
@@ -75,11 +77,11 @@ def crw_loss(keys: torch.Tensor, temperature: float, bias: torch.Tensor, edge_dr
             logits = logits.masked_fill(torch.rand_like(logits) < edge_dropout, float("-inf"))
         return torch.softmax(logits, -1)
 
-    walk = torch.eye(n).expand(b, n, n)
+    walk = torch.eye(n, device=k.device).expand(b, n, n)
     order = list(range(t)) + list(range(t - 2, -1, -1))
     for i, j in zip(order[:-1], order[1:]):
         walk = walk @ step(k[:, i], k[:, j])
-    target = torch.arange(n).expand(b, n)
+    target = torch.arange(n, device=k.device).expand(b, n)
     return F.nll_loss(torch.log(walk.clamp_min(1e-12)).flatten(0, 1), target.flatten())
 
 
@@ -135,10 +137,11 @@ def train_propagation(project: Project, config: TrainConfig | None = None, log: 
     keyed = [(v, t) for v in project.videos() for t in v.annotated_frames()]
     if not keyed:
         raise InputError("no keyframes to learn from", project.path, "annotate keyframes first")
-    encoder, refine = KeyEncoder(), RefineHead(n_classes)
+    device = resolve_device(cfg.device)
+    encoder, refine = KeyEncoder().to(device), RefineHead(n_classes).to(device)
     s = cfg.working_size
     grid = s // encoder.stride
-    bias = _local_bias(grid, grid, cfg.radius)
+    bias = _local_bias(grid, grid, cfg.radius).to(device)
     started = time.monotonic()
     budget = cfg.minutes * 60
 
@@ -151,7 +154,7 @@ def train_propagation(project: Project, config: TrainConfig | None = None, log: 
                 stride = int(rng.integers(1, 5))
                 t0 = int(rng.integers(0, v.n_frames - stride * (cfg.clip_length - 1)))
                 clips.append(_resize(v.frames[t0 : t0 + stride * cfg.clip_length : stride], s))
-            x = torch.stack(clips)  # (B, T, 1, S, S)
+            x = torch.stack(clips).to(device)  # (B, T, 1, S, S)
 
             def loss(x=x):
                 keys, _ = encoder(x.flatten(0, 1))
@@ -164,7 +167,7 @@ def train_propagation(project: Project, config: TrainConfig | None = None, log: 
     if videos:
         stats["crw"] = run_epoch(
             clip_batches(),
-            Optimisation(torch.optim.Adam(encoder.parameters(), lr=cfg.lr)),
+            Optimisation(torch.optim.Adam(encoder.parameters(), lr=cfg.lr), device.type),
             deadline=started + cfg.self_supervised_share * budget,
             desc="random walk",
             log=log,
@@ -192,12 +195,12 @@ def train_propagation(project: Project, config: TrainConfig | None = None, log: 
                 src_lab.append(lab)
                 dst.append(d_img[0])
                 dst_lab.append(d_lab)
-            batch = torch.stack(src), torch.stack(src_lab), torch.stack(dst), torch.stack(dst_lab)
+            batch = tuple(torch.stack(x).to(device) for x in (src, src_lab, dst, dst_lab))
             yield cfg.pair_batch, lambda b=batch: supervised_loss(encoder, refine, *b, n_classes, cfg.temperature, bias)
 
     opt = torch.optim.Adam([{"params": refine.parameters(), "lr": cfg.lr}, {"params": encoder.parameters(), "lr": cfg.encoder_lr_keyframes}])
     refine.train()
-    stats["keyframes"] = run_epoch(pair_batches(), Optimisation(opt), deadline=started + budget, desc="keyframe", log=log)
+    stats["keyframes"] = run_epoch(pair_batches(), Optimisation(opt, device.type), deadline=started + budget, desc="keyframe", log=log)
 
     path = model_path(project)
     save_checkpoint(
@@ -206,8 +209,8 @@ def train_propagation(project: Project, config: TrainConfig | None = None, log: 
             "kind": "propagation",
             "classes": list(project.palette.names),
             "n_classes": n_classes,
-            "encoder": encoder.state_dict(),
-            "refine": refine.state_dict(),
+            "encoder": {k: v.cpu() for k, v in encoder.state_dict().items()},
+            "refine": {k: v.cpu() for k, v in refine.state_dict().items()},
             "architecture": {"encoder": {}, "refine": {}},
             "config": asdict(cfg),
             "provenance": {
