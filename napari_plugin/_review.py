@@ -22,7 +22,8 @@ from sonolabel.store import Project
 
 from ._layers import label_colormap
 
-QUEUE_COLUMNS = ["state", "severity", "frames", "signal", "reason", "id"]
+QUEUE_COLUMNS = ["state", "severity", "frames", "class", "signal", "reason", "id"]
+REGION_LAYER = "flag region"
 
 
 class ReviewWidget(Container):
@@ -128,7 +129,7 @@ class ReviewWidget(Container):
         w, h = self.canvas.width(), self.canvas.height()
         if w > 10 and h > 10:  # follow the dock's size even before Qt sends a resize event
             self.figure.set_size_inches(w / self.figure.dpi, h / self.figure.dpi)
-        self.axes = draw_signals(self.figure, self.signals, flags, keyframes)
+        self.axes = draw_signals(self.figure, self.signals, flags, keyframes, width=self.project.video(self.video_id).width)
         self.figure.tight_layout()
         self.canvas.draw()
 
@@ -148,7 +149,18 @@ class ReviewWidget(Container):
 
     def _fill_queue(self) -> None:
         q = self._queue()
-        rows = [[r.state, f"{r.severity:.2f}", f"{r.start}-{r.stop - 1}", r.signal, r.reason, r.id] for r in q.itertuples()]
+        rows = [
+            [
+                r["state"],
+                f"{r['severity']:.2f}",
+                f"{r['start']}-{r['stop'] - 1}",
+                r["class"] if isinstance(r["class"], str) else "",
+                r["signal"],
+                r["reason"],
+                r["id"],
+            ]
+            for r in q.to_dict("records")
+        ]
         self.table.value = pd.DataFrame(rows, columns=QUEUE_COLUMNS)
         pending = int((q["state"] == "pending").sum())
         self.status.value = f"{self.video_id}: {len(q)} flags, {pending} pending"
@@ -165,6 +177,19 @@ class ReviewWidget(Container):
         q = self._queue()
         if row is not None and row < len(q):
             self.go_to(int(q.loc[row, "start"]))
+            self.outline(q.loc[row, "box"])
+
+    def outline(self, box) -> None:
+        """Outline a flag's region ([y0, x0, y1, x1]) on every frame, in the ``flag region`` layer; a flag
+        without a region clears it."""
+        rect = [np.array([[box[0], box[1]], [box[2], box[3]]], float)] if isinstance(box, (list, tuple)) else []
+        if REGION_LAYER in self.viewer.layers:
+            layer = self.viewer.layers[REGION_LAYER]
+            layer.data = []
+            if rect:
+                layer.add_rectangles(rect, edge_color="yellow", face_color="transparent", edge_width=3)
+        elif rect:
+            self.viewer.add_shapes(rect, shape_type="rectangle", edge_color="yellow", face_color="transparent", edge_width=3, name=REGION_LAYER)
 
     def select_flag(self, row: int) -> None:
         self.table.native.selectRow(row)
@@ -181,6 +206,7 @@ class ReviewWidget(Container):
         row = int((later if not later.empty else pending).sort_values("start").index[0])
         self.select_flag(row)
         self.go_to(int(q.loc[row, "start"]))
+        self.outline(q.loc[row, "box"])
 
     def review_selected(self, action: str) -> None:
         row = self._selected_row()

@@ -251,6 +251,17 @@ def test_review_dock_click_on_plot_moves_viewer_and_actions_are_logged(make_napa
     viewer.dims.set_current_step(0, 100)
     w.go_next_flag()
     assert viewer.dims.current_step[0] < 35
+    # the consistency flag names FDP (class 2) and its region is outlined on the frame
+    row = int(np.flatnonzero(w._queue()["kind"] == "consistency")[0])
+    w.select_flag(row)
+    assert w.table.value["data"][row][3] == "FDP"
+    y0, x0, y1, x1 = w._queue().loc[row, "box"]
+    region = viewer.layers["flag region"]
+    assert len(region.data) == 1 and np.allclose(region.data[0].min(0), [y0, x0]) and np.allclose(region.data[0].max(0), [y1, x1])
+    with Project.open(flagged_project) as p:
+        fdp = np.asarray(p.video(p.video_ids()[0]).labels(20)) == 2
+    ys, xs = np.nonzero(fdp)
+    assert y0 <= np.median(ys) <= y1 and x0 <= np.median(xs) <= x1
     w.who.value, w.note.value = "anna", "FDP boundary slid"
     w.review_selected("exclude")
     w.close_project()

@@ -12,16 +12,16 @@ import pytest
 
 from conftest import QUALITY_SEED
 from sonolabel.phantom.corrupt import corrupt_stretch
-from sonolabel.review import ReviewLog, detect_drift, label_signals, label_stats, project_flags, run_drift, stretches, trend
+from sonolabel.review import DriftConfig, ReviewLog, detect_drift, label_signals, label_stats, project_flags, run_drift, stretches, trend
 from sonolabel.review.signals import keyframe_deviation
 from sonolabel.store import Project
 
 
-def _video(project, labels, keyframes=(0,), subject="A"):
+def _video(project, labels, keyframes=(0,), subject="A", frames=None):
     n, h, w = labels.shape
     vid = project.new_video_id(subject, 1)
     with project.staged_video(vid, n, h, w, {"subject": subject, "trial": "1", "fps": 20.0}) as v:
-        v.frames[:] = 100
+        v.frames[:] = 100 if frames is None else frames
     v = project.video(vid)
     v.save_propagated(0, labels)
     for k in keyframes:
@@ -113,12 +113,60 @@ def test_injected_drift_is_flagged_and_clean_stretches_are_not(project, phantom_
     clean, v = _video(project, phantom_labels, keys, subject="clean"), _video(project, lab, keys)
     flagged = {}
     for video in (clean, v):
-        run_drift(project, [video.id])
+        run_drift(project, [video.id], cfg=DriftConfig(consistency=False))  # the label-only signals
         flags = ReviewLog(project).flags(video.id)
         flagged[video.id] = {i for i, (_, a, b) in enumerate(st) if any(2 * (min(b, f["stop"]) - max(a, f["start"])) > f["stop"] - f["start"] for f in flags)}
     margin(len(flagged[v.id] & injected) / len(injected), 0.99, f"{kind}: share of injected stretches flagged")
     margin(len(flagged[v.id] - injected - flagged[clean.id]), 0.5, f"{kind}: clean stretches flagged because of the corruption", higher=False)
     assert (project.path / "review" / f"{v.id}.png").is_file()
+
+
+@pytest.fixture(scope="module")
+def phantom_clip():
+    """(frames, labels) of a 241-frame phantom recording, rendered without video compression."""
+    from sonolabel.phantom import make_sequence
+    from sonolabel.phantom.render import PhantomRenderer
+
+    out = list(PhantomRenderer(make_sequence(4 + QUALITY_SEED, 1, 241)))
+    return np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
+
+
+def test_consistency_flags_realistic_drift_and_name_the_class_and_region(project, phantom_clip, margin):
+    """Drift of the size a reviewer must find (a 6 px slide, a 5 px bleed, a muscle losing 30 % of its area)
+    is flagged by re-reading the segments from their keyframes; each flag names the corrupted class and a
+    box around it, and the clean stretches beside them stay unflagged."""
+    from sonolabel.phantom.corrupt import corrupt_frame
+
+    frames, truth = phantom_clip
+    keys = [0, 80, 160, 240]
+    st = stretches(len(truth), keys)
+    plan = {1: ("slide", 3, 6, 0.5), 2: ("bleed", 2, 5, 0.5), 4: ("shrink", 4, 0, 0.3)}
+    lab = truth
+    for i, (kind, cls, px, frac) in plan.items():
+        lab = corrupt_stretch(lab, *st[i], kind, cls, px, frac)
+    v = _video(project, lab, keys, "real", frames)
+    reports = run_drift(project, [v.id])
+    flags = [f for f in ReviewLog(project).flags(v.id) if f["kind"] == "consistency"]
+    assert reports[0].consistency == len(flags) > 0
+    names = project.palette.names
+    for i, (key, a, b) in enumerate(st):
+        mine = [f for f in flags if min(b, f["stop"]) > max(a, f["start"])]
+        if i not in plan:
+            assert not mine, f"clean stretch {a}-{b} flagged: {mine}"
+            continue
+        kind, cls, _, _ = plan[i]
+        assert mine, f"{kind} in frames {a}-{b} not flagged"
+        f = max(mine, key=lambda f: f["severity"])
+        assert f["class"] == names[cls], (kind, f)
+        far = a if abs(a - key) > abs(b - 1 - key) else b - 1
+        damaged = corrupt_frame(truth[far], kind, cls, 1.0, plan[i][2], fraction=plan[i][3]) != truth[far]
+        ys, xs = np.nonzero(damaged)
+        y0, x0, y1, x1 = f["box"]
+        inside = ((ys >= y0 - 4) & (ys < y1 + 4) & (xs >= x0 - 4) & (xs < x1 + 4)).mean()
+        margin(inside, 0.9, f"{kind}: share of the damaged pixels inside the flag's box")
+        assert (y1 - y0) * (x1 - x0) < 0.5 * truth[0].size  # a region, not the frame
+    sig = pd.read_csv(project.path / "review" / f"{v.id}.csv")
+    assert {"consistency_px", "sides_px", "edge_loss"} <= set(sig.columns)
 
 
 def test_review_states_export_and_audit(project, phantom_labels):

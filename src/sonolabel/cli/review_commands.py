@@ -15,7 +15,7 @@ def drift(args) -> int:
     with Project.open(args.project, "a") as project:
         reports = run_drift(project, args.videos or None, model=args.model, cfg=cfg, scheduler=args.scheduler, workers=args.workers)
     for r in reports:
-        print(f"{r.video}: {r.flags} flags ({r.trend} trend, {r.outlier} outlier, {r.project} project); report {r.report}")
+        print(f"{r.video}: {r.flags} flags ({r.consistency} consistency, {r.trend} trend, {r.outlier} outlier, {r.project} project); report {r.report}")
     print(f"review them: sonolabel review list {args.project}")
     return 0
 

@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import stats
 
 # signal -> (direction, rise that counts as drift); direction -1: lower is worse
-TREND_SIGNALS = {"model_ce": (1, None), "model_dice": (-1, 0.15), "keyframe_deviation": (1, 0.3)}
+TREND_SIGNALS = {"model_ce": (1, None), "model_dice": (-1, 0.15), "model_dice_worst": (-1, 0.15), "keyframe_deviation": (1, 0.3)}
 # signal -> (direction, floor of the MAD, so that flat signals do not flag every small wiggle)
 OUTLIER_SIGNALS = {
     "model_ce": (1, 0.02),
@@ -29,6 +29,7 @@ OUTLIER_SIGNALS = {
     "fragments": (1, 1.0),
     "appear_vanish": (1, 0.5),
     "correction": (1, 0.02),
+    "sides_px": (1, 0.5),
 }
 PAIR_SIGNALS = ("area_change", "appear_vanish")
 
@@ -41,9 +42,12 @@ class DriftConfig:
     mad_k: float = 6.0  # robust outliers: above median + mad_k * MAD
     min_span: int = 1  # outlier spans shorter than this are dropped
     subject_z: float = 3.5  # project check: robust z of a subject's class area among subjects
+    consistency: bool = True  # re-read every segment from its keyframes (about one propagation pass)
+    consistency_px: float = 2.5  # a class's boundary this far (px at 480 wide) from both keyframes' reads
+    device: str = "auto"  # for the consistency reads
 
 
-DRIFT_KINDS = {"trend", "outlier", "project"}  # the flag kinds `sonolabel drift` owns (check owns "keyframe")
+DRIFT_KINDS = {"trend", "outlier", "project", "consistency"}  # the flag kinds `sonolabel drift` owns (check owns "keyframe")
 
 
 def stretches(n_frames: int, keyframes: list[int]) -> list[tuple[int, int, int]]:
@@ -72,7 +76,11 @@ def trend(distance: np.ndarray, values: np.ndarray) -> tuple[float, float, float
     return float(tau), float(p), float(slope)
 
 
-def _flag(video: str, kind: str, signal: str, start: int, stop: int, severity: float, reason: str) -> dict:
+def _flag(
+    video: str, kind: str, signal: str, start: int, stop: int, severity: float, reason: str, cls: str | None = None, box: list[int] | None = None
+) -> dict:
+    """One flag: frames ``start..stop-1``; ``class`` and ``box`` ([y0, x0, y1, x1] in store pixels) where
+    the signal names the structure and the region."""
     return {
         "id": f"{video}:{kind}:{signal}:{start}-{stop}",
         "video": video,
@@ -82,6 +90,8 @@ def _flag(video: str, kind: str, signal: str, start: int, stop: int, severity: f
         "stop": int(stop),
         "severity": round(float(severity), 3),
         "reason": reason,
+        "class": cls,
+        "box": box,
     }
 
 
@@ -161,10 +171,53 @@ def outlier_flags(video: str, signals: pd.DataFrame, cfg: DriftConfig) -> list[d
     return flags
 
 
-def detect_drift(video: str, signals: pd.DataFrame, keyframes: list[int], cfg: DriftConfig | None = None) -> list[dict]:
-    """Trend and outlier flags for one video, most severe first."""
+def consistency_flags(video: str, signals: pd.DataFrame, cfg: DriftConfig, class_names: list[str], width: int = 480) -> list[dict]:
+    """Spans where a class's stored boundary lies farther than ``consistency_px`` (scaled to the video's
+    width) beyond what either keyframe's read supports. The signal already discounts the engine's own
+    spread, so the limit is absolute: with half a video drifting, a limit relative to the video's own
+    level would rise with the drift. Each flag names the class that disagrees most and the box around
+    the disagreement."""
+    if "consistency_px" not in signals:
+        return []
+    values = signals["consistency_px"].to_numpy(float)
+    ok = np.isfinite(values)
+    if ok.sum() < 10:
+        return []
+    limit = cfg.consistency_px * width / 480
+    flags = []
+    for start, stop in _spans(ok & (values > limit)):
+        span = signals.iloc[start:stop]
+        bad = span[span["consistency_px"] > limit]
+        cls = int(bad["consistency_class"].mode().iloc[0])
+        mine = bad[bad["consistency_class"] == cls]
+        boxes = mine[["box_y0", "box_x0", "box_y1", "box_x1"]].to_numpy(float)
+        boxes = boxes[boxes[:, 0] >= 0]
+        box = [int(boxes[:, 0].min()), int(boxes[:, 1].min()), int(boxes[:, 2].max()), int(boxes[:, 3].max())] if len(boxes) else None
+        peak = float(np.nanmax(values[start:stop]))
+        name = class_names[cls] if cls < len(class_names) else str(cls)
+        flags.append(
+            _flag(
+                video,
+                "consistency",
+                "consistency_px",
+                start,
+                stop,
+                peak / limit,
+                f"{name}'s boundary lies up to {peak:.1f} px from what either keyframe's propagation reads (limit {limit:.1f} px) in frames {start}-{stop - 1}",
+                name,
+                box,
+            )
+        )
+    return flags
+
+
+def detect_drift(
+    video: str, signals: pd.DataFrame, keyframes: list[int], cfg: DriftConfig | None = None, class_names: list[str] | None = None, width: int = 480
+) -> list[dict]:
+    """Trend, outlier and consistency flags for one video, most severe first."""
     cfg = cfg or DriftConfig()
     flags = trend_flags(video, signals, keyframes, cfg) + outlier_flags(video, signals, cfg)
+    flags += consistency_flags(video, signals, cfg, class_names or [], width)
     return sorted(flags, key=lambda f: -f["severity"])
 
 

@@ -145,7 +145,8 @@ class ReviewLog:
 
     def queue(self, state: str | None = "pending") -> pd.DataFrame:
         """Flags with their review state, most severe first (``state=None``: all of them). A flag is pending while
-        any of its frames is; one whose frames were reviewed differently (part excluded, part accepted) is ``mixed``."""
+        any of its frames is; one whose frames were reviewed differently (part excluded, part accepted) is ``mixed``.
+        ``class`` and ``box`` ([y0, x0, y1, x1]) name the structure and region where the signal knows them."""
         rows = []
         states = {}
         for f in self.flags():
@@ -153,8 +154,9 @@ class ReviewLog:
                 states[f["video"]] = self.frame_states(self.project.video(f["video"]))[0]
             s = states[f["video"]][f["start"] : f["stop"]]
             values, counts = np.unique(s, return_counts=True)
-            rows.append({**f, "state": "pending" if "pending" in values else (str(values[0]) if len(values) == 1 else "mixed")})
-        df = pd.DataFrame(rows, columns=["id", "video", "kind", "signal", "start", "stop", "severity", "reason", "state"])
+            now = "pending" if "pending" in values else (str(values[0]) if len(values) == 1 else "mixed")
+            rows.append({"class": None, "box": None, **f, "state": now})
+        df = pd.DataFrame(rows, columns=["id", "video", "kind", "signal", "start", "stop", "severity", "reason", "class", "box", "state"])
         if state is not None:
             df = df[df["state"] == state]
         return df.sort_values("severity", ascending=False, kind="stable").reset_index(drop=True)

@@ -10,6 +10,7 @@ import pandas as pd
 from .drift import OUTLIER_SIGNALS, DriftConfig
 
 PANELS = (
+    ("consistency_px", "boundary off both reads (px)"),
     ("model_ce", "U-Net cross-entropy"),
     ("keyframe_deviation", "area change from keyframe"),
     ("entropy", "propagation entropy"),
@@ -32,8 +33,11 @@ def outlier_limit(values: np.ndarray, name: str, cfg: DriftConfig) -> float | No
     return float(direction * (med + cfg.mad_k * max(1.4826 * np.median(np.abs(v - med)), floor)))
 
 
-def draw_signals(fig, signals: pd.DataFrame, flags: list[dict], keyframes: list[int], cfg: DriftConfig | None = None, current: int | None = None) -> list:
-    """Draw one panel per available signal on ``fig``; returns the axes (x is the frame index)."""
+def draw_signals(
+    fig, signals: pd.DataFrame, flags: list[dict], keyframes: list[int], cfg: DriftConfig | None = None, current: int | None = None, width: int = 480
+) -> list:
+    """Draw one panel per available signal on ``fig``; returns the axes (x is the frame index). ``width``:
+    the store's, which the consistency limit scales with."""
     cfg = cfg or DriftConfig()
     fig.clear()
     panels = panels_for(signals)
@@ -42,11 +46,11 @@ def draw_signals(fig, signals: pd.DataFrame, flags: list[dict], keyframes: list[
     for ax, (name, title) in zip(axes, panels):
         y = signals[name].to_numpy(float)
         ax.plot(x, y, lw=0.8, color="C0")
-        limit = outlier_limit(y, name, cfg)
+        limit = outlier_limit(y, name, cfg) if name != "consistency_px" else cfg.consistency_px * width / 480
         if limit is not None:
             ax.axhline(limit, color="C1", lw=0.8, ls="--")
         for f in flags:
-            colour = "C3" if f["kind"] == "trend" else ("C1" if f["kind"] == "outlier" else "C4")
+            colour = {"trend": "C3", "outlier": "C1", "consistency": "C2"}.get(f["kind"], "C4")
             ax.axvspan(f["start"] - 0.5, f["stop"] - 0.5, color=colour, alpha=0.15 if f["signal"] != name else 0.35, lw=0)
         for k in keyframes:
             ax.axvline(k, color="0.6", lw=0.5)
@@ -55,11 +59,13 @@ def draw_signals(fig, signals: pd.DataFrame, flags: list[dict], keyframes: list[
         ax.set_ylabel(title, fontsize=7)
         ax.tick_params(labelsize=7)
     if len(axes):
-        axes[-1].set_xlabel("frame (grey: keyframes; shaded: flags, red trend, orange outlier, purple project)", fontsize=7)
+        axes[-1].set_xlabel("frame (grey: keyframes; shaded: flags, green consistency, red trend, orange outlier, purple project)", fontsize=7)
     return list(axes)
 
 
-def write_report(path: str | Path, video: str, signals: pd.DataFrame, flags: list[dict], keyframes: list[int], cfg: DriftConfig | None = None) -> Path:
+def write_report(
+    path: str | Path, video: str, signals: pd.DataFrame, flags: list[dict], keyframes: list[int], cfg: DriftConfig | None = None, width: int = 480
+) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -67,7 +73,7 @@ def write_report(path: str | Path, video: str, signals: pd.DataFrame, flags: lis
 
     path = Path(path)
     fig = Figure(figsize=(10, 1.8 * max(1, len(panels_for(signals))) + 0.6))
-    draw_signals(fig, signals, flags, keyframes, cfg)
+    draw_signals(fig, signals, flags, keyframes, cfg, width=width)
     fig.suptitle(f"{video}: {len(flags)} flags", fontsize=9)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")

@@ -13,6 +13,7 @@ from ..store import LabelSource, Project
 from .drift import DRIFT_KINDS, DriftConfig, detect_drift, project_flags
 from .log import REVIEW_DIR, ReviewLog
 from .report import write_report
+from .consistency import consistency_signals, edge_signals
 from .signals import label_signals, signal_table
 
 
@@ -24,11 +25,21 @@ class DriftReport:
     outlier: int
     project: int
     report: Path
+    consistency: int = 0
 
 
-def _video_signals(video) -> tuple:
+def _video_signals(video, cfg: DriftConfig) -> tuple:
     sig = signal_table(video, label_signals(video))
-    return sig, video.annotated_frames(), str(video.attrs.get("subject")), video.n_frames
+    keyframes = video.annotated_frames()
+    if keyframes:
+        sig = sig.merge(edge_signals(video), on="frame")
+    if cfg.consistency and keyframes and len(keyframes) < video.n_frames:
+        from ..propagation import PropagationConfig
+        from ..propagation.modes import Engines
+
+        engine, _, _ = Engines(video.project, PropagationConfig(device=cfg.device)).for_video(video)
+        sig = sig.merge(consistency_signals(video, engine), on="frame")
+    return sig, keyframes, str(video.attrs.get("subject")), video.n_frames
 
 
 def run_drift(
@@ -40,8 +51,9 @@ def run_drift(
     scheduler: str | None = None,
     workers: int | None = 1,
 ) -> list[DriftReport]:
-    """Compute every video's signals (after predicting with ``model`` when given), flag drift, store
-    the flags (review states of earlier actions are kept), and write ``review/<video>.png`` and ``.csv``."""
+    """Compute every video's signals (after predicting with ``model`` when given; with
+    ``cfg.consistency``, re-reading every segment from its keyframes), flag drift, store the flags
+    (review states of earlier actions are kept), and write ``review/<video>.png`` and ``.csv``."""
     project.require_writable()
     cfg = cfg or DriftConfig()
     ids = videos or [v for v in project.video_ids() if (project.video(v).sources() != LabelSource.NONE).any()]
@@ -54,13 +66,14 @@ def run_drift(
     out_dir.mkdir(exist_ok=True)
     names = list(project.palette.names)
     per_video, summary = {}, {}
-    computed = map_videos(project, _video_signals, ids, scheduler=scheduler, workers=workers, label="drift-signals")
+    computed = map_videos(project, _video_signals, ids, cfg, scheduler=scheduler, workers=workers, label="drift-signals")
     for vid, (sig, keyframes, subject, n_frames) in zip(ids, computed):
         if progress:
             progress(vid)
         labelled = sig["source"].astype(str) != "none"
         area = sig.loc[labelled, [f"area_{c}" for c in names]].to_numpy().mean(0) if labelled.any() else np.zeros(len(names))
-        per_video[vid] = (project.video(vid), sig, detect_drift(vid, sig, keyframes, cfg))
+        v = project.video(vid)
+        per_video[vid] = (v, sig, detect_drift(vid, sig, keyframes, cfg, names, v.width))
         summary[vid] = {"subject": subject, "frames": n_frames, "area": area}
     cross = project_flags(summary, names, cfg) if len(ids) > 1 else []
     reports = []
@@ -70,7 +83,7 @@ def run_drift(
         tmp = out_dir / f".{vid}.csv.tmp"
         sig.to_csv(tmp, index=False, float_format="%.5g")
         tmp.replace(out_dir / f"{vid}.csv")
-        png = write_report(out_dir / f"{vid}.png", vid, sig, flags, v.annotated_frames(), cfg)
+        png = write_report(out_dir / f"{vid}.png", vid, sig, flags, v.annotated_frames(), cfg, v.width)
         kinds = [f["kind"] for f in flags]
-        reports.append(DriftReport(vid, len(flags), kinds.count("trend"), kinds.count("outlier"), kinds.count("project"), png))
+        reports.append(DriftReport(vid, len(flags), kinds.count("trend"), kinds.count("outlier"), kinds.count("project"), png, kinds.count("consistency")))
     return reports

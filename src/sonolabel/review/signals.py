@@ -109,4 +109,8 @@ def signal_table(video: Video, label_only: pd.DataFrame | None = None) -> pd.Dat
     table = video.table()
     label_only = label_signals(video) if label_only is None else label_only
     keep = [c for c in table.columns if c in ("frame", "keyframe", "source", "similarity", "entropy", "model_ce", "model_dice") or c.startswith("model_dice_")]
-    return table[keep].merge(label_only, on="frame")
+    out = table[keep].merge(label_only, on="frame")
+    per_class = [c for c in keep if c.startswith("model_dice_") and c != "model_dice_background"]
+    if per_class:  # the worst class: a whole-frame score hardly moves when one structure is off
+        out["model_dice_worst"] = out[per_class].min(axis=1, skipna=True)
+    return out

@@ -1,0 +1,183 @@
+"""Shape-aware drift signals: the stored labels against the propagation engine and against the image.
+
+**Consistency.** Every segment between keyframes is read again from each of its keyframes alone
+(forward from the left one, backward from the right one, nothing else in memory) and compared, frame
+by frame and class by class, with the labels the project holds, whatever wrote them (propagation,
+an import, a person's edits). A class that slid, bled or shrank away from what either keyframe
+supports disagrees with both reads; honest propagation agrees with at least the nearer one. Per
+class the better side counts:
+
+* ``consistency_px``: per class, the boundary shift between the stored labels and the nearer read,
+  in pixels at store resolution, estimated as the disagreeing area over the mean outline length (a
+  boundary moved by *d* pixels along its whole outline gives *d*), less half the shift between the
+  two reads: labels right to within the engine's own spread lie between the reads. The largest
+  excess over the classes is the signal, so a stretch that propagation finds hard (the reads part)
+  is not taken for drift;
+* ``consistency_iou``: the smallest per-class IoU; ``consistency_class`` the class with the
+  largest shift, and ``box_y0 .. box_x1`` the bounding box of its disagreeing pixels;
+* ``sides_px``: the largest shift between the two one-sided reads, where a segment has both: the
+  engine's own uncertainty (a probe jump or a decorrelated stretch makes the sides part).
+
+**Edge support** (``edge_loss``): ultrasound boundaries sit on fascia and bone cortex, bright
+ridges in the image. Per class, the mean gradient magnitude along its outline, relative to the
+frame's, is compared with the nearest keyframe's; the largest relative loss over the classes is
+the signal. A boundary that slid off its fascia loses support even when its area is unchanged.
+
+Comparisons run at half the store resolution (outline lengths and shifts are scaled back).
+Cost: one pass of the engine per direction over every segment, i.e. about one propagation.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import ndimage
+
+from ..propagation.engine import Engine
+from ..propagation.propagate import VideoPropagator, plan_segments
+from ..store import Video
+from ..store.chunks import FrameReader
+from ..store.layout import NO_LABEL
+
+STRIDE = 2
+COLUMNS = ("consistency_px", "consistency_iou", "consistency_class", "sides_px", "box_y0", "box_x0", "box_y1", "box_x1")
+
+
+def outline_lengths(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """(K,) outline pixels per class: pixels with a 4-neighbour of another class."""
+    edge = np.zeros(labels.shape, bool)
+    dy, dx = labels[1:] != labels[:-1], labels[:, 1:] != labels[:, :-1]
+    edge[1:] |= dy
+    edge[:-1] |= dy
+    edge[:, 1:] |= dx
+    edge[:, :-1] |= dx
+    return np.bincount(labels[edge].ravel(), minlength=n_classes)[:n_classes].astype(float)
+
+
+def compare(stored: np.ndarray, read: np.ndarray, n_classes: int, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per class IoU and boundary shift (px, times ``scale``) of ``read`` against ``stored``; NaN where
+    the class is in neither."""
+    cm = np.bincount(stored.ravel().astype(np.int64) * n_classes + read.ravel(), minlength=n_classes * n_classes)
+    cm = cm[: n_classes * n_classes].reshape(n_classes, n_classes).astype(float)
+    inter = np.diag(cm)
+    rows, cols = cm.sum(1), cm.sum(0)
+    union = rows + cols - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, inter / union, np.nan)
+        outline = 0.5 * (outline_lengths(stored, n_classes) + outline_lengths(read, n_classes))
+        shift = np.where(union > 0, (union - inter) / np.maximum(outline, 1.0), np.nan) * scale
+    return iou, shift
+
+
+def _box(stored: np.ndarray, read: np.ndarray, cls: int, scale: int) -> list[int]:
+    diff = (stored == cls) != (read == cls)
+    if not diff.any():
+        return [-1] * 4
+    ys, xs = np.flatnonzero(diff.any(1)), np.flatnonzero(diff.any(0))
+    return [int(ys[0] * scale), int(xs[0] * scale), int((ys[-1] + 1) * scale), int((xs[-1] + 1) * scale)]
+
+
+def _read_side(runner: VideoPropagator, seg, start: int, reverse: bool, size: tuple[int, int]) -> np.ndarray:
+    """Labels of every frame of ``seg`` read from keyframe ``start`` alone, at ``size``."""
+    engine = runner.engine
+    one = engine.start_pass(*runner.keyframe(start))
+    out = np.empty((seg.n_frames, *size), np.uint8)
+    for s, e, keys, fine in runner._batches(seg, reverse=reverse):
+        rs = [one.step(k) for k in keys]
+        if reverse:
+            rs, fine = rs[::-1], (fine.flip(0) if fine is not None else None)
+        probs = torch.stack([r.probs.cpu() for r in rs])
+        out[s - seg.first : e - seg.first] = engine.to_labels(probs, fine, size)
+    return out
+
+
+def _stored(video: Video, first: int, stop: int, readers) -> np.ndarray:
+    rows = np.arange(first, stop)
+    ann, prop = readers[0].read_many(rows), readers[1].read_many(rows)
+    return np.where(ann != NO_LABEL, ann, prop)[:, ::STRIDE, ::STRIDE]
+
+
+def consistency_signals(video: Video, engine: Engine, batch: int = 64) -> pd.DataFrame:
+    """The consistency columns (see the module) for every frame of ``video``; NaN on keyframes and
+    where the video has no keyframe."""
+    n, k = video.n_frames, engine.n_classes
+    out = pd.DataFrame({"frame": np.arange(n)})
+    for c in COLUMNS:
+        out[c] = np.nan
+    keys = video.annotated_frames()
+    if not keys:
+        return out
+    size = (-(-video.height // STRIDE), -(-video.width // STRIDE))
+    runner = VideoPropagator(video, engine, "consistency")
+    readers = [FrameReader(video.annotated), FrameReader(video.propagated)]
+    values = out[list(COLUMNS)].to_numpy(float)
+    for seg in plan_segments(n, keys):
+        sides = [_read_side(runner, seg, start, rev, size) for start, rev in ((seg.left, False), (seg.right, True)) if start is not None]
+        for s in range(seg.first, seg.last + 1, batch):
+            e = min(s + batch, seg.last + 1)
+            stored = _stored(video, s, e, readers)
+            for i, t in enumerate(range(s, e)):
+                reads = [side[t - seg.first] for side in sides]
+                scores = [compare(stored[i], r, k, STRIDE) for r in reads]
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # a class in no map: NaN on every side
+                    iou = np.nanmax([sc[0] for sc in scores], 0)
+                    shift = np.nanmin([sc[1] for sc in scores], 0)
+                    between = compare(reads[0], reads[1], k, STRIDE)[1] if len(reads) == 2 else np.zeros(k)
+                # labels right to within the engine's own spread lie between the two reads, no farther from
+                # the nearer one than half the distance between them; what lies beyond is the excess
+                excess = shift - 0.5 * np.nan_to_num(between)
+                excess[0] = np.nan  # background's outline is every other class's
+                if np.isnan(excess).all():
+                    continue
+                worst = int(np.nanargmax(excess))
+                best_read = reads[int(np.nanargmin([sc[1][worst] for sc in scores]))]
+                spread = float(np.nanmax(between[1:])) if len(reads) == 2 else np.nan
+                values[t] = [excess[worst], np.nanmin(iou), worst, spread, *_box(stored[i], best_read, worst, STRIDE)]
+    out[list(COLUMNS)] = values
+    return out
+
+
+def edge_support(image: np.ndarray, labels: np.ndarray, n_classes: int, sigma: float = 1.5) -> np.ndarray:
+    """(K,) mean gradient magnitude along each class's outline over the frame's mean; NaN where absent."""
+    grad = ndimage.gaussian_gradient_magnitude(image.astype(np.float32), sigma)
+    edge = np.zeros(labels.shape, bool)
+    dy, dx = labels[1:] != labels[:-1], labels[:, 1:] != labels[:, :-1]
+    edge[1:] |= dy
+    edge[:-1] |= dy
+    edge[:, 1:] |= dx
+    edge[:, :-1] |= dx
+    lab = labels[edge].ravel()
+    counts = np.bincount(lab, minlength=n_classes)[:n_classes]
+    sums = np.bincount(lab, weights=grad[edge].ravel(), minlength=n_classes)[:n_classes]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / counts, np.nan) / (grad.mean() + 1e-6)
+
+
+def edge_signals(video: Video, batch: int = 64) -> pd.DataFrame:
+    """``edge_loss`` per frame: the largest relative loss of a class's edge support from the nearest keyframe's."""
+    n, k = video.n_frames, len(video.project.palette)
+    keys = np.asarray(video.annotated_frames())
+    support = np.full((n, k), np.nan)
+    readers = [FrameReader(video.annotated), FrameReader(video.propagated)]
+    for s in range(0, n, batch):
+        e = min(s + batch, n)
+        labels = _stored(video, s, e, readers)
+        frames = np.asarray(video.frames[s:e])[:, ::STRIDE, ::STRIDE]
+        for i in range(e - s):
+            support[s + i] = edge_support(frames[i], labels[i], k)
+    loss = np.full(n, np.nan)
+    if len(keys):
+        pos = np.arange(n)
+        right = np.clip(np.searchsorted(keys, pos), 0, len(keys) - 1)
+        left = np.clip(right - 1, 0, len(keys) - 1)
+        nearest = np.where(np.abs(keys[left] - pos) <= np.abs(keys[right] - pos), keys[left], keys[right])
+        ref = support[nearest][:, 1:]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = (ref - support[:, 1:]) / ref
+        rel[~np.isfinite(rel)] = np.nan
+        loss = np.where(np.isnan(rel).all(1), np.nan, np.nanmax(np.where(np.isnan(rel), -np.inf, rel), 1))
+    return pd.DataFrame({"frame": np.arange(n), "edge_loss": loss})
