@@ -60,7 +60,7 @@ def test_a_keyframe_drawn_wrong_is_flagged_and_its_neighbours_are_not(project, c
 
 
 def test_cli_check_prints_the_estimate_and_drift_keeps_keyframe_flags(project, clip, tmp_path):
-    from sonolabel.review import run_drift
+    from sonolabel.review import DriftConfig, run_drift
 
     v = make_video(project, clip, KEYS)
     lab = clip[1][40].copy()
@@ -76,7 +76,7 @@ def test_cli_check_prints_the_estimate_and_drift_keeps_keyframe_flags(project, c
 
     with Project.open(path, "a") as p:
         propagate_video(p.video("v"), FREE)
-        run_drift(p)
+        run_drift(p, cfg=DriftConfig(consistency=False))  # label-only: what is tested is that check's flags stay
         kinds = {f["kind"] for f in ReviewLog(p).flags("v")}
         assert "keyframe" in kinds
         with pytest.raises(InputError, match="fewer than two keyframes"):
