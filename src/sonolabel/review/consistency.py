@@ -46,15 +46,20 @@ STRIDE = 2
 COLUMNS = ("consistency_px", "consistency_iou", "consistency_class", "sides_px", "box_y0", "box_x0", "box_y1", "box_x1")
 
 
-def outline_lengths(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """(K,) outline pixels per class: pixels with a 4-neighbour of another class."""
+def outline(labels: np.ndarray) -> np.ndarray:
+    """Pixels with a 4-neighbour of another class (every class's outline at once)."""
     edge = np.zeros(labels.shape, bool)
     dy, dx = labels[1:] != labels[:-1], labels[:, 1:] != labels[:, :-1]
     edge[1:] |= dy
     edge[:-1] |= dy
     edge[:, 1:] |= dx
     edge[:, :-1] |= dx
-    return np.bincount(labels[edge].ravel(), minlength=n_classes)[:n_classes].astype(float)
+    return edge
+
+
+def outline_lengths(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """(K,) outline pixels per class."""
+    return np.bincount(labels[outline(labels)].ravel(), minlength=n_classes)[:n_classes].astype(float)
 
 
 def compare(stored: np.ndarray, read: np.ndarray, n_classes: int, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -144,12 +149,7 @@ def consistency_signals(video: Video, engine: Engine, batch: int = 64) -> pd.Dat
 def edge_support(image: np.ndarray, labels: np.ndarray, n_classes: int, sigma: float = 1.5) -> np.ndarray:
     """(K,) mean gradient magnitude along each class's outline over the frame's mean; NaN where absent."""
     grad = ndimage.gaussian_gradient_magnitude(image.astype(np.float32), sigma)
-    edge = np.zeros(labels.shape, bool)
-    dy, dx = labels[1:] != labels[:-1], labels[:, 1:] != labels[:, :-1]
-    edge[1:] |= dy
-    edge[:-1] |= dy
-    edge[:, 1:] |= dx
-    edge[:, :-1] |= dx
+    edge = outline(labels)
     lab = labels[edge].ravel()
     counts = np.bincount(lab, minlength=n_classes)[:n_classes]
     sums = np.bincount(lab, weights=grad[edge].ravel(), minlength=n_classes)[:n_classes]
