@@ -41,6 +41,7 @@ from ..propagation.propagate import VideoPropagator, plan_segments
 from ..store import Video
 from ..store.chunks import FrameReader
 from ..store.layout import NO_LABEL
+from .signals import nearest_keyframe
 
 STRIDE = 2
 COLUMNS = ("consistency_px", "consistency_iou", "consistency_class", "sides_px", "box_y0", "box_x0", "box_y1", "box_x1")
@@ -160,7 +161,7 @@ def edge_support(image: np.ndarray, labels: np.ndarray, n_classes: int, sigma: f
 def edge_signals(video: Video, batch: int = 64) -> pd.DataFrame:
     """``edge_loss`` per frame: the largest relative loss of a class's edge support from the nearest keyframe's."""
     n, k = video.n_frames, len(video.project.palette)
-    keys = np.asarray(video.annotated_frames())
+    keys = video.annotated_frames()
     support = np.full((n, k), np.nan)
     readers = [FrameReader(video.annotated), FrameReader(video.propagated)]
     for s in range(0, n, batch):
@@ -170,12 +171,8 @@ def edge_signals(video: Video, batch: int = 64) -> pd.DataFrame:
         for i in range(e - s):
             support[s + i] = edge_support(frames[i], labels[i], k)
     loss = np.full(n, np.nan)
-    if len(keys):
-        pos = np.arange(n)
-        right = np.clip(np.searchsorted(keys, pos), 0, len(keys) - 1)
-        left = np.clip(right - 1, 0, len(keys) - 1)
-        nearest = np.where(np.abs(keys[left] - pos) <= np.abs(keys[right] - pos), keys[left], keys[right])
-        ref = support[nearest][:, 1:]
+    if keys:
+        ref = support[nearest_keyframe(n, keys)][:, 1:]
         with np.errstate(invalid="ignore", divide="ignore"):
             rel = (ref - support[:, 1:]) / ref
         rel[~np.isfinite(rel)] = np.nan

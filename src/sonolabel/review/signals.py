@@ -44,17 +44,20 @@ def label_stats(labels: np.ndarray, n_classes: int, stride: int = STRIDE) -> tup
     return area, comps
 
 
-def keyframe_deviation(area: np.ndarray, keyframes: list[int]) -> np.ndarray:
-    """Per frame, the largest relative change of a foreground class's area from the nearest keyframe's."""
-    t = len(area)
-    if not keyframes:
-        return np.full(t, np.nan, np.float32)
+def nearest_keyframe(n_frames: int, keyframes: list[int]) -> np.ndarray:
+    """(T,) the nearest keyframe of every frame (the earlier one on a tie); ``keyframes`` must not be empty."""
     keys = np.asarray(sorted(keyframes))
-    pos = np.arange(t)
+    pos = np.arange(n_frames)
     right = np.clip(np.searchsorted(keys, pos), 0, len(keys) - 1)
     left = np.clip(right - 1, 0, len(keys) - 1)
-    nearest = np.where(np.abs(keys[left] - pos) <= np.abs(keys[right] - pos), keys[left], keys[right])
-    ref = area[nearest][:, 1:]
+    return np.where(np.abs(keys[left] - pos) <= np.abs(keys[right] - pos), keys[left], keys[right])
+
+
+def keyframe_deviation(area: np.ndarray, keyframes: list[int]) -> np.ndarray:
+    """Per frame, the largest relative change of a foreground class's area from the nearest keyframe's."""
+    if not keyframes:
+        return np.full(len(area), np.nan, np.float32)
+    ref = area[nearest_keyframe(len(area), keyframes)][:, 1:]
     rel = np.abs(area[:, 1:] - ref) / np.maximum(ref, 0.002)  # a class absent at the keyframe counts from 0.2 %
     return rel.max(1).astype(np.float32)
 
