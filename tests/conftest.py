@@ -131,3 +131,27 @@ def make_video(project, clip, keyframes, vid="v"):
     for k in keyframes:
         v.save_annotation(k, labels[k])
     return v
+
+
+@pytest.fixture
+def small_project(tmp_path):
+    """A 41-frame phantom video at 240x240 with keyframes 0 and 40."""
+    import torch
+    import torch.nn.functional as F
+
+    from sonolabel.phantom import make_sequence
+    from sonolabel.phantom.render import PhantomRenderer
+    from sonolabel.store import Project
+
+    r = PhantomRenderer(make_sequence(2, 1, 41))
+    out = [r.render(t) for t in range(41)]
+    imgs = F.interpolate(torch.from_numpy(np.stack([o[0] for o in out]))[:, None].float(), size=(240, 240), mode="area")[:, 0].round().byte().numpy()
+    labels = np.stack([o[1][::2, ::2] for o in out])
+    path = tmp_path / "p.zarr"
+    with Project.create(path) as p:
+        with p.staged_video("S1-T1", 41, 240, 240, {"subject": "S1", "trial": "1", "fps": 20.0}) as v:
+            v.frames[:] = imgs
+        v = p.video("S1-T1")
+        v.save_annotation(0, labels[0])
+        v.save_annotation(40, labels[40])
+    return path, labels

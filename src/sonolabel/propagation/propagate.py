@@ -93,6 +93,12 @@ def _agreement(f: torch.Tensor, b: torch.Tensor, n_classes: int) -> np.ndarray:
     return out
 
 
+def _margin(p: torch.Tensor) -> np.ndarray:
+    """(B, K, h, w) probabilities -> (B, h, w) top minus runner-up: near 0 where two classes compete."""
+    top = p.float().topk(2, dim=1).values
+    return (top[:, 0] - top[:, 1]).cpu().numpy()
+
+
 def _entropy(p: torch.Tensor) -> np.ndarray:
     p = p.float().clamp_min(1e-6)
     return (-(p * p.log()).sum(1).mean((1, 2))).numpy().astype(np.float32)
@@ -179,6 +185,9 @@ class VideoPropagator:
         self.video.write_column("similarity", start, similarity.astype(np.float32))
         self.video.write_column("entropy", start, _entropy(probs))
         self.video.write_column("agreement", start, agreement)
+        margin = _margin(probs)
+        self.video.save_margin(start, margin)
+        self.video.write_column("margin", start, margin.mean((1, 2)).astype(np.float32))
         return len(labels)
 
 

@@ -143,13 +143,14 @@ class ReviewLog:
         video.write_column("review", 0, state.astype(str))
         video.write_column("drift", 0, np.asarray(severity, np.float32))
 
-    def queue(self, state: str | None = "pending") -> pd.DataFrame:
-        """Flags with their review state, most severe first (``state=None``: all of them). A flag is pending while
-        any of its frames is; one whose frames were reviewed differently (part excluded, part accepted) is ``mixed``.
-        ``class`` and ``box`` ([y0, x0, y1, x1]) name the structure and region where the signal knows them."""
+    def queue(self, state: str | None = "pending", video: str | None = None) -> pd.DataFrame:
+        """Flags (of ``video`` only, when given) with their review state, most severe first (``state=None``: all of
+        them). A flag is pending while any of its frames is; one whose frames were reviewed differently (part
+        excluded, part accepted) is ``mixed``. ``class`` and ``box`` ([y0, x0, y1, x1]) name the structure and
+        region where the signal knows them."""
         rows = []
         states = {}
-        for f in self.flags():
+        for f in self.flags(video):
             if f["video"] not in states:
                 states[f["video"]] = self.frame_states(self.project.video(f["video"]))[0]
             s = states[f["video"]][f["start"] : f["stop"]]
@@ -160,6 +161,12 @@ class ReviewLog:
         if state is not None:
             df = df[df["state"] == state]
         return df.sort_values("severity", ascending=False, kind="stable").reset_index(drop=True)
+
+    def progress(self) -> dict[str, tuple[int, int]]:
+        """Per flagged video: (flags reviewed, flags in all); a flag counts as reviewed once none of its frames
+        is pending."""
+        q = self.queue(None)
+        return {vid: (int((g["state"] != "pending").sum()), len(g)) for vid, g in q.groupby("video")}
 
     def find_flag(self, flag_id: str) -> dict:
         for f in self.flags():

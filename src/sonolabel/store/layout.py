@@ -10,6 +10,8 @@
           labels/annotated         uint8 (T, H, W), fill 255; a chunk exists exactly for annotated frames
           labels/propagated        uint8 (T, H, W)
           labels/predicted         uint8 (T, H, W), a trained U-Net's prediction (only after `sonolabel predict`)
+          labels/margin            uint8 (T, h, w) on propagation's key grid: the fused class probability's
+                                   margin (top minus runner-up) x 250; 255 where not propagated
           table/<column>           1-D per-frame columns (source, edited_by, edited_at, ...)
           kinematics               float32 (T, K), attrs: columns, unit (only when the source had them)
         .staging-<video-id>/       an import in progress; renamed into place when complete
@@ -31,6 +33,9 @@ FRAMES = "frames"
 ANNOTATED = "labels/annotated"
 PROPAGATED = "labels/propagated"
 PREDICTED = "labels/predicted"  # a U-Net's prediction (`sonolabel predict`), for drift checks
+MARGIN = "labels/margin"  # propagation's per-pixel confidence on its key grid (`sonolabel propagate`)
+MARGIN_SCALE = 250  # a stored margin m means m / MARGIN_SCALE; NO_MARGIN marks frames not propagated
+NO_MARGIN = 255
 TABLE = "table"
 KINEMATICS = "kinematics"
 TABLE_CHUNK = 4096
@@ -69,6 +74,7 @@ COLUMNS: dict[str, Column] = {
     "similarity": Column("float32", NAN),
     "entropy": Column("float32", NAN),
     "agreement": Column("float32", NAN, per_class=True),  # forward/backward IoU per class
+    "margin": Column("float32", NAN),  # mean per-pixel margin of the fused class probabilities (labels/margin)
     # a U-Net against the labels (`sonolabel predict`)
     "model_ce": Column("float32", NAN),
     "model_dice": Column("float32", NAN),

@@ -89,6 +89,33 @@ class Video:
         return self.group[layout.PREDICTED]
 
     @property
+    def margin(self) -> zarr.Array | None:
+        """Propagation's per-pixel confidence, (T, h, w) uint8 on its key grid (see :data:`layout.MARGIN`);
+        None until a propagation has written it."""
+        return self.group[layout.MARGIN] if layout.MARGIN in self.group else None
+
+    def save_margin(self, start: int, margin: np.ndarray) -> None:
+        """Store propagation's per-pixel margin ((B, h, w) floats in [0, 1]) for frames ``start..start+B``."""
+        self.project.require_writable()
+        b, h, w = margin.shape
+        arr = self.group.require_array(layout.MARGIN, shape=(self.n_frames, h, w), chunks=(1, h, w), dtype="uint8", fill_value=layout.NO_MARGIN)
+        if arr.shape[1:] != (h, w):  # the key grid changed (another working size): start over
+            arr = self.group.create_array(
+                layout.MARGIN, shape=(self.n_frames, h, w), chunks=(1, h, w), dtype="uint8", fill_value=layout.NO_MARGIN, overwrite=True
+            )
+        arr[start : start + b] = np.round(np.clip(margin, 0, 1) * layout.MARGIN_SCALE).astype(np.uint8)
+
+    def lazy_uncertainty(self):
+        """Per-pixel uncertainty (1 - margin) x 250 as a lazy uint8 dask array on the key grid, 0 where a frame
+        was not propagated (keyframes included); None before propagation stored margins."""
+        import dask.array as da
+
+        if self.margin is None:
+            return None
+        m = da.from_zarr(self.margin)
+        return da.where(m == layout.NO_MARGIN, 0, layout.MARGIN_SCALE - m).astype(np.uint8)
+
+    @property
     def n_frames(self) -> int:
         return int(self.frames.shape[0])
 
@@ -117,6 +144,8 @@ class Video:
         h, w = self.height, self.width
         for name in (layout.FRAMES, layout.ANNOTATED, layout.PROPAGATED):
             self.group[name].resize((n_frames, h, w))
+        if self.margin is not None:
+            self.margin.resize((n_frames, *self.margin.shape[1:]))
         for name in layout.TABLE_COLUMNS:
             if f"{layout.TABLE}/{name}" in self.group:  # stores from before a column was added lack it
                 self.group[f"{layout.TABLE}/{name}"].resize((n_frames,))
@@ -173,6 +202,8 @@ class Video:
                 "free space or fix the disk, then save again; the frame's previous labels are unchanged",
             ) from None
         self._set_row(t, LabelSource.CORRECTED if corrected else LabelSource.ANNOTATED, who)
+        if self.margin is not None:  # a person's labels are certain: no uncertainty shown on a keyframe
+            self.margin[t] = layout.NO_MARGIN
 
     def remove_annotation(self, t: int, who: str | None = None) -> None:
         """Unmark keyframe ``t`` (its annotation is deleted; propagated labels stay)."""
