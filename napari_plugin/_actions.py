@@ -1,5 +1,5 @@
-"""Keyboard shortcuts of the annotation dock, registered as napari actions (Alt combinations that
-napari's own viewer and Labels keys leave free)."""
+"""Keyboard shortcuts of the sonolabel docks, registered as napari actions (Alt combinations that napari's
+own viewer and Labels keys leave free: napari's digits pick Labels modes, so classes take Alt-digits)."""
 
 from __future__ import annotations
 
@@ -9,21 +9,31 @@ SHORTCUTS = {
     "sonolabel:midpoint": ("Alt-M", "Go to the midpoint between the keyframes around this frame", lambda w: w.go_midpoint()),
     "sonolabel:next_suggested": ("Alt-N", "Go to the next suggested keyframe", lambda w: w.go_suggested()),
     "sonolabel:toggle_keyframe": ("Alt-K", "Mark or unmark this frame as a keyframe", lambda w: w.toggle_keyframe()),
+    "sonolabel:toggle_uncertainty": ("Alt-U", "Show or hide propagation's uncertainty overlay", lambda w: w.session.toggle_uncertainty()),
 }
+CLASS_KEYS = [f"Alt-{i}" for i in range(10)]  # class i is painted after Alt-i
+REVIEW_SHORTCUTS = {"sonolabel:next_flag": ("Alt-F", "Go to the next pending drift flag", lambda w: w.go_next_flag())}
 
 
-def register_actions(widget) -> None:
+def shortcut_of(action: str) -> str:
+    return {**SHORTCUTS, **REVIEW_SHORTCUTS}[action][0]
+
+
+def _register(widget, table: dict) -> None:
     from napari.components import ViewerModel
     from napari.utils.action_manager import action_manager
 
-    for name, (key, description, call) in SHORTCUTS.items():
+    for name, (key, description, call) in table.items():
         action_manager.register_action(name, lambda *_, call=call: call(widget), description, ViewerModel)
         action_manager.bind_shortcut(name, key)
 
 
-def register_review_actions(widget) -> None:
-    from napari.components import ViewerModel
-    from napari.utils.action_manager import action_manager
+def register_actions(widget) -> None:
+    classes = {
+        f"sonolabel:class_{i}": (key, f"Paint with class {i} of the project palette", lambda w, i=i: w.pick_class(i)) for i, key in enumerate(CLASS_KEYS)
+    }
+    _register(widget, {**SHORTCUTS, **classes})
 
-    action_manager.register_action("sonolabel:next_flag", lambda *_: widget.go_next_flag(), "Go to the next pending drift flag", ViewerModel)
-    action_manager.bind_shortcut("sonolabel:next_flag", "Alt-F")
+
+def register_review_actions(widget) -> None:
+    _register(widget, REVIEW_SHORTCUTS)

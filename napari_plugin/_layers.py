@@ -23,3 +23,32 @@ def video_layers(video) -> list[tuple]:
             "labels",
         ),
     ]
+
+
+def uncertainty_colormap():
+    """Transparent where propagation is sure, through amber to opaque magenta where two classes compete."""
+    from napari.utils.colormaps import Colormap
+
+    colors = [[0, 0, 0, 0], [1.0, 0.75, 0.0, 0.35], [1.0, 0.2, 0.6, 0.9]]
+    return Colormap(colors, controls=[0.0, 0.3, 1.0], name="sonolabel uncertainty", display_name="uncertainty (1 - margin)")
+
+
+def uncertainty_layer(video) -> tuple | None:
+    """Propagation's per-pixel uncertainty, 1 - margin, read lazily on its key grid and laid over the frames
+    (scaled, with each cell centred on the pixels it covers); None before the video is propagated."""
+    from sonolabel.store import layout
+
+    data = video.lazy_uncertainty()
+    if data is None:
+        return None
+    sy, sx = video.height / data.shape[1], video.width / data.shape[2]
+    return data, {
+        "name": "uncertainty",
+        "colormap": uncertainty_colormap(),
+        "contrast_limits": (0, layout.MARGIN_SCALE),
+        "scale": (1, sy, sx),
+        "translate": (0, (sy - 1) / 2, (sx - 1) / 2),
+        "blending": "translucent",
+        "interpolation2d": "linear",
+        "metadata": {"sonolabel_video": video.id},
+    }

@@ -52,11 +52,24 @@ def get_reader(path):
 
 
 def read_project(path):
+    """Open the project in the viewer's session (for every sonolabel dock, for writing) and show its first
+    video there; without a viewer (or when another viewer holds the project), read-only layers."""
+    import napari
+
     from sonolabel.store import Project
 
     from ._layers import video_layers
+    from ._session import session_for
 
     path = Path(path[0] if isinstance(path, list) else path)
+    viewer = napari.current_viewer()
+    if viewer is not None:
+        session = session_for(viewer)
+        if session.open(path) is not None:
+            ids = session.project.video_ids()
+            if ids:
+                session.show(ids[0])
+            return [(None,)]  # the session added the layers
     project = Project.open(path)
     ids = project.video_ids()
     return video_layers(project.video(ids[0])) if ids else []

@@ -1,7 +1,9 @@
 """The review dock: per-frame curves with flags shaded, the review queue, and accept / correct / exclude.
 
 Everything is a library call (sonolabel.review); this module draws the library's curves on a Qt
-canvas, moves the viewer to the frame clicked, and passes reviewer actions to the audit log.
+canvas, moves the viewer to the frame clicked, and passes reviewer actions to the audit log. The project
+and the video's layers are the viewer's session (``_session.py``), shared with the annotation dock: the
+two docks show the same video.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from qtpy.QtCore import QTimer
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, LineEdit, PushButton, Table
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
@@ -18,9 +21,9 @@ from sonolabel.errors import SonolabelError
 from sonolabel.review import ReviewLog
 from sonolabel.review.report import draw_signals
 from sonolabel.review.signals import label_signals, signal_table
-from sonolabel.store import Project
 
-from ._layers import label_colormap
+from ._actions import shortcut_of
+from ._session import session_for
 
 QUEUE_COLUMNS = ["state", "severity", "frames", "class", "signal", "reason", "id"]
 REGION_LAYER = "flag region"
@@ -29,22 +32,23 @@ REGION_LAYER = "flag region"
 class ReviewWidget(Container):
     """Curves over the whole video (click to go to a frame) and the queue of flags to review."""
 
-    def __init__(self, napari_viewer, project: Project | None = None):
+    def __init__(self, napari_viewer):
         super().__init__(labels=False)
         self.viewer = napari_viewer
-        self.project, self._owns_project = project, False
-        self.log: ReviewLog | None = ReviewLog(project) if project is not None else None
+        self.session = session_for(napari_viewer)
+        self.log: ReviewLog | None = None
         self.video_id: str | None = None
         self.signals: pd.DataFrame | None = None
         self.axes: list = []
-        self.path = FileEdit(mode="d", label="project", filter="*.zarr")
+        self.path = FileEdit(mode="d", label="project folder", filter="*.zarr")
         self.open_button = PushButton(text="Open project")
-        self.videos = ComboBox(label="video", choices=[])
+        # choices as a callable: napari resets a magicgui dock's choices whenever layers change
+        self.videos = ComboBox(label="video", choices=lambda _: self.project.video_ids() if self.project is not None else [])
         self.table = Table(value=pd.DataFrame(columns=QUEUE_COLUMNS))
         self.who, self.note = LineEdit(label="reviewer"), LineEdit(label="note")
         self.accept, self.correct = PushButton(text="Accept"), PushButton(text="Corrected")
         self.exclude, self.reset = PushButton(text="Exclude"), PushButton(text="Reset")
-        self.next_flag = PushButton(text="Next flag ▶ (Alt-F)")
+        self.next_flag = PushButton(text=f"Next flag ▶ ({shortcut_of('sonolabel:next_flag')})", tooltip="the next pending flag after this frame")
         self.status = Label(value="open a project with drift flags (`sonolabel drift PROJECT`)")
         self.figure = Figure(figsize=(4, 4))
         self.canvas = FigureCanvasQTAgg(self.figure)
@@ -68,17 +72,25 @@ class ReviewWidget(Container):
         self.native.layout().insertWidget(3, self.canvas)
         self.canvas.mpl_connect("button_press_event", self._on_click)
         self.open_button.changed.connect(lambda: self.open_project(self.path.value))
-        self.videos.changed.connect(lambda v: v and self.show_video(v))
+        self.videos.changed.connect(lambda v: v and self.session.project is not None and self.session.show(v))
         for button, action in ((self.accept, "accept"), (self.correct, "correct"), (self.exclude, "exclude"), (self.reset, "reset")):
             button.changed.connect(lambda *_, a=action: self.review_selected(a))
         self.next_flag.changed.connect(self.go_next_flag)
         self.table.native.itemSelectionChanged.connect(self._go_selected)
-        if project is not None:
-            self.path.value = str(project.path)
-            self._fill_videos()
+        self.session.project_changed.connect(self._project_changed)
+        self.session.video_shown.connect(self.show_video)
+        self.session.changed.connect(self._video_changed)
+        self.session.message.connect(lambda msg: setattr(self.status, "value", msg))
         from ._actions import register_review_actions
 
         register_review_actions(self)
+        QTimer.singleShot(0, self._placed)  # once napari has docked this widget
+        if self.session.project is not None:  # opened by another dock or the reader
+            self._project_changed()
+
+    @property
+    def project(self):
+        return self.session.project
 
     # -- project, video, curves ------------------------------------------------------------
     def _report(self, error: Exception) -> None:
@@ -86,42 +98,45 @@ class ReviewWidget(Container):
         self.status.value = msg
         self.viewer.status = msg
 
-    def open_project(self, path: str | Path) -> None:
-        if self._owns_project and self.project is not None:
-            self.project.close()
-        try:
-            self.project, self._owns_project = Project.open(path, mode="a"), True
-        except SonolabelError as e:
-            self._report(e)
-            return
-        self.log = ReviewLog(self.project)
-        self._fill_videos()
+    def _placed(self) -> None:
+        self.session.watch(self.native)
 
-    def _fill_videos(self) -> None:
-        ids = self.project.video_ids()
+    def open_project(self, path: str | Path) -> None:
+        """Open ``path`` in the viewer's session (for every sonolabel dock) and show its first flagged video."""
+        self._placed()
+        self.session.open(path)
+
+    def _project_changed(self) -> None:
+        self.log = ReviewLog(self.project) if self.project is not None else None
+        ids = self.project.video_ids() if self.project is not None else []
         with self.videos.changed.blocked():
-            self.videos.choices = ids
-            if ids:
-                flagged = [f["video"] for f in self.log.flags()]
-                self.videos.value = flagged[0] if flagged else ids[0]
-        if ids:
-            self.show_video(self.videos.value)
+            self.videos.reset_choices()
+        if self.project is None:
+            self.video_id = None
+            return
+        with self.path.changed.blocked():
+            self.path.value = str(self.project.path)
+        if self.session.video is not None:
+            self.show_video(self.session.video.id)
+        elif ids:
+            flagged = [f["video"] for f in self.log.flags()]
+            self.session.show(flagged[0] if flagged else ids[0])
 
     def show_video(self, video_id: str) -> None:
-        """Draw the video's curves and fill the queue; shows the video in the viewer when it is not there yet."""
+        """Draw the video's curves and fill its queue (the session shows the video itself)."""
         v = self.project.video(video_id)
         self.video_id = video_id
+        with self.videos.changed.blocked():
+            self.videos.value = video_id
         signals = Path(self.project.path) / "review" / f"{video_id}.csv"
         self.signals = pd.read_csv(signals) if signals.exists() else signal_table(v, label_signals(v))
-        self._ensure_layers(v)
         self.redraw()
         self._fill_queue()
 
-    def _ensure_layers(self, video) -> None:
-        names = {layer.name for layer in self.viewer.layers}
-        if video.id not in names and f"{video.id} labels" not in names:
-            self.viewer.add_image(video.lazy_frames(), name=video.id, colormap="gray")
-            self.viewer.add_labels(video.lazy_labels(), name=f"{video.id} review", colormap=label_colormap(self.project.palette), opacity=0.4)
+    def _video_changed(self, video_id: str) -> None:
+        """Flags or labels of the shown video changed (a drift run, a check, a save): read them again."""
+        if video_id == self.video_id and self.project is not None:
+            self.show_video(video_id)
 
     def redraw(self) -> None:
         flags = self.log.flags(self.video_id)
@@ -144,8 +159,7 @@ class ReviewWidget(Container):
 
     # -- queue -----------------------------------------------------------------------------
     def _queue(self) -> pd.DataFrame:
-        q = self.log.queue(None)
-        return q[q["video"] == self.video_id].reset_index(drop=True)
+        return self.log.queue(None, video=self.video_id)
 
     def _fill_queue(self) -> None:
         q = self._queue()
@@ -221,10 +235,7 @@ class ReviewWidget(Container):
             self._report(e)
             return
         self.note.value = ""
-        self._fill_queue()
-        self.redraw()
+        self.session.changed.emit(self.video_id)  # the queue, the curves and the timeline
 
     def close_project(self) -> None:
-        if self._owns_project and self.project is not None:
-            self.project.close()
-        self.project = None
+        self.session.close()

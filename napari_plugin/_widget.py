@@ -1,7 +1,8 @@
-"""The annotation dock: project, videos, classes, keyframe navigation, autosave and propagation.
+"""The annotation dock, in sections: project, videos, classes, navigation, jobs, status.
 
-Everything it does is a library call (sonolabel.store, sonolabel.annotate, sonolabel.propagation);
-this module only wires those calls to napari layers, Qt widgets and a background worker.
+Everything it does is a library call (sonolabel.store, sonolabel.annotate, sonolabel.propagation,
+sonolabel.review, sonolabel.export); this module only wires those calls to Qt widgets. The project, the
+video's layers and autosave belong to the viewer's session (``_session.py``), shared with the review dock.
 """
 
 from __future__ import annotations
@@ -10,67 +11,78 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from magicgui.widgets import Container, FileEdit, Label, LineEdit, PushButton, Table
 from qtpy.QtCore import QTimer
+from magicgui.widgets import Container, FileEdit, Label, LineEdit, PushButton, Table
 from qtpy.QtGui import QColor, QIcon, QPixmap
-from qtpy.QtWidgets import QListWidget, QListWidgetItem
+from qtpy.QtWidgets import QGroupBox, QListWidget, QListWidgetItem, QVBoxLayout
 
-from sonolabel.annotate import LabelsEditor
 from sonolabel.errors import SonolabelError
-from sonolabel.store import LabelSource, Project
 
-from ._layers import label_colormap
+from ._actions import CLASS_KEYS, SHORTCUTS, shortcut_of
+from ._jobs import Jobs
+from ._session import session_for
 
-AUTOSAVE_MS = 300
-TABLE_COLUMNS = ["video", "subject", "trial", "frames", "keyframes", "propagated", "check mIoU"]
+TABLE_COLUMNS = ["video", "subject", "trial", "frames", "keyframes", "propagated", "check mIoU", "reviewed"]
 
 
-class AnnotatorWidget(Container):
-    """Open a project, pick a video and a class, paint keyframes (saved as you go), propagate."""
+def section(title: str, *widgets) -> QGroupBox:
+    """A titled group of magicgui or Qt widgets; magicgui widgets keep their labels."""
+    box = QGroupBox(title)
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(6, 4, 6, 4)
+    for w in widgets:
+        layout.addWidget(getattr(w, "native", w))
+    return box
+
+
+def with_key(text: str, action: str) -> str:
+    return f"{text} ({shortcut_of(action)})"
+
+
+class AnnotatorWidget(Jobs, Container):
+    """Open a project, pick a video and a class, paint keyframes (saved as you go), propagate, check, export."""
 
     def __init__(self, napari_viewer):
         super().__init__(labels=False)
         self.viewer = napari_viewer
-        self.project: Project | None = None
-        self.video = None
-        self.editor: LabelsEditor | None = None
-        self.image_layer = self.labels_layer = None
-        self.worker = None
-        self.path = FileEdit(mode="d", label="project", filter="*.zarr")
+        self.session = session_for(napari_viewer)
+        # project
+        self.path = FileEdit(mode="d", label="project folder", filter="*.zarr", tooltip="a sonolabel project (a .zarr folder)")
         self.open_button = PushButton(text="Open project")
-        self.table = Table(value=pd.DataFrame(columns=TABLE_COLUMNS))
-        self.open_video_button = PushButton(text="Open selected video")
-        self.prev_key, self.next_key = PushButton(text="◀ keyframe"), PushButton(text="keyframe ▶")
-        self.midpoint, self.suggested = PushButton(text="midpoint"), PushButton(text="next suggested")
-        self.toggle_key = PushButton(text="mark / unmark keyframe")
-        self.propagate_button, self.cancel_button = PushButton(text="Propagate"), PushButton(text="Cancel")
-        self.check_button = PushButton(text="Check keyframes", tooltip="read each keyframe from its neighbours: estimated quality, misdrawn keyframes")
-        self.status = Label(value="open a project (a .zarr folder)")
         self.recording = FileEdit(mode="r", label="recording", tooltip="a video, DICOM, TIFF stack, frame folder, HDF5 or Clarius export")
         self.subject = LineEdit(label="subject", tooltip="the subject id the recording belongs to (for splits)")
-        self.import_fields = Container(widgets=[self.recording, self.subject], labels=True)  # labelled: two boxes told apart
+        self.import_fields = Container(widgets=[self.path, self.recording, self.subject], labels=True)
         self.import_button = PushButton(text="Import recording into project")
+        # videos
+        self.table = Table(value=pd.DataFrame(columns=TABLE_COLUMNS))
+        self.open_video_button = PushButton(text="Open selected video")
+        # classes
         self.classes = QListWidget()
-        self.extend(
-            [
-                self.path,
-                self.open_button,
-                self.import_fields,
-                self.import_button,
-                self.table,
-                self.open_video_button,
-                self.prev_key,
-                self.next_key,
-                self.midpoint,
-                self.suggested,
-                self.toggle_key,
-                self.propagate_button,
-                self.cancel_button,
-                self.check_button,
-                self.status,
-            ]
-        )
-        self.native.layout().insertWidget(self.index(self.open_video_button) + 1, self.classes)
+        self.classes.setToolTip("pick the class to paint; the Alt-digit keys pick it from the canvas")
+        # navigation
+        self.prev_key = PushButton(text="◀ keyframe", tooltip=with_key("previous keyframe", "sonolabel:previous_keyframe"))
+        self.next_key = PushButton(text="keyframe ▶", tooltip=with_key("next keyframe", "sonolabel:next_keyframe"))
+        self.midpoint = PushButton(text="midpoint", tooltip=with_key("midway between the keyframes around this frame", "sonolabel:midpoint"))
+        self.suggested = PushButton(text="next suggested", tooltip=with_key("the frame that most needs a keyframe", "sonolabel:next_suggested"))
+        self.toggle_key = PushButton(text="mark / unmark keyframe", tooltip=with_key("make this frame a keyframe, or unmark it", "sonolabel:toggle_keyframe"))
+        self.uncertainty = PushButton(text="uncertainty overlay", tooltip=with_key("show or hide where propagation is unsure", "sonolabel:toggle_uncertainty"))
+        navigation = Container(widgets=[Container(widgets=[self.prev_key, self.next_key], layout="horizontal", labels=False),
+                                        Container(widgets=[self.midpoint, self.suggested], layout="horizontal", labels=False),
+                                        Container(widgets=[self.toggle_key, self.uncertainty], layout="horizontal", labels=False)], labels=False)  # fmt: skip
+        jobs = Container(widgets=self._make_job_widgets(), labels=True)
+        self.status = Label(value="open a project (a .zarr folder)")
+        self.status.native.setWordWrap(True)
+        self.sections = {
+            "project": section("Project", self.import_fields, Container(widgets=[self.open_button, self.import_button], layout="horizontal", labels=False)),
+            "videos": section("Videos", self.table, self.open_video_button),
+            "classes": section("Classes", self.classes),
+            "navigation": section("Navigation", navigation),
+            "jobs": section("Propagate, check, export", jobs),
+            "status": section("Status", self.status),
+        }
+        for box in self.sections.values():
+            self.native.layout().addWidget(box)
+        self.native.layout().addStretch(1)
         self.classes.currentRowChanged.connect(self._pick_class)
         self.open_button.changed.connect(lambda: self.open_project(self.path.value))
         self.open_video_button.changed.connect(self._open_selected)
@@ -80,34 +92,74 @@ class AnnotatorWidget(Container):
         self.midpoint.changed.connect(self.go_midpoint)
         self.suggested.changed.connect(self.go_suggested)
         self.toggle_key.changed.connect(self.toggle_keyframe)
-        self.propagate_button.changed.connect(self.propagate)
-        self.cancel_button.changed.connect(self.cancel)
-        self.check_button.changed.connect(self.check)
-        self._autosave = QTimer()
-        self._autosave.setSingleShot(True)
-        self._autosave.setInterval(AUTOSAVE_MS)
-        self._autosave.timeout.connect(self.save)
-        self.cancel_button.enabled = False
-        self.native.setMaximumWidth(380)
+        self.uncertainty.changed.connect(self.session.toggle_uncertainty)
+        self.native.setMinimumWidth(360)
+        self.native.setMaximumWidth(460)
+        self.session.project_changed.connect(self._project_changed)
+        self.session.video_shown.connect(self._video_shown)
+        self.session.message.connect(self._say)
         from ._actions import register_actions
 
         register_actions(self)
+        QTimer.singleShot(0, self._placed)  # once napari has docked this widget
+        if self.session.project is not None:  # opened by another dock or the reader
+            self._project_changed()
+            if self.session.video is not None:
+                self._video_shown(self.session.video.id)
 
-    # -- project and video -----------------------------------------------------------------
-    def _report(self, error: Exception) -> None:
-        msg = error.one_line() if isinstance(error, SonolabelError) else f"{type(error).__name__}: {error}"
+    # -- the session's project and video -------------------------------------------------------
+    @property
+    def project(self):
+        return self.session.project
+
+    @property
+    def video(self):
+        return self.session.video
+
+    @property
+    def editor(self):
+        return self.session.editor
+
+    @property
+    def labels_layer(self):
+        return self.session.labels_layer
+
+    @property
+    def image_layer(self):
+        return self.session.image_layer
+
+    @property
+    def current_frame(self) -> int:
+        return self.session.current_frame
+
+    def set_frame(self, t: int) -> None:
+        self.session.set_frame(t)
+
+    def _say(self, msg: str) -> None:
         self.status.value = msg
         self.viewer.status = msg
 
+    def _report(self, error: Exception) -> None:
+        self._say(error.one_line() if isinstance(error, SonolabelError) else f"{type(error).__name__}: {error}")
+
+    def _placed(self) -> None:
+        self.session.watch(self.native)
+
     def open_project(self, path: str | Path) -> None:
-        """Open ``path`` for annotation (the write lock is taken; a second viewer gets a clear refusal)."""
-        self.close_project()
-        try:
-            self.project = Project.open(path, mode="a")
-        except SonolabelError as e:
-            self._report(e)
+        """Open ``path`` for annotation in this viewer's session (the write lock is taken; a second viewer gets a
+        clear refusal)."""
+        self._placed()
+        self.session.open(path)
+
+    def _project_changed(self) -> None:
+        if self.project is None:
+            self.table.value = pd.DataFrame(columns=TABLE_COLUMNS)
+            self.classes.clear()
             return
-        self.path.value = str(path)
+        with self.path.changed.blocked():
+            self.path.value = str(self.project.path)
+        if not str(self.dataset.value) or Path(self.dataset.value) == Path("."):
+            self.dataset.value = str(Path(self.project.path).with_name(Path(self.project.path).stem + "-dataset.zarr"))
         self._fill_table()
         self._fill_classes()
         self.status.value = f"{len(self.project.video_ids())} videos; pick one and open it"
@@ -120,43 +172,45 @@ class AnnotatorWidget(Container):
         if not subject:
             self.status.value = "give the subject id before importing"
             return None
-        created = False
-        if self.project is None:
+        project, created = self.project, False
+        if project is None:
             try:
-                self.project, created = project_for_import(self.path.value)
+                project, created = project_for_import(self.path.value)
             except SonolabelError as e:
                 self._report(e)
                 return None
         try:
-            vid = import_source(self.project, source, subject)[0]
+            vid = import_source(project, source, subject)[0]
         except SonolabelError as e:
             if created:
-                discard_new_project(self.project)
-                self.project = None
+                discard_new_project(project)
             self._report(e)
             return None
+        self.session.adopt(project)
         self._fill_table()
-        self._fill_classes()
         self.open_video(vid)
         return vid
 
     def _fill_table(self) -> None:
-        rows = self.project.summary()
-        self.table.value = pd.DataFrame(
+        from sonolabel.review import ReviewLog
+
+        if self.project is None:
+            return
+        progress = ReviewLog(self.project).progress()
+        rows = [
             [
-                [
-                    r["video"],
-                    r["subject"],
-                    r["trial"],
-                    r["frames"],
-                    r["keyframes"],
-                    f"{100 * r['propagated']:.0f}%",
-                    "-" if r["check_miou"] is None else f"{r['check_miou']:.3f}",
-                ]
-                for r in rows
-            ],
-            columns=TABLE_COLUMNS,
-        )
+                r["video"],
+                r["subject"],
+                r["trial"],
+                r["frames"],
+                r["keyframes"],
+                f"{100 * r['propagated']:.0f}%",
+                "-" if r["check_miou"] is None else f"{r['check_miou']:.3f}",
+                "-" if r["video"] not in progress else "{}/{}".format(*progress[r["video"]]),
+            ]
+            for r in self.project.summary()
+        ]
+        self.table.value = pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
     def _fill_classes(self) -> None:
         self.classes.clear()
@@ -164,7 +218,8 @@ class AnnotatorWidget(Container):
         for i, name in enumerate(pal.names):
             pix = QPixmap(14, 14)
             pix.fill(QColor(*pal.colors[i]))
-            self.classes.addItem(QListWidgetItem(QIcon(pix), f"{i}  {name}"))
+            key = f"   {CLASS_KEYS[i]}" if i < len(CLASS_KEYS) else ""
+            self.classes.addItem(QListWidgetItem(QIcon(pix), f"{i}  {name}{key}"))
         # every class in view, no scrollbar: the list is as tall as its rows
         rows = self.classes.count()
         self.classes.setFixedHeight(self.classes.sizeHintForRow(0) * rows + 2 * self.classes.frameWidth() + 4 if rows else 0)
@@ -172,6 +227,11 @@ class AnnotatorWidget(Container):
     def _pick_class(self, row: int) -> None:
         if self.labels_layer is not None and row >= 0:
             self.labels_layer.selected_label = row
+
+    def pick_class(self, index: int) -> None:
+        """Paint with class ``index`` from now on (the Alt-digit keys)."""
+        if 0 <= index < self.classes.count():
+            self.classes.setCurrentRow(index)
 
     def _open_selected(self) -> None:
         rows = self.table.native.selectionModel().selectedRows() if self.table.native.selectionModel() else []
@@ -181,50 +241,20 @@ class AnnotatorWidget(Container):
             self.open_video(data[row][0])
 
     def open_video(self, video_id: str) -> None:
-        """Show a video: frames read lazily from the store, labels editable and saved as you paint."""
-        self.save()
-        for layer in (self.image_layer, self.labels_layer):
-            if layer is not None and layer in self.viewer.layers:
-                self.viewer.layers.remove(layer)
-        self.video = self.project.video(video_id)
-        self.editor = LabelsEditor(self.video)
-        self.image_layer = self.viewer.add_image(self.video.lazy_frames(), name=video_id, colormap="gray")
-        self.labels_layer = self.viewer.add_labels(
-            self.editor,
-            name=f"{video_id} labels",
-            opacity=0.45,
-            colormap=label_colormap(self.project.palette),
-            features=pd.DataFrame({"class": list(self.project.palette.names)}),
-        )
-        self.labels_layer.events.paint.connect(self._edited)
-        self.labels_layer.events.labels_update.connect(self._edited)
-        self.labels_layer.selected_label = 1
+        """Show a video in the viewer (the session's layers, shared with the review dock)."""
+        self.session.show(video_id)
+
+    def _video_shown(self, video_id: str) -> None:
         self.classes.setCurrentRow(1)
         self.status.value = f"{video_id}: {self.video.n_frames} frames, keyframes {self.video.annotated_frames()}"
 
-    # -- editing and saving ----------------------------------------------------------------
-    def _edited(self, event=None) -> None:
-        self._autosave.start()  # debounced: a burst of strokes saves once
-
+    # -- editing and navigation ----------------------------------------------------------------
     def save(self) -> list[int]:
         """Store every edited frame now (each atomically); returns the frames saved."""
-        if self.editor is None or not self.editor.pending:
-            return []
-        saved = self.editor.save()
-        corrected = [t for t in saved if self.video.sources()[t] == LabelSource.CORRECTED]
-        self.status.value = f"saved frames {saved}" + (
-            f"; {corrected} were propagated and are now keyframes: press Propagate to redo their segments" if corrected else ""
-        )
-        self._fill_table()
+        saved = self.session.save()
+        if saved:
+            self._fill_table()
         return saved
-
-    # -- navigation --------------------------------------------------------------------------
-    @property
-    def current_frame(self) -> int:
-        return int(self.viewer.dims.current_step[0])
-
-    def set_frame(self, t: int) -> None:
-        self.viewer.dims.set_current_step(0, int(t))
 
     def go_keyframe(self, direction: int) -> None:
         keys = self.video.annotated_frames() if self.video else []
@@ -254,92 +284,11 @@ class AnnotatorWidget(Container):
             self.video.remove_annotation(t)
         else:
             self.video.save_annotation(t, np.asarray(self.editor.frame(t)))
-        self.editor.refresh()
-        self.labels_layer.refresh()
+        self.session.refresh()
         self._fill_table()
-
-    # -- propagation ------------------------------------------------------------------------------
-    def propagate(self):
-        """Propagate in a background worker (progress in the activity dock); labels refresh as it goes."""
-        from napari.qt.threading import thread_worker
-
-        from sonolabel.propagation import PropagationConfig, propagate_steps
-        from sonolabel.propagation.modes import Engines
-
-        self.save()
-        video = self.video
-        try:
-            engines = Engines(self.project, PropagationConfig())
-        except SonolabelError as e:
-            self._report(e)
-            return None
-        total = video.n_frames - len(video.annotated_frames())
-
-        @thread_worker(progress={"total": total, "desc": f"propagate {video.id}"})
-        def run():
-            engine, model_id, _ = engines.for_video(video)  # auto with trained weights: compares the modes first
-            yield from propagate_steps(video, engine.config, engine=engine, model_id=model_id)
-
-        self.worker = run()
-        self.worker.yielded.connect(self._propagated_some)
-        self.worker.finished.connect(self._propagation_done)
-        self.worker.errored.connect(self._report)
-        self.propagate_button.enabled, self.cancel_button.enabled = False, True
-        self.status.value = "propagating…"
-        self.worker.start()
-        return self.worker
-
-    def _propagated_some(self, n) -> None:
-        self.editor.refresh()
-        self.labels_layer.refresh()
-
-    def _propagation_done(self) -> None:
-        self.propagate_button.enabled, self.cancel_button.enabled = True, False
-        self.editor.refresh()
-        self.labels_layer.refresh()
-        self._fill_table()
-        self.status.value = "propagation finished (or cancelled: run it again to resume)"
-        self.worker = None
-
-    def check(self):
-        """Leave-one-keyframe-out check of the open video in a background worker (the library's ``run_check``);
-        the estimate goes to the status line and the video table, misdrawn keyframes to the review queue."""
-        from napari.qt.threading import thread_worker
-
-        from sonolabel.review.check import run_check
-
-        if self.video is None:
-            self.status.value = "open a video first"
-            return None
-        self.save()
-        project, video = self.project, self.video
-
-        @thread_worker
-        def run():
-            return run_check(project, [video.id])[0]
-
-        def done(result) -> None:
-            est = "-" if result.estimate_miou is None else f"{result.estimate_miou:.3f}"
-            flagged = ", ".join(str(f["start"]) for f in result.flags) or "none"
-            self.status.value = f"{video.id}: estimated mIoU {est} at {2 * result.spacing:.0f}-frame spacing; keyframes flagged: {flagged}"
-            self._fill_table()
-            self.check_button.enabled = True
-
-        self.worker = run()
-        self.worker.returned.connect(done)
-        self.worker.errored.connect(self._report)
-        self.worker.errored.connect(lambda _: setattr(self.check_button, "enabled", True))
-        self.check_button.enabled = False
-        self.status.value = "checking keyframes…"
-        self.worker.start()
-        return self.worker
-
-    def cancel(self) -> None:
-        if self.worker is not None:
-            self.worker.quit()
 
     def close_project(self) -> None:
-        self.save()
-        if self.project is not None:
-            self.project.close()
-            self.project = None
+        self.session.close()
+
+
+__all__ = ["AnnotatorWidget", "SHORTCUTS"]

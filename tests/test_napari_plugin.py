@@ -25,30 +25,6 @@ def test_library_does_not_import_qt():
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
-@pytest.fixture
-def small_project(tmp_path):
-    """A 41-frame phantom video at 240x240 with keyframes 0 and 40."""
-    import torch
-    import torch.nn.functional as F
-
-    from sonolabel.phantom import make_sequence
-    from sonolabel.phantom.render import PhantomRenderer
-    from sonolabel.store import Project
-
-    r = PhantomRenderer(make_sequence(2, 1, 41))
-    out = [r.render(t) for t in range(41)]
-    imgs = F.interpolate(torch.from_numpy(np.stack([o[0] for o in out]))[:, None].float(), size=(240, 240), mode="area")[:, 0].round().byte().numpy()
-    labels = np.stack([o[1][::2, ::2] for o in out])
-    path = tmp_path / "p.zarr"
-    with Project.create(path) as p:
-        with p.staged_video("S1-T1", 41, 240, 240, {"subject": "S1", "trial": "1", "fps": 20.0}) as v:
-            v.frames[:] = imgs
-        v = p.video("S1-T1")
-        v.save_annotation(0, labels[0])
-        v.save_annotation(40, labels[40])
-    return path, labels
-
-
 def test_reader_opens_project_lazily_with_palette(make_napari_viewer, small_project, tmp_path):
     import dask.array as da
 
@@ -117,15 +93,13 @@ def test_keyframe_navigation_and_shortcuts(make_napari_viewer, small_project):
     from napari.utils.action_manager import action_manager
     from napari.utils.shortcuts import default_shortcuts
 
-    from sonolabel_napari._actions import SHORTCUTS
+    from sonolabel_napari._actions import CLASS_KEYS, SHORTCUTS
 
     path, _ = small_project
     viewer, w = _dock(make_napari_viewer, path)
     assert w.table.data.to_list()[0][:4] == ["S1-T1", "S1", "1", 41]
-    assert w.table.data.to_list()[0][-1] == "-"  # check mIoU: not checked yet
-    assert w.import_fields.labels and [x.label for x in w.import_fields] == ["recording", "subject"]
-    rows = w.classes.count()
-    assert rows == 8 and w.classes.height() >= rows * w.classes.sizeHintForRow(0)  # every class in view
+    assert w.table.data.to_list()[0][-2:] == ["-", "-"]  # check mIoU, review progress: neither yet
+    assert w.import_fields.labels and [x.label for x in w.import_fields] == ["project folder", "recording", "subject"]
     viewer.dims.set_current_step(0, 10)
     w.go_keyframe(+1)
     assert w.current_frame == 40
@@ -139,7 +113,8 @@ def test_keyframe_navigation_and_shortcuts(make_napari_viewer, small_project):
     action_manager.trigger("sonolabel:toggle_keyframe")
     assert 20 not in w.video.annotated_frames()
     napari_keys = {str(k) for keys in default_shortcuts.values() for k in keys}
-    assert not napari_keys & {k for k, _, _ in SHORTCUTS.values()}
+    ours = {k for k, _, _ in SHORTCUTS.values()} | set(CLASS_KEYS)
+    assert not {k.replace("-", "+") for k in ours} & napari_keys and not ours & napari_keys
     w.close_project()
 
 
@@ -294,7 +269,194 @@ def test_check_button_estimates_quality_and_flags_a_misdrawn_keyframe(make_napar
         pass
     qtbot.waitUntil(lambda: "estimated mIoU" in w.status.value, timeout=5000)
     assert "keyframes flagged: 60" in w.status.value
-    assert float(w.table.data.to_list()[0][-1]) > 0.5
+    assert float(w.table.data.to_list()[0][-2]) > 0.5
     w.close_project()
     with Project.open(tmp_path / "p.zarr") as p:
         assert ReviewLog(p).queue()["start"].tolist() == [60]
+
+
+def test_dock_in_sections_every_field_labelled_every_class_keyed_titles_single(make_napari_viewer, small_project):
+    from magicgui.widgets import FileEdit, LineEdit
+    from napari.utils.action_manager import action_manager
+
+    from sonolabel_napari._actions import SHORTCUTS
+
+    path, _ = small_project
+    viewer = make_napari_viewer()
+    dock, w = viewer.window.add_plugin_dock_widget("sonolabel", "Annotate keyframes")
+    rdock, r = viewer.window.add_plugin_dock_widget("sonolabel", "Review flags")
+    assert dock.windowTitle() == "Annotate keyframes (sonolabel)" and rdock.windowTitle() == "Review flags (sonolabel)"
+    assert [box.title() for box in w.sections.values()] == ["Project", "Videos", "Classes", "Navigation", "Propagate, check, export", "Status"]
+    fields = [x for x in (*w.import_fields, w.dataset) if isinstance(x, (FileEdit, LineEdit))]
+    assert len(fields) == 4 and all(x.label and x.label == x.label.strip() for x in fields)
+    w.open_project(path)
+    w.open_video("S1-T1")
+    rows = w.classes.count()
+    assert rows == 8 and w.classes.height() >= rows * w.classes.sizeHintForRow(0)  # every class in view, no scrollbar
+    texts = [w.classes.item(i).text() for i in range(rows)]
+    assert all(t.startswith(f"{i}  {name}") and t.endswith(f"Alt-{i}") for i, (t, name) in enumerate(zip(texts, w.project.palette.names)))
+    assert all(not w.classes.item(i).icon().isNull() for i in range(rows))  # a colour swatch
+    for button, action in (
+        (w.next_key, "sonolabel:next_keyframe"),
+        (w.toggle_key, "sonolabel:toggle_keyframe"),
+        (w.uncertainty, "sonolabel:toggle_uncertainty"),
+    ):
+        assert SHORTCUTS[action][0] in button.tooltip
+    action_manager.trigger("sonolabel:class_6")  # Alt-6: ulna
+    assert w.labels_layer.selected_label == 6 and w.classes.currentRow() == 6
+    w.close_project()
+
+
+def test_one_project_serves_both_docks_and_closing_the_viewer_releases_the_lock(make_napari_viewer, small_project):
+    from sonolabel.errors import SonolabelError
+    from sonolabel.store import Project
+    from sonolabel_napari._review import ReviewWidget
+    from sonolabel_napari._session import session_for
+    from sonolabel_napari._widget import AnnotatorWidget
+
+    path, _ = small_project
+    with Project.open(path, mode="a") as p:  # a second video, to follow between docks
+        with p.staged_video("S2-T1", 5, 240, 240, {"subject": "S2", "trial": "1"}) as v:
+            v.frames[:] = 100
+    viewer = make_napari_viewer(show=True)
+    viewer.open(str(path), plugin="sonolabel")  # the reader opens the project in the viewer's session
+    session = session_for(viewer)
+    assert session.project is not None and session.video.id == "S1-T1"
+    a, r = AnnotatorWidget(viewer), ReviewWidget(viewer)
+    viewer.window.add_dock_widget(a, area="right")
+    viewer.window.add_dock_widget(r, area="right")
+    assert a.project is r.project is session.project  # no dock asked for the project again
+    assert a.table.data.to_list()[1][0] == "S2-T1" and r.videos.choices == ("S1-T1", "S2-T1")
+    assert [layer.name for layer in viewer.layers].count("S1-T1") == 1  # one copy of the video's layers
+    r.videos.value = "S2-T1"  # the review dock picks a video: the annotation dock follows
+    assert a.video.id == "S2-T1" and "S2-T1" in viewer.layers and "S1-T1" not in viewer.layers
+    a.open_video("S1-T1")  # and the other way round
+    assert r.video_id == "S1-T1" and r.videos.value == "S1-T1"
+    with pytest.raises(SonolabelError):
+        Project.open(path, mode="a")  # held by this viewer
+    viewer.close()
+    from qtpy.QtWidgets import QApplication
+
+    QApplication.processEvents()
+    with Project.open(path, mode="a"):  # closing the viewer released the lock
+        pass
+
+
+def test_timeline_shows_the_video_follows_saves_and_jobs_and_a_click_moves_the_viewer(make_napari_viewer, small_project, qtbot):
+    from qtpy.QtCore import QPoint, Qt
+
+    from sonolabel.store import LabelSource
+
+    path, labels = small_project
+    viewer, w = _dock(make_napari_viewer, path)
+    tl = w.session.timeline
+    qtbot.waitUntil(lambda: tl.width() > 200, timeout=5000)
+    assert tl.timeline.keyframes == [0, 40] and [s for _, _, s in tl.timeline.runs()][1] == LabelSource.NONE
+    image = tl.grab().toImage()
+    assert image.width() > 200 and len({image.pixel(x, tl.height() // 6) for x in range(0, image.width(), 7)}) > 2  # drawn, not blank
+    # a real click a quarter of the way along goes to frame ~10
+    x = int(round(tl.x_of(10.5)))
+    qtbot.mouseClick(tl, Qt.MouseButton.LeftButton, pos=QPoint(x, tl.height() // 2))
+    assert w.current_frame == 10
+    # propagation fills the labels band and the confidence curve as it runs
+    worker = w.propagate()
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    assert [s for _, _, s in tl.timeline.runs()] == [LabelSource.ANNOTATED, LabelSource.PROPAGATED, LabelSource.ANNOTATED]
+    assert np.isfinite(tl.timeline.confidence).all()
+    # a saved correction shows as a corrected keyframe at once
+    w.labels_layer.paint((10, 30, 30), 5)
+    w.save()
+    assert tl.timeline.corrected == [10]
+    # drift from the viewer puts its flags on the timeline and in the video table
+    worker = w.drift()
+    with qtbot.waitSignal(worker.finished, timeout=300_000):
+        pass
+    qtbot.waitUntil(lambda: "drift flags" in w.status.value, timeout=5000)
+    n = int(w.status.value.split(": ")[1].split(" ")[0])
+    assert len(tl.timeline.flags) == n and w.table.data.to_list()[0][-1] == (f"0/{n}" if n else "-")
+    w.close_project()
+
+
+def test_timeline_redraws_a_2500_frame_video_within_50_ms(make_napari_viewer, qtbot):
+    import time
+
+    from sonolabel.review.timeline import Timeline
+    from sonolabel.store import LabelSource
+    from sonolabel_napari._session import session_for
+    from sonolabel_napari._timeline import TimelineWidget
+
+    rng = np.random.default_rng(0)
+    n = 2500
+    sources = np.full(n, LabelSource.PROPAGATED, np.uint8)
+    sources[::200] = LabelSource.ANNOTATED
+    sources[100::400] = LabelSource.CORRECTED
+    sources[2300:] = LabelSource.NONE
+    confidence = np.clip(0.9 + 0.05 * rng.standard_normal(n), 0, 1).astype(np.float32)
+    confidence[sources == LabelSource.NONE] = np.nan
+    starts = np.sort(rng.choice(n - 50, 120, replace=False))
+    flags = [
+        {"start": int(s), "stop": int(s) + 30, "severity": float(rng.random()), "kind": "trend", "state": "pending" if i % 3 else "accepted"}
+        for i, s in enumerate(starts)
+    ]
+    viewer = make_napari_viewer(show=True)
+    tl = TimelineWidget(session_for(viewer))
+    viewer.window.add_dock_widget(tl, area="bottom")
+    tl.resize(1600, 80)
+    tl.timeline = Timeline(n, sources, confidence, flags)
+    times = []
+    for _ in range(15):
+        t0 = time.perf_counter()
+        tl.repaint()
+        times.append(time.perf_counter() - t0)
+    assert np.median(times) < 0.050, f"timeline redraw {1000 * np.median(times):.1f} ms"
+
+
+def test_uncertainty_overlay_is_lazy_toggles_with_one_key_and_has_a_legend(make_napari_viewer, small_project, qtbot):
+    import dask.array as da
+    from napari.utils.action_manager import action_manager
+
+    from sonolabel.propagation import propagate_video
+    from sonolabel.store import Project
+
+    path, labels = small_project
+    with Project.open(path, mode="a") as p:
+        propagate_video(p.video("S1-T1"))
+    viewer, w = _dock(make_napari_viewer, path)
+    layer = viewer.layers["uncertainty"]
+    assert not layer.visible and isinstance(layer.data, da.Array)  # read lazily, hidden until asked for
+    assert layer.data.shape[1] < 240 and np.allclose(layer.data.shape[1] * layer.scale[1], 240)  # key grid laid over the frame
+    action_manager.trigger("sonolabel:toggle_uncertainty")  # Alt-U
+    assert layer.visible and layer.colorbar.visible and "uncertainty" in layer.colormap.name
+    viewer.dims.set_current_step(0, 20)
+    qtbot.wait(100)
+    assert np.asarray(layer.data[20]).max() > 0 and np.asarray(layer.data[0]).max() == 0  # unsure somewhere; a keyframe never
+    action_manager.trigger("sonolabel:toggle_uncertainty")
+    assert not layer.visible
+    w.close_project()
+
+
+def test_export_from_the_viewer_writes_the_same_dataset_as_the_cli(make_napari_viewer, small_project, qtbot, tmp_path):
+    import zarr
+
+    from sonolabel.cli.main import main
+    from sonolabel.export import dataset
+    from sonolabel.propagation import propagate_video
+    from sonolabel.store import Project
+
+    path, _ = small_project
+    with Project.open(path, mode="a") as p:
+        propagate_video(p.video("S1-T1"))
+    viewer, w = _dock(make_napari_viewer, path)
+    assert w.dataset.value.name == "p-dataset.zarr"  # a default beside the project
+    worker = w.export(tmp_path / "from-viewer.zarr")
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    assert "dataset written" in w.status.value
+    assert main(["export", str(path), str(tmp_path / "from-cli.zarr")]) == 0  # a reader beside the viewer's writer
+    a, b = zarr.open_group(str(tmp_path / "from-viewer.zarr"), mode="r"), zarr.open_group(str(tmp_path / "from-cli.zarr"), mode="r")
+    for key in (dataset.IMAGES, dataset.LABELS):
+        assert a[key].shape[0] == 41 and np.array_equal(a[key][:], b[key][:])
+    ta, tb = (dataset.read_table(tmp_path / name).sort_index(axis=1) for name in ("from-viewer.zarr", "from-cli.zarr"))
+    assert ta.equals(tb)
+    w.close_project()
