@@ -122,7 +122,7 @@ class Jobs:
         return self._start(run(), "checking keyframes…", done)
 
     def drift(self):
-        """Drift signals and flags for the open video (``run_drift``, as ``sonolabel drift PROJECT --video``)."""
+        """Drift signals and flags for the open video (``run_drift``, as ``sonolabel drift PROJECT VIDEO``)."""
         from napari.qt.threading import thread_worker
 
         from sonolabel.review import run_drift

@@ -36,8 +36,6 @@ def uncertainty_colormap():
 def uncertainty_layer(video) -> tuple | None:
     """Propagation's per-pixel uncertainty, 1 - margin, read lazily on its key grid and laid over the frames
     (scaled, with each cell centred on the pixels it covers); None before the video is propagated."""
-    from sonolabel.store import layout
-
     data = video.lazy_uncertainty()
     if data is None:
         return None
@@ -45,7 +43,7 @@ def uncertainty_layer(video) -> tuple | None:
     return data, {
         "name": "uncertainty",
         "colormap": uncertainty_colormap(),
-        "contrast_limits": (0, layout.MARGIN_SCALE),
+        "contrast_limits": (0.0, 1.0),
         "scale": (1, sy, sx),
         "translate": (0, (sy - 1) / 2, (sx - 1) / 2),
         "blending": "translucent",

@@ -23,6 +23,7 @@ from sonolabel.review.report import draw_signals
 from sonolabel.review.signals import label_signals, signal_table
 
 from ._actions import shortcut_of
+from ._sections import compact, section, status_line
 from ._session import session_for
 
 QUEUE_COLUMNS = ["state", "severity", "frames", "class", "signal", "reason", "id"]
@@ -45,31 +46,33 @@ class ReviewWidget(Container):
         # choices as a callable: napari resets a magicgui dock's choices whenever layers change
         self.videos = ComboBox(label="video", choices=lambda _: self.project.video_ids() if self.project is not None else [])
         self.table = Table(value=pd.DataFrame(columns=QUEUE_COLUMNS))
-        self.who, self.note = LineEdit(label="reviewer"), LineEdit(label="note")
-        self.accept, self.correct = PushButton(text="Accept"), PushButton(text="Corrected")
-        self.exclude, self.reset = PushButton(text="Exclude"), PushButton(text="Reset")
+        self.who = LineEdit(label="reviewer", tooltip="your name, kept with every review action")
+        self.note = LineEdit(label="note", tooltip="why: kept with the action in the audit log")
+        self.accept = PushButton(text="Accept", tooltip="the labels are right: keep them")
+        self.correct = PushButton(text="Corrected", tooltip="you corrected the frames in the annotation dock")
+        self.exclude = PushButton(text="Exclude", tooltip="leave these frames out of exported datasets")
+        self.reset = PushButton(text="Reset", tooltip="back to pending")
         self.next_flag = PushButton(text=f"Next flag ▶ ({shortcut_of('sonolabel:next_flag')})", tooltip="the next pending flag after this frame")
         self.status = Label(value="open a project with drift flags (`sonolabel drift PROJECT`)")
+        status_line(self.status)
         self.figure = Figure(figsize=(4, 4))
         self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(260)
-        self.extend(
-            [
-                self.path,
-                self.open_button,
-                self.videos,
-                self.table,
-                self.who,
-                self.note,
-                self.accept,
-                self.correct,
-                self.exclude,
-                self.reset,
-                self.next_flag,
-                self.status,
-            ]
-        )
-        self.native.layout().insertWidget(3, self.canvas)
+        self.canvas.setMinimumHeight(240)
+        self.canvas.setToolTip("per-frame signals with flagged spans shaded; click to go to a frame")
+        compact(self.table, 4)
+        self.sections = {
+            "project": section("Project", Container(widgets=[self.path], labels=True), self.open_button),
+            "video": section("Video", Container(widgets=[self.videos], labels=True), self.canvas),
+            "flags": section("Flags", self.table, self.next_flag),
+            "review": section(
+                "Review the selected flag",
+                Container(widgets=[self.who, self.note], labels=True),
+                Container(widgets=[self.accept, self.correct, self.exclude, self.reset], layout="horizontal", labels=False),
+            ),
+            "status": section("Status", self.status),
+        }
+        for box in self.sections.values():
+            self.native.layout().addWidget(box)
         self.canvas.mpl_connect("button_press_event", self._on_click)
         self.open_button.changed.connect(lambda: self.open_project(self.path.value))
         self.videos.changed.connect(lambda v: v and self.session.project is not None and self.session.show(v))

@@ -199,6 +199,8 @@ class Session:
         self.labels_layer.refresh()
         if UNCERTAINTY in self.viewer.layers:
             self.viewer.layers[UNCERTAINTY].refresh()
+        else:  # the first propagation of this video: the overlay can exist now (hidden until asked for)
+            self._add_uncertainty(visible=False)
         self.changed.emit(self.video.id)
 
     # -- editing ---------------------------------------------------------------------------

@@ -10,8 +10,8 @@ frame stays visible on a long video. Click or drag to go to a frame.
 from __future__ import annotations
 
 import numpy as np
-from qtpy.QtCore import QPointF, QRectF, Qt
-from qtpy.QtGui import QColor, QPainter, QPen, QPolygonF
+from qtpy.QtCore import QPointF, QRectF, Qt, QTimer
+from qtpy.QtGui import QColor, QPainter, QPen, QPixmap, QPolygonF
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
 from sonolabel.review.timeline import Timeline, video_timeline
@@ -25,12 +25,15 @@ SOURCE_COLORS = {
     LabelSource.CORRECTED: QColor(70, 130, 180),
 }
 KEYFRAME, CORRECTED, CURSOR = QColor(255, 255, 255), QColor(255, 150, 30), QColor(255, 255, 0)
-LEFT = 70  # room for the band names
-BANDS = (("labels", 0.0, 0.3), ("flags", 0.34, 0.6), ("confidence", 0.64, 1.0))
+LEFT = 78  # room for the band names
+HEIGHT = 84
+CONFIDENCE_FLOOR = 0.8  # the confidence band spans 0.8 (bottom; anything lower sits there) to 1 (top): typical
+# propagated frames sit at 0.9-0.95 and fall as boundaries blur
+BANDS = (("labels", 0.0, 0.26), ("flags", 0.3, 0.52), ("confidence", 0.56, 1.0))
 TOOLTIP = (
     "labels: blue propagated, teal imported, grey unlabelled; white ticks keyframes, orange corrected\n"
     "flags: yellow to red by severity, outlined once reviewed\n"
-    "confidence: propagation's mean class-probability margin per frame (lowest per pixel column)\n"
+    "confidence: propagation's mean class-probability margin per frame, 0.8 (bottom) to 1 (top); lowest per pixel column\n"
     "click or drag to go to a frame"
 )
 
@@ -58,18 +61,28 @@ class TimelineWidget(QWidget):
         super().__init__()
         self.session = session
         self.timeline: Timeline | None = None
-        self.setMinimumHeight(64)
-        self.setMaximumHeight(90)
+        self.setMinimumHeight(HEIGHT)
+        self.setMaximumHeight(HEIGHT)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setToolTip(TOOLTIP)
-        session.changed.connect(lambda _: self.refresh())
+        self._cache: QPixmap | None = None  # everything but the cursor; a frame step only moves the cursor
+        self._pending = QTimer(self)
+        self._pending.setSingleShot(True)
+        self._pending.timeout.connect(self.refresh)
+        session.changed.connect(lambda _: self._pending.start(0))  # a burst of changes (saves, batches) reads once
         session.viewer.dims.events.current_step.connect(lambda _: self.update())
 
     def refresh(self) -> None:
         """Re-read the timeline of the session's video (per-frame columns and flags only) and redraw."""
+        self._pending.stop()
         video = self.session.video
         self.timeline = video_timeline(video) if video is not None else None
+        self._cache = None
         self.update()
+
+    def resizeEvent(self, event) -> None:
+        self._cache = None
+        super().resizeEvent(event)
 
     # -- geometry -------------------------------------------------------------------------------
     def _span(self) -> tuple[float, float]:
@@ -87,16 +100,39 @@ class TimelineWidget(QWidget):
 
     # -- drawing ------------------------------------------------------------------------------
     def paintEvent(self, event) -> None:
+        ratio = self.devicePixelRatioF()
+        if self._cache is None or self._cache.size() != self.size() * ratio:
+            self._cache = QPixmap(self.size() * ratio)
+            self._cache.setDevicePixelRatio(ratio)
+            p = QPainter(self._cache)
+            try:
+                self._draw(p)
+            finally:
+                p.end()
         p = QPainter(self)
         try:
-            p.fillRect(self.rect(), QColor(38, 41, 48))
-            if self.timeline is None or self.timeline.n_frames == 0:
-                p.setPen(QColor(200, 200, 200))
-                p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "open a video to see its timeline")
-                return
+            p.drawPixmap(0, 0, self._cache)
+            if self.timeline is not None and self.timeline.n_frames:
+                p.setPen(QPen(CURSOR, 1))
+                x = self.x_of(self.session.current_frame + 0.5)
+                p.drawLine(QPointF(x, 0), QPointF(x, self.height()))
+        finally:
+            p.end()
+
+    def draw_ms(self) -> float:
+        """Milliseconds to draw the whole timeline once at the widget's size (what a refresh costs; a frame step
+        only draws the cursor over the result)."""
+        import time
+
+        t0 = time.perf_counter()
+        self._cache = None
+        pix = QPixmap(self.size())
+        p = QPainter(pix)
+        try:
             self._draw(p)
         finally:
             p.end()
+        return 1e3 * (time.perf_counter() - t0)
 
     def _band(self, name: str) -> tuple[float, float]:
         h = self.height() - 4
@@ -104,6 +140,11 @@ class TimelineWidget(QWidget):
         return 2 + lo * h, 2 + hi * h
 
     def _draw(self, p: QPainter) -> None:
+        p.fillRect(QRectF(0, 0, self.width(), self.height()), QColor(38, 41, 48))
+        if self.timeline is None or self.timeline.n_frames == 0:
+            p.setPen(QColor(200, 200, 200))
+            p.drawText(QRectF(0, 0, self.width(), self.height()), Qt.AlignmentFlag.AlignCenter, "open a video to see its timeline")
+            return
         tl = self.timeline
         p.setPen(QColor(190, 190, 190))
         for name, _, _ in BANDS:
@@ -128,9 +169,6 @@ class TimelineWidget(QWidget):
                 p.setPen(QPen(color, 1))
                 p.drawRect(rect)
         self._draw_confidence(p)
-        p.setPen(QPen(CURSOR, 1))
-        x = self.x_of(self.session.current_frame + 0.5)
-        p.drawLine(QPointF(x, 0), QPointF(x, self.height()))
 
     def _draw_confidence(self, p: QPainter) -> None:
         c0, c1 = self._band("confidence")
@@ -142,7 +180,7 @@ class TimelineWidget(QWidget):
         if not ok.any():
             return
         xs = a + np.arange(columns) + 0.5
-        ys = c1 - np.clip(low, 0, 1) * (c1 - c0)
+        ys = c1 - np.clip((low - CONFIDENCE_FLOOR) / (1 - CONFIDENCE_FLOOR), 0, 1) * (c1 - c0)
         p.setPen(QPen(QColor(120, 220, 120), 1))
         # one polyline per run of known values
         breaks = np.flatnonzero(np.diff(ok.astype(np.int8))) + 1

@@ -14,25 +14,17 @@ import pandas as pd
 from qtpy.QtCore import QTimer
 from magicgui.widgets import Container, FileEdit, Label, LineEdit, PushButton, Table
 from qtpy.QtGui import QColor, QIcon, QPixmap
-from qtpy.QtWidgets import QGroupBox, QListWidget, QListWidgetItem, QVBoxLayout
+from qtpy.QtWidgets import QListWidget, QListWidgetItem
 
 from sonolabel.errors import SonolabelError
 
 from ._actions import CLASS_KEYS, SHORTCUTS, shortcut_of
 from ._jobs import Jobs
+from ._sections import compact, section, status_line
 from ._session import session_for
 
-TABLE_COLUMNS = ["video", "subject", "trial", "frames", "keyframes", "propagated", "check mIoU", "reviewed"]
-
-
-def section(title: str, *widgets) -> QGroupBox:
-    """A titled group of magicgui or Qt widgets; magicgui widgets keep their labels."""
-    box = QGroupBox(title)
-    layout = QVBoxLayout(box)
-    layout.setContentsMargins(6, 4, 6, 4)
-    for w in widgets:
-        layout.addWidget(getattr(w, "native", w))
-    return box
+# "est. mIoU": the quality `sonolabel check` estimated; "reviewed": flags reviewed / flags
+TABLE_COLUMNS = ["video", "subject", "trial", "frames", "keys", "propagated", "est. mIoU", "reviewed"]
 
 
 def with_key(text: str, action: str) -> str:
@@ -71,7 +63,8 @@ class AnnotatorWidget(Jobs, Container):
                                         Container(widgets=[self.toggle_key, self.uncertainty], layout="horizontal", labels=False)], labels=False)  # fmt: skip
         jobs = Container(widgets=self._make_job_widgets(), labels=True)
         self.status = Label(value="open a project (a .zarr folder)")
-        self.status.native.setWordWrap(True)
+        status_line(self.status)
+        compact(self.table, 4)
         self.sections = {
             "project": section("Project", self.import_fields, Container(widgets=[self.open_button, self.import_button], layout="horizontal", labels=False)),
             "videos": section("Videos", self.table, self.open_video_button),
@@ -93,11 +86,12 @@ class AnnotatorWidget(Jobs, Container):
         self.suggested.changed.connect(self.go_suggested)
         self.toggle_key.changed.connect(self.toggle_keyframe)
         self.uncertainty.changed.connect(self.session.toggle_uncertainty)
-        self.native.setMinimumWidth(360)
-        self.native.setMaximumWidth(460)
+        self.native.setMinimumWidth(480)
+        self.native.setMaximumWidth(540)
         self.session.project_changed.connect(self._project_changed)
         self.session.video_shown.connect(self._video_shown)
         self.session.message.connect(self._say)
+        self.session.changed.connect(self._fill_table)
         from ._actions import register_actions
 
         register_actions(self)
@@ -191,26 +185,33 @@ class AnnotatorWidget(Jobs, Container):
         self.open_video(vid)
         return vid
 
-    def _fill_table(self) -> None:
+    def _row(self, r: dict, progress: dict) -> list:
+        return [
+            r["video"],
+            r["subject"],
+            r["trial"],
+            r["frames"],
+            r["keyframes"],
+            f"{100 * r['propagated']:.0f}%",
+            "-" if r["check_miou"] is None else f"{r['check_miou']:.3f}",
+            "-" if r["video"] not in progress else "{}/{}".format(*progress[r["video"]]),
+        ]
+
+    def _fill_table(self, video_id: str | None = None) -> None:
+        """Fill the video table from the library's summary and review progress (only ``video_id``'s row, when
+        given and already listed: what a save changes)."""
         from sonolabel.review import ReviewLog
 
         if self.project is None:
             return
+        ids = [row[0] for row in self.table.data.to_list()] if self.table.shape[0] else []
+        if video_id is not None and video_id in ids:
+            log = ReviewLog(self.project)
+            row = self._row(self.project.summary([video_id])[0], log.progress(video_id))
+            self.table.data[ids.index(video_id)] = row
+            return
         progress = ReviewLog(self.project).progress()
-        rows = [
-            [
-                r["video"],
-                r["subject"],
-                r["trial"],
-                r["frames"],
-                r["keyframes"],
-                f"{100 * r['propagated']:.0f}%",
-                "-" if r["check_miou"] is None else f"{r['check_miou']:.3f}",
-                "-" if r["video"] not in progress else "{}/{}".format(*progress[r["video"]]),
-            ]
-            for r in self.project.summary()
-        ]
-        self.table.value = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+        self.table.value = pd.DataFrame([self._row(r, progress) for r in self.project.summary()], columns=TABLE_COLUMNS)
 
     def _fill_classes(self) -> None:
         self.classes.clear()
@@ -251,10 +252,7 @@ class AnnotatorWidget(Jobs, Container):
     # -- editing and navigation ----------------------------------------------------------------
     def save(self) -> list[int]:
         """Store every edited frame now (each atomically); returns the frames saved."""
-        saved = self.session.save()
-        if saved:
-            self._fill_table()
-        return saved
+        return self.session.save()  # the session's `changed` refreshes this video's row
 
     def go_keyframe(self, direction: int) -> None:
         keys = self.video.annotated_frames() if self.video else []

@@ -162,10 +162,10 @@ class ReviewLog:
             df = df[df["state"] == state]
         return df.sort_values("severity", ascending=False, kind="stable").reset_index(drop=True)
 
-    def progress(self) -> dict[str, tuple[int, int]]:
-        """Per flagged video: (flags reviewed, flags in all); a flag counts as reviewed once none of its frames
-        is pending."""
-        q = self.queue(None)
+    def progress(self, video: str | None = None) -> dict[str, tuple[int, int]]:
+        """Per flagged video (``video`` only, when given): (flags reviewed, flags in all); a flag counts as
+        reviewed once none of its frames is pending."""
+        q = self.queue(None, video=video)
         return {vid: (int((g["state"] != "pending").sum()), len(g)) for vid, g in q.groupby("video")}
 
     def find_flag(self, flag_id: str) -> dict:

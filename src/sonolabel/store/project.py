@@ -191,12 +191,13 @@ class Project:
         for p in d.glob(f"{layout.STAGING_PREFIX}*") if d.is_dir() else []:
             shutil.rmtree(p, ignore_errors=True)
 
-    def summary(self) -> list[dict]:
-        """One row per video: id, subject, trial, task, frames, size, keyframes, share propagated and imported,
-        the pixel spacing in mm (row, column) when known, and the quality ``sonolabel check`` estimated (mIoU at
-        twice the keyframe spacing; None when unchecked or the keyframes changed since)."""
+    def summary(self, videos: list[str] | None = None) -> list[dict]:
+        """One row per video (of ``videos`` only, when given): id, subject, trial, task, frames, size, keyframes,
+        share propagated and imported, the pixel spacing in mm (row, column) when known, and the quality
+        ``sonolabel check`` estimated (mIoU at twice the keyframe spacing; None when unchecked or the keyframes
+        changed since)."""
         rows = []
-        for v in self.videos():
+        for v in self.videos() if videos is None else [self.video(i) for i in videos]:
             a = v.attrs
             src = v.sources()
             rows.append(

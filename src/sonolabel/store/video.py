@@ -106,14 +106,15 @@ class Video:
         arr[start : start + b] = np.round(np.clip(margin, 0, 1) * layout.MARGIN_SCALE).astype(np.uint8)
 
     def lazy_uncertainty(self):
-        """Per-pixel uncertainty (1 - margin) x 250 as a lazy uint8 dask array on the key grid, 0 where a frame
-        was not propagated (keyframes included); None before propagation stored margins."""
+        """Per-pixel uncertainty, 1 - margin in [0, 1], as a lazy float32 dask array on the key grid; 0 where a
+        frame was not propagated (keyframes included). None before propagation stored margins."""
         import dask.array as da
 
         if self.margin is None:
             return None
         m = da.from_zarr(self.margin)
-        return da.where(m == layout.NO_MARGIN, 0, layout.MARGIN_SCALE - m).astype(np.uint8)
+        u = (layout.MARGIN_SCALE - m.astype(np.float32)) / layout.MARGIN_SCALE
+        return da.where(m == layout.NO_MARGIN, np.float32(0), u)
 
     @property
     def n_frames(self) -> int:
@@ -158,7 +159,8 @@ class Video:
             names = os.listdir(chunk_dir)
         except FileNotFoundError:
             return []
-        return sorted(int(n) for n in names if n.isdigit() and int(n) < self.n_frames)
+        n_frames = self.n_frames  # read once: each read opens the frames array's metadata
+        return sorted(int(n) for n in names if n.isdigit() and int(n) < n_frames)
 
     def _check_frame(self, t: int) -> int:
         t = int(t)
