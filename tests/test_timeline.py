@@ -37,6 +37,9 @@ def test_propagation_stores_its_margin_and_the_timeline_reads_it(small_project):
         assert (np.asarray(v.margin[20]) == layout.NO_MARGIN).all()
         tl = video_timeline(v)
         assert tl.corrected == [20] and tl.confidence[20] == 1 and np.asarray(v.lazy_uncertainty()[20]).max() == 0
+        # labels imported from another tool carry no propagation confidence
+        v.save_propagated(30, labels[30:35], source=LabelSource.IMPORTED)
+        assert (np.asarray(v.margin[30:35]) == layout.NO_MARGIN).all() and np.isnan(video_timeline(v).confidence[30:35]).all()
 
 
 def test_timeline_and_review_progress_carry_flags_with_their_state(small_project):

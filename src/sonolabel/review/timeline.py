@@ -20,7 +20,7 @@ from .log import ReviewLog
 class Timeline:
     """One video along time. ``sources`` holds a :class:`LabelSource` per frame; ``confidence`` is the mean
     per-pixel margin of propagation's fused class probabilities (1 on keyframes, NaN where nothing was
-    propagated); ``flags`` are the drift flags, each with ``start``, ``stop``, ``severity``, ``kind`` and
+    propagated or the labels were imported); ``flags`` are the drift flags, each with ``start``, ``stop``, ``severity``, ``kind`` and
     review ``state``."""
 
     n_frames: int
@@ -52,7 +52,7 @@ def video_timeline(video: Video, log: ReviewLog | None = None) -> Timeline:
     confidence = video.column("margin", np.nan).astype(np.float32)
     key = np.isin(sources, (LabelSource.ANNOTATED, LabelSource.CORRECTED))
     confidence[key] = 1.0
-    confidence[sources == LabelSource.NONE] = np.nan
+    confidence[~key & (sources != LabelSource.PROPAGATED)] = np.nan  # unlabelled, or imported from another tool
     log = log or ReviewLog(video.project)
     q = log.queue(None, video=video.id)
     flags = [{k: r[k] for k in ("start", "stop", "severity", "kind", "state")} for r in q.to_dict("records")]

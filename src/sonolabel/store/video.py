@@ -225,6 +225,8 @@ class Video:
         cur = src[start:stop]
         keep = (cur == LabelSource.ANNOTATED) | (cur == LabelSource.CORRECTED)
         src[start:stop] = np.where(keep, cur, np.uint8(source))
+        if source != LabelSource.PROPAGATED and self.margin is not None:  # labels from elsewhere: no propagation confidence
+            self.margin[start:stop] = layout.NO_MARGIN
 
     def _set_row(self, t: int, source: LabelSource, who: str | None) -> None:
         self.group[f"{layout.TABLE}/source"][t] = np.uint8(source)
