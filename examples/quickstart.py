@@ -22,7 +22,7 @@ from sonolabel.unet import UNetConfig, predict_project, train_unet
 out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="sonolabel-quickstart-"))
 
 # 1. Recordings: a phantom forearm with ground truth (yours: video, DICOM, TIFF stack, frame folder, HDF5, Clarius).
-generate_phantom(out / "phantom", subjects=3, frames=60, seed=0)
+generate_phantom(out / "phantom", subjects=2, frames=60, seed=0)
 truth = {}
 with Project.create(out / "project.zarr") as project:
     for rec in read_manifest(out / "phantom"):

@@ -19,6 +19,7 @@ from qtpy.QtWidgets import QListWidget, QListWidgetItem
 from sonolabel.errors import SonolabelError
 
 from ._actions import CLASS_KEYS, SHORTCUTS, shortcut_of
+from ._assist import AssistTool
 from ._jobs import Jobs
 from ._sections import compact, section, status_line
 from ._session import session_for
@@ -58,9 +59,21 @@ class AnnotatorWidget(Jobs, Container):
         self.suggested = PushButton(text="next suggested", tooltip=with_key("the frame that most needs a keyframe", "sonolabel:next_suggested"))
         self.toggle_key = PushButton(text="mark / unmark keyframe", tooltip=with_key("make this frame a keyframe, or unmark it", "sonolabel:toggle_keyframe"))
         self.uncertainty = PushButton(text="uncertainty overlay", tooltip=with_key("show or hide where propagation is unsure", "sonolabel:toggle_uncertainty"))
-        navigation = Container(widgets=[Container(widgets=[self.prev_key, self.next_key], layout="horizontal", labels=False),
-                                        Container(widgets=[self.midpoint, self.suggested], layout="horizontal", labels=False),
-                                        Container(widgets=[self.toggle_key, self.uncertainty], layout="horizontal", labels=False)], labels=False)  # fmt: skip
+        self.assist_button = PushButton(
+            text="click assist", tooltip=with_key("scribble or click inside a structure: the image bounds the fill", "sonolabel:assist")
+        )
+        self.accept_fill = PushButton(text="accept fill", tooltip=with_key("paint the proposed fill (Ctrl-Z undoes it)", "sonolabel:accept_fill"))
+        self.drop_fill = PushButton(text="drop fill", tooltip=with_key("drop the strokes and the proposal", "sonolabel:drop_fill"))
+        row = lambda *ws: Container(widgets=list(ws), layout="horizontal", labels=False)  # noqa: E731
+        navigation = Container(
+            widgets=[
+                row(self.prev_key, self.next_key),
+                row(self.midpoint, self.suggested),
+                row(self.toggle_key, self.uncertainty),
+                row(self.assist_button, self.accept_fill, self.drop_fill),
+            ],
+            labels=False,
+        )
         jobs = Container(widgets=self._make_job_widgets(), labels=True)
         self.status = Label(value="open a project (a .zarr folder)")
         status_line(self.status)
@@ -86,6 +99,10 @@ class AnnotatorWidget(Jobs, Container):
         self.suggested.changed.connect(self.go_suggested)
         self.toggle_key.changed.connect(self.toggle_keyframe)
         self.uncertainty.changed.connect(self.session.toggle_uncertainty)
+        self.assist = AssistTool(self.session)
+        self.assist_button.changed.connect(self.start_assist)
+        self.accept_fill.changed.connect(self.accept_assist)
+        self.drop_fill.changed.connect(self.assist.discard)
         self.native.setMinimumWidth(480)
         self.native.setMaximumWidth(540)
         self.session.project_changed.connect(self._project_changed)
@@ -274,6 +291,19 @@ class AnnotatorWidget(Jobs, Container):
         frames = suggest_keyframes(self.video, count=1)
         if frames:
             self.set_frame(frames[0])
+
+    def start_assist(self) -> None:
+        """Scribble or click with the selected class in the ``assist strokes`` layer; the fill is previewed."""
+        if self.video is None:
+            self.status.value = "open a video first"
+            return
+        cls = max(1, self.classes.currentRow())
+        self.assist.start(cls)
+        self.status.value = f"click assist: scribble inside a {self.project.palette.names[cls]} region, then accept the fill (Alt-A) or drop it (Alt-X)"
+
+    def accept_assist(self) -> None:
+        n = self.assist.accept()
+        self.status.value = f"filled {n} px; Ctrl-Z in the labels layer undoes it" if n else "nothing to accept: scribble first"
 
     def toggle_keyframe(self) -> None:
         t = self.current_frame

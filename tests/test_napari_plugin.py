@@ -253,13 +253,13 @@ def test_check_button_estimates_quality_and_flags_a_misdrawn_keyframe(make_napar
     from sonolabel.store import Project
     from sonolabel_napari._widget import AnnotatorWidget
 
-    generate_phantom(tmp_path / "ph", subjects=1, frames=121, seed=4)
-    with phantom_project(tmp_path / "ph", tmp_path / "p.zarr", keyframe_every=30) as p:
+    generate_phantom(tmp_path / "ph", subjects=1, frames=61, seed=4)
+    with phantom_project(tmp_path / "ph", tmp_path / "p.zarr", keyframe_every=15) as p:
         vid = p.video_ids()[0]
         v = p.video(vid)
-        lab = np.asarray(v.annotated[60]).copy()
-        lab[lab == 1], lab[lab == 2] = 2, 1  # FDS and FDP swapped on keyframe 60
-        v.save_annotation(60, lab)
+        lab = np.asarray(v.annotated[30]).copy()
+        lab[lab == 1], lab[lab == 2] = 2, 1  # FDS and FDP swapped on keyframe 30
+        v.save_annotation(30, lab)
     viewer = make_napari_viewer()
     w = AnnotatorWidget(viewer)
     w.open_project(tmp_path / "p.zarr")
@@ -268,11 +268,11 @@ def test_check_button_estimates_quality_and_flags_a_misdrawn_keyframe(make_napar
     with qtbot.waitSignal(worker.finished, timeout=300_000):
         pass
     qtbot.waitUntil(lambda: "estimated mIoU" in w.status.value, timeout=5000)
-    assert "keyframes flagged: 60" in w.status.value
+    assert "keyframes flagged: 30" in w.status.value
     assert float(w.table.data.to_list()[0][-2]) > 0.5
     w.close_project()
     with Project.open(tmp_path / "p.zarr") as p:
-        assert ReviewLog(p).queue()["start"].tolist() == [60]
+        assert ReviewLog(p).queue()["start"].tolist() == [30]
 
 
 def test_dock_in_sections_every_field_labelled_every_class_keyed_titles_single(make_napari_viewer, small_project):
@@ -458,4 +458,36 @@ def test_export_from_the_viewer_writes_the_same_dataset_as_the_cli(make_napari_v
         assert a[key].shape[0] == 41 and np.array_equal(a[key][:], b[key][:])
     ta, tb = (dataset.read_table(tmp_path / name).sort_index(axis=1) for name in ("from-viewer.zarr", "from-cli.zarr"))
     assert ta.equals(tb)
+    w.close_project()
+
+
+def test_click_assist_previews_a_fill_that_one_key_accepts_and_undo_removes(make_napari_viewer, small_project, qtbot):
+    from napari.utils.action_manager import action_manager
+    from scipy import ndimage as ndi
+
+    from sonolabel.store import Project
+
+    path, labels = small_project
+    viewer, w = _dock(make_napari_viewer, path)
+    viewer.dims.set_current_step(0, 20)
+    truth = labels[20] == 4  # FCR, on a frame with no labels yet
+    d = ndi.distance_transform_edt(truth)
+    y, x = np.unravel_index(np.argmax(d), d.shape)
+    w.pick_class(4)
+    action_manager.trigger("sonolabel:assist")  # Alt-C
+    strokes = viewer.layers["assist strokes"]
+    assert viewer.layers.selection.active is strokes and strokes.selected_label == 4 and strokes.mode == "paint"
+    strokes.paint((y, x), 4)  # a click
+    qtbot.waitUntil(lambda: w.assist.proposal is not None, timeout=2000)
+    proposal = w.assist.proposal
+    assert (viewer.layers["assist preview"].data == 4).sum() == proposal.sum()
+    assert (proposal & truth).sum() / (proposal | truth).sum() > 0.6  # the structure, not the click
+    assert not (np.asarray(w.labels_layer.data[20]) == 4).any()  # nothing painted before accepting
+    action_manager.trigger("sonolabel:accept_fill")  # Alt-A
+    assert (np.asarray(w.labels_layer.data[20]) == 4).sum() == proposal.sum() and not viewer.layers["assist strokes"].data.any()
+    w.save()
+    with Project.open(path) as p:
+        assert 20 in p.video("S1-T1").annotated_frames() and (np.asarray(p.video("S1-T1").annotated[20]) == 4).sum() == proposal.sum()
+    w.labels_layer.undo()  # one undo step removes the whole fill
+    assert not (np.asarray(w.labels_layer.data[20]) == 4).any()
     w.close_project()

@@ -56,3 +56,13 @@ def test_timeline_and_review_progress_carry_flags_with_their_state(small_project
         assert log.progress() == {"S1-T1": (1, 2)}
         tl = video_timeline(p.video("S1-T1"), log)
         assert {(f["start"], f["stop"], f["state"]) for f in tl.flags} == {(5, 12, "pending"), (20, 25, "accepted")}
+
+
+def test_margins_from_another_key_grid_are_resampled_to_the_stored_one(small_project):
+    path, _ = small_project
+    with Project.open(path, mode="a") as p:
+        v = p.video("S1-T1")
+        v.save_margin(1, np.full((3, 30, 30), 0.5))
+        v.save_margin(4, np.full((2, 60, 60), 0.8))  # a segment propagated in another mode
+        m = np.asarray(v.margin[:])
+        assert m.shape == (41, 30, 30) and (m[1:4] == 125).all() and (m[4:6] == 200).all() and (m[6:] == layout.NO_MARGIN).all()

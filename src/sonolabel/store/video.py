@@ -95,14 +95,19 @@ class Video:
         return self.group[layout.MARGIN] if layout.MARGIN in self.group else None
 
     def save_margin(self, start: int, margin: np.ndarray) -> None:
-        """Store propagation's per-pixel margin ((B, h, w) floats in [0, 1]) for frames ``start..start+B``."""
+        """Store propagation's per-pixel margin ((B, h, w) floats in [0, 1]) for frames ``start..start+B``. The
+        array keeps the grid of its first write; margins from another key grid (another mode or working size
+        for some segments) are resampled to it."""
+        from scipy.ndimage import zoom
+
         self.project.require_writable()
+        margin = np.asarray(margin, np.float32)
         b, h, w = margin.shape
-        arr = self.group.require_array(layout.MARGIN, shape=(self.n_frames, h, w), chunks=(1, h, w), dtype="uint8", fill_value=layout.NO_MARGIN)
-        if arr.shape[1:] != (h, w):  # the key grid changed (another working size): start over
-            arr = self.group.create_array(
-                layout.MARGIN, shape=(self.n_frames, h, w), chunks=(1, h, w), dtype="uint8", fill_value=layout.NO_MARGIN, overwrite=True
-            )
+        arr = self.margin
+        if arr is None:
+            arr = self.group.require_array(layout.MARGIN, shape=(self.n_frames, h, w), chunks=(1, h, w), dtype="uint8", fill_value=layout.NO_MARGIN)
+        elif arr.shape[1:] != (h, w):
+            margin = zoom(margin, (1, arr.shape[1] / h, arr.shape[2] / w), order=1, grid_mode=True, mode="nearest")
         arr[start : start + b] = np.round(np.clip(margin, 0, 1) * layout.MARGIN_SCALE).astype(np.uint8)
 
     def lazy_uncertainty(self):
