@@ -64,7 +64,12 @@ class AnnotatorWidget(Jobs, Container):
         )
         self.accept_fill = PushButton(text="accept fill", tooltip=with_key("paint the proposed fill (Ctrl-Z undoes it)", "sonolabel:accept_fill"))
         self.drop_fill = PushButton(text="drop fill", tooltip=with_key("drop the strokes and the proposal", "sonolabel:drop_fill"))
-        row = lambda *ws: Container(widgets=list(ws), layout="horizontal", labels=False)  # noqa: E731
+
+        def row(*ws) -> Container:
+            c = Container(widgets=list(ws), layout="horizontal", labels=False)
+            c.margins = (0, 0, 0, 0)
+            return c
+
         navigation = Container(
             widgets=[
                 row(self.prev_key, self.next_key),
