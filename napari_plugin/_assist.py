@@ -1,6 +1,9 @@
-"""The click assist in the viewer: scribble (or click) with a class in the ``assist strokes`` layer, see the
-library's fill (``sonolabel.assist.fill``) outlined in ``assist preview``, accept it with Alt-A (one undo
-step in the labels layer, saved like a brush stroke) or drop it with Alt-X."""
+"""Proposals in the viewer: the click assist and drafts.
+
+Click assist: scribble (or click) with a class in the ``assist strokes`` layer and see the library's fill
+(``sonolabel.assist.fill``) outlined in ``assist preview``. Draft: the current frame read from the same
+subject's other recording (``sonolabel.propagation.draft``). Either is accepted with Alt-A (one undo step
+in the labels layer, saved like a brush stroke) or dropped with Alt-X; nothing is stored before that."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import numpy as np
 from qtpy.QtCore import QTimer
 
 from sonolabel.assist import fill
+from sonolabel.errors import SonolabelError
 
 from ._layers import label_colormap
 
@@ -19,7 +23,7 @@ class AssistTool:
 
     def __init__(self, session):
         self.session = session
-        self.proposal: np.ndarray | None = None
+        self.proposal: np.ndarray | None = None  # the frame's labels as proposed (H, W)
         self.cls = 1
         self.frame: int | None = None
         # napari announces a paint before it writes the pixels: preview once the stroke is in (and once per burst)
@@ -43,8 +47,6 @@ class AssistTool:
             colors = label_colormap(s.project.palette)
             strokes = s.viewer.add_labels(np.zeros((s.video.height, s.video.width), np.uint8), name=STROKES, colormap=colors, opacity=0.9)
             strokes.events.paint.connect(lambda _: self._pending.start())
-            preview = s.viewer.add_labels(np.zeros((s.video.height, s.video.width), np.uint8), name=PREVIEW, colormap=colors, opacity=1.0)
-            preview.contour = 2
         strokes.selected_label = self.cls
         strokes.brush_size = max(3, round(8 * s.video.width / 480))
         strokes.mode = "paint"
@@ -64,18 +66,48 @@ class AssistTool:
         self.cls = int(values[np.argmax(counts)])
         self.frame = s.current_frame
         current = np.asarray(s.editor.frame(self.frame))
-        self.proposal = fill(np.asarray(s.video.frames[self.frame]), current, painted > 0, self.cls)
-        self._layer(PREVIEW).data = (self.proposal * self.cls).astype(np.uint8)
+        proposal = current.copy()
+        proposal[fill(np.asarray(s.video.frames[self.frame]), current, painted > 0, self.cls)] = self.cls
+        self._show(proposal)
         return self.proposal
+
+    def draft(self) -> str | None:
+        """Propose the current frame's labels: the U-Net's prediction when the video has one, else read from the
+        same subject's other recording; returns where the draft came from (None, with the reason as a message,
+        when there is no source)."""
+        from sonolabel.propagation.draft import draft_for
+
+        s = self.session
+        if s.video is None:
+            return None
+        self.frame = s.current_frame
+        try:
+            labels, source = draft_for(s.video, self.frame)
+        except SonolabelError as e:
+            s.message.emit(e.one_line())
+            return None
+        self._show(labels)
+        return source
+
+    def _show(self, proposal: np.ndarray) -> None:
+        """Outline where ``proposal`` differs from the frame's labels now, in the preview layer."""
+        s = self.session
+        self.proposal = np.asarray(proposal, np.uint8)
+        changed = np.where(self.proposal != np.asarray(s.editor.frame(self.frame)), self.proposal, 0)
+        preview = self._layer(PREVIEW)
+        if preview is None:
+            preview = s.viewer.add_labels(changed, name=PREVIEW, colormap=label_colormap(s.project.palette), opacity=1.0)
+            preview.contour = 2
+        else:
+            preview.data = changed
 
     def accept(self) -> int:
         """Paint the proposal into the labels (one undo step; autosaved); returns the pixels changed."""
         s = self.session
         if self.proposal is None or s.labels_layer is None:
             return 0
-        ys, xs = np.nonzero(self.proposal)
-        t = np.full(ys.shape, self.frame)
-        s.labels_layer.data_setitem((t, ys, xs), self.cls)
+        ys, xs = np.nonzero(self.proposal != np.asarray(s.editor.frame(self.frame)))
+        s.labels_layer.data_setitem((np.full(ys.shape, self.frame), ys, xs), self.proposal[ys, xs])
         self.discard()
         return len(ys)
 

@@ -64,6 +64,9 @@ class AnnotatorWidget(Jobs, Container):
         )
         self.accept_fill = PushButton(text="accept fill", tooltip=with_key("paint the proposed fill (Ctrl-Z undoes it)", "sonolabel:accept_fill"))
         self.drop_fill = PushButton(text="drop fill", tooltip=with_key("drop the strokes and the proposal", "sonolabel:drop_fill"))
+        self.draft_button = PushButton(
+            text="draft from other recording", tooltip=with_key("read this frame from the subject's labelled recording", "sonolabel:draft")
+        )
 
         def row(*ws) -> Container:
             c = Container(widgets=list(ws), layout="horizontal", labels=False)
@@ -76,6 +79,7 @@ class AnnotatorWidget(Jobs, Container):
                 row(self.midpoint, self.suggested),
                 row(self.toggle_key, self.uncertainty),
                 row(self.assist_button, self.accept_fill, self.drop_fill),
+                row(self.draft_button),
             ],
             labels=False,
         )
@@ -108,6 +112,7 @@ class AnnotatorWidget(Jobs, Container):
         self.assist_button.changed.connect(self.start_assist)
         self.accept_fill.changed.connect(self.accept_assist)
         self.drop_fill.changed.connect(self.assist.discard)
+        self.draft_button.changed.connect(self.draft)
         self.native.setMinimumWidth(480)
         self.native.setMaximumWidth(540)
         self.session.project_changed.connect(self._project_changed)
@@ -305,6 +310,12 @@ class AnnotatorWidget(Jobs, Container):
         cls = max(1, self.classes.currentRow())
         self.assist.start(cls)
         self.status.value = f"click assist: scribble inside a {self.project.palette.names[cls]} region, then accept the fill (Alt-A) or drop it (Alt-X)"
+
+    def draft(self) -> None:
+        """Propose this frame's labels from the same subject's labelled recording (accept with Alt-A)."""
+        source = self.assist.draft()
+        if source is not None:
+            self.status.value = f"draft from {source}: correct it, then accept it (Alt-A) or drop it (Alt-X)"
 
     def accept_assist(self) -> None:
         n = self.assist.accept()

@@ -479,7 +479,7 @@ def test_click_assist_previews_a_fill_that_one_key_accepts_and_undo_removes(make
     assert viewer.layers.selection.active is strokes and strokes.selected_label == 4 and strokes.mode == "paint"
     strokes.paint((y, x), 4)  # a click
     qtbot.waitUntil(lambda: w.assist.proposal is not None, timeout=2000)
-    proposal = w.assist.proposal
+    proposal = w.assist.proposal == 4  # the frame's labels as proposed: FCR filled in
     assert (viewer.layers["assist preview"].data == 4).sum() == proposal.sum()
     assert (proposal & truth).sum() / (proposal | truth).sum() > 0.6  # the structure, not the click
     assert not (np.asarray(w.labels_layer.data[20]) == 4).any()  # nothing painted before accepting
@@ -490,4 +490,27 @@ def test_click_assist_previews_a_fill_that_one_key_accepts_and_undo_removes(make
         assert 20 in p.video("S1-T1").annotated_frames() and (np.asarray(p.video("S1-T1").annotated[20]) == 4).sum() == proposal.sum()
     w.labels_layer.undo()  # one undo step removes the whole fill
     assert not (np.asarray(w.labels_layer.data[20]) == 4).any()
+    w.close_project()
+
+
+def test_a_draft_from_the_subjects_other_recording_is_proposed_not_stored(make_napari_viewer, small_project, qtbot):
+    from napari.utils.action_manager import action_manager
+
+    from sonolabel.pipeline import mean_iou
+    from sonolabel.store import Project
+
+    path, labels = small_project
+    with Project.open(path, mode="a") as p:  # the subject's second recording: the same frames, nothing drawn yet
+        with p.staged_video("S1-T2", 41, 240, 240, {"subject": "S1", "trial": "2"}) as v:
+            v.frames[:] = np.asarray(p.video("S1-T1").frames[:])[::-1]
+    viewer, w = _dock(make_napari_viewer, path)
+    w.open_video("S1-T2")
+    viewer.dims.set_current_step(0, 10)
+    action_manager.trigger("sonolabel:draft")  # Alt-D
+    assert "draft from S1-T1" in w.status.value and w.assist.proposal is not None
+    assert mean_iou(w.assist.proposal, labels[30], 8) > 0.8  # frame 10 of S1-T2 is frame 30 of S1-T1
+    assert not np.asarray(w.labels_layer.data[10]).any() and w.video.annotated_frames() == []  # a proposal only
+    action_manager.trigger("sonolabel:accept_fill")  # Alt-A
+    w.save()
+    assert w.video.annotated_frames() == [10] and mean_iou(np.asarray(w.video.annotated[10]), labels[30], 8) > 0.8
     w.close_project()

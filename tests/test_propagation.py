@@ -211,3 +211,37 @@ def test_auto_chooses_the_better_mode_on_the_videos_own_keyframes(project, clip)
     assert "v: free 0." in r.stdout and ", learned 0." in r.stdout
     scores = [float(x) for x in r.stdout.split("v: free ")[1].split(" ->")[0].replace("learned ", "").split(", ")]
     assert ("warning: the trained keys are worse" in r.stdout) == (scores[1] < scores[0])
+
+
+def test_a_draft_reads_a_new_recording_from_the_same_subjects_labelled_one(tmp_path):
+    """The first keyframe of a subject's next recording starts from a draft, not from nothing."""
+    import zarr
+
+    from sonolabel.errors import InputError
+    from sonolabel.io import import_recording
+    from sonolabel.phantom import generate_phantom, read_manifest
+    from sonolabel.pipeline import mean_iou
+    from sonolabel.propagation.draft import draft_for, draft_labels, draft_source
+    from sonolabel.store import Project, layout
+
+    generate_phantom(tmp_path / "ph", subjects=2, frames=30, trials=2, seed=5)
+    with Project.create(tmp_path / "p.zarr") as p:
+        truth = {}
+        for rec in read_manifest(tmp_path / "ph"):
+            vid = import_recording(p, tmp_path / "ph" / rec.video, rec.subject, trial=rec.trial)
+            truth[vid] = np.asarray(zarr.open_array(str(tmp_path / "ph" / rec.labels), mode="r")[:])
+        with pytest.raises(InputError, match="no other recording of subject"):
+            draft_labels(p.video("sub-01-T2"), 0)
+        for k in (0, 29):
+            p.video("sub-01-T1").save_annotation(k, truth["sub-01-T1"][k])
+        assert draft_source(p.video("sub-01-T2")).id == "sub-01-T1" and draft_source(p.video("sub-02-T2")) is None
+        for t in (0, 15):
+            labels, source = draft_labels(p.video("sub-01-T2"), t)
+            assert source == "sub-01-T1" and mean_iou(labels, truth["sub-01-T2"][t], 8) > 0.9
+        assert p.video("sub-01-T2").annotated_frames() == []  # a draft is never stored by itself
+        # after `sonolabel predict`, the U-Net's prediction is the draft
+        v = p.video("sub-02-T2")
+        v.predicted[:] = truth["sub-02-T2"]
+        v.set_state(layout.PREDICTION_STATE, {"model": "unet.pt"})
+        labels, source = draft_for(v, 3)
+        assert source == "the U-Net's prediction" and (labels == truth["sub-02-T2"][3]).all()
