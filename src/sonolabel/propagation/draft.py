@@ -52,6 +52,6 @@ def draft_labels(video: Video, t: int, source: Video | None = None, engine: Engi
 def draft_for(video: Video, t: int) -> tuple[np.ndarray, str]:
     """A draft of frame ``t``: the U-Net's prediction when ``sonolabel predict`` stored one for this video, else
     :func:`draft_labels` from the same subject's other recording; returns it with where it came from."""
-    if video.state(layout.PREDICTION_STATE) and layout.PREDICTED in video.group:
+    if video.state(layout.PREDICTION_STATE) and video.has_prediction:
         return np.asarray(video.predicted[t]), "the U-Net's prediction"
     return draft_labels(video, t)

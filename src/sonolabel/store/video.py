@@ -89,6 +89,11 @@ class Video:
         return self.group[layout.PREDICTED]
 
     @property
+    def has_prediction(self) -> bool:
+        """Whether a U-Net's labels are stored (``sonolabel predict``)."""
+        return layout.PREDICTED in self.group
+
+    @property
     def margin(self) -> zarr.Array | None:
         """Propagation's per-pixel confidence, (T, h, w) uint8 on its key grid (see :data:`layout.MARGIN`);
         None until a propagation has written it."""
