@@ -97,53 +97,41 @@ class Jobs:
         worker.finished.connect(done)
         return self._start(worker, "propagating…")
 
+    def _video_job(self, call, busy: str, summary):
+        """Run ``call(project, video)`` (a library use case that writes flags) on the open video in a worker; its
+        result's ``summary`` goes to the status line, and the timeline, queue and video table refresh."""
+        from napari.qt.threading import thread_worker
+
+        if not self._need_video():
+            return None
+        project, video = self.session.project, self.session.video
+
+        def done(result) -> None:
+            self.status.value = f"{video.id}: {summary(result)}"
+            self.session.flags_changed.emit(video.id)
+
+        return self._start(thread_worker(call)(project, video), busy, done)
+
     def check(self):
         """Leave-one-keyframe-out check of the open video (``run_check``): the estimate goes to the status line
         and the video table, misdrawn keyframes to the review queue and the timeline."""
-        from napari.qt.threading import thread_worker
-
         from sonolabel.review.check import run_check
 
-        if not self._need_video():
-            return None
-        project, video = self.session.project, self.session.video
-
-        @thread_worker
-        def run():
-            return run_check(project, [video.id])[0]
-
-        def done(result) -> None:
+        def summary(result) -> str:
             est = "-" if result.estimate_miou is None else f"{result.estimate_miou:.3f}"
             flagged = ", ".join(str(f["start"]) for f in result.flags) or "none"
-            self.status.value = f"{video.id}: estimated mIoU {est} at {2 * result.spacing:.0f}-frame spacing; keyframes flagged: {flagged}"
-            self._fill_table()
-            self.session.changed.emit(video.id)
+            return f"estimated mIoU {est} at {2 * result.spacing:.0f}-frame spacing; keyframes flagged: {flagged}"
 
-        return self._start(run(), "checking keyframes…", done)
+        return self._video_job(lambda project, video: run_check(project, [video.id])[0], "checking keyframes…", summary)
 
     def drift(self):
         """Drift signals and flags for the open video (``run_drift``, as ``sonolabel drift PROJECT VIDEO``)."""
-        from napari.qt.threading import thread_worker
-
         from sonolabel.review import run_drift
 
-        if not self._need_video():
-            return None
-        project, video = self.session.project, self.session.video
+        def summary(report) -> str:
+            return f"{report.flags} drift flags ({report.consistency} where the labels disagree with fresh reads); see the timeline and the review dock"
 
-        @thread_worker
-        def run():
-            return run_drift(project, [video.id])[0]
-
-        def done(report) -> None:
-            self.status.value = (
-                f"{video.id}: {report.flags} drift flags ({report.consistency} where the labels disagree with fresh reads); "
-                "see the timeline and the review dock"
-            )
-            self._fill_table()
-            self.session.changed.emit(video.id)
-
-        return self._start(run(), "looking for drift…", done)
+        return self._video_job(lambda project, video: run_drift(project, [video.id])[0], "looking for drift…", summary)
 
     def export(self, out: str | Path):
         """Export the project's training dataset to ``out`` (``export_dataset`` with its defaults, as ``sonolabel

@@ -82,7 +82,7 @@ class ReviewWidget(Container):
         self.table.native.itemSelectionChanged.connect(self._go_selected)
         self.session.project_changed.connect(self._project_changed)
         self.session.video_shown.connect(self.show_video)
-        self.session.changed.connect(self._video_changed)
+        self.session.flags_changed.connect(self._video_changed)  # not on saves: nothing shown here changes then
         self.session.message.connect(lambda msg: setattr(self.status, "value", msg))
         from ._actions import register_review_actions
 
@@ -137,7 +137,7 @@ class ReviewWidget(Container):
         self._fill_queue()
 
     def _video_changed(self, video_id: str) -> None:
-        """Flags or labels of the shown video changed (a drift run, a check, a save): read them again."""
+        """Flags or review states of the shown video changed (a drift run, a check, a review action): read them again."""
         if video_id == self.video_id and self.project is not None:
             self.show_video(video_id)
 
@@ -238,7 +238,7 @@ class ReviewWidget(Container):
             self._report(e)
             return
         self.note.value = ""
-        self.session.changed.emit(self.video_id)  # the queue, the curves and the timeline
+        self.session.flags_changed.emit(self.video_id)  # the queue, the curves, the timeline and the video table
 
     def close_project(self) -> None:
         self.session.close()

@@ -66,7 +66,8 @@ class Session:
 
     project_changed = Signal()  # a project was opened or closed
     video_shown = Signal(str)  # a video's layers are in the viewer
-    changed = Signal(str)  # a video's labels, keyframes, propagation or flags changed
+    changed = Signal(str)  # a video's labels, keyframes or propagation changed
+    flags_changed = Signal(str)  # a video's flags or review states changed (drift, check, review actions)
     message = Signal(str)  # a line for the docks' status
 
     def __init__(self, viewer):

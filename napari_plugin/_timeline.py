@@ -70,6 +70,7 @@ class TimelineWidget(QWidget):
         self._pending.setSingleShot(True)
         self._pending.timeout.connect(self.refresh)
         session.changed.connect(lambda _: self._pending.start(0))  # a burst of changes (saves, batches) reads once
+        session.flags_changed.connect(lambda _: self._pending.start(0))
         session.viewer.dims.events.current_step.connect(lambda _: self.update())
 
     def refresh(self) -> None:

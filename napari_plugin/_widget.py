@@ -119,6 +119,7 @@ class AnnotatorWidget(Jobs, Container):
         self.session.video_shown.connect(self._video_shown)
         self.session.message.connect(self._say)
         self.session.changed.connect(self._fill_table)
+        self.session.flags_changed.connect(self._fill_table)
         from ._actions import register_actions
 
         register_actions(self)
