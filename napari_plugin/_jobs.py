@@ -81,11 +81,12 @@ class Jobs:
             self._report(e)
             return None
         total = video.n_frames - len(video.annotated_frames())
+        passes = self.session.passes(video.id)
 
         @thread_worker(progress={"total": total, "desc": f"propagate {video.id}"})
         def run():
             engine, model_id, _ = engines.for_video(video)  # auto with trained weights: compares the modes first
-            yield from propagate_steps(video, engine.config, engine=engine, model_id=model_id)
+            yield from propagate_steps(video, engine.config, engine=engine, model_id=model_id, cache=passes)
 
         def done(_=None) -> None:
             self.session.refresh()

@@ -18,11 +18,13 @@ from qtpy.QtCore import QEvent, QObject, QTimer
 
 from sonolabel.annotate import LabelsEditor
 from sonolabel.errors import SonolabelError
+from sonolabel.propagation.passes import PassCache
 from sonolabel.store import LabelSource, Project
 
 from ._layers import label_colormap, uncertainty_layer
 
 AUTOSAVE_MS = 300
+PASS_CACHE_BYTES = 1 << 30  # per video; a 2,500-frame video's two passes per frame take about 0.3 GB at 8 classes
 UNCERTAINTY = "uncertainty"
 _SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -77,11 +79,17 @@ class Session:
         self.editor: LabelsEditor | None = None
         self.image_layer = self.labels_layer = None
         self.timeline = None
+        self._passes: dict[str, PassCache] = {}  # per video: propagation passes a correction leaves unchanged
         self._autosave = QTimer()
         self._autosave.setSingleShot(True)
         self._autosave.setInterval(AUTOSAVE_MS)
         self._autosave.timeout.connect(self.save)
         self._watch = None
+
+    def passes(self, video_id: str) -> PassCache:
+        """The propagation passes kept for ``video_id`` while the project is open, so propagating again after
+        a correction reads only the passes that start at the corrected keyframe."""
+        return self._passes.setdefault(video_id, PassCache(max_bytes=PASS_CACHE_BYTES))
 
     def watch(self, widget) -> None:
         """Release the project when the window holding ``widget`` (a dock, the timeline) closes; once placed in
@@ -127,6 +135,7 @@ class Session:
         if self.project is not None:
             self.project.close()
             self.project, self.video, self.editor = None, None, None
+            self._passes.clear()
             if notify:
                 self.project_changed.emit()
 

@@ -68,6 +68,42 @@ def test_correction_repropagates_only_its_two_segments(project, clip):
     np.testing.assert_array_equal(v.labels(30), fixed)  # never overwritten
 
 
+def test_after_a_correction_the_viewer_reads_only_the_passes_from_the_corrected_keyframe(project, clip):
+    """With a session's PassCache, correcting keyframe 20 reads the passes that start there and takes the
+    forward pass from 0 and the backward pass from 40 from the cache; the frames next to the correction
+    are written first; the labels are those a new process computes from scratch."""
+    from sonolabel.propagation import propagate_steps
+    from sonolabel.propagation.passes import PassCache
+    from sonolabel.propagation.propagate import STATE_KEY
+
+    imgs, labels = clip
+    v = make_video(project, clip, [0, 20, 40, 60])
+    cfg, cache = PropagationConfig(device="cpu", mode="free"), PassCache()
+    propagate_video(v, cfg, cache=cache)
+    fixed = labels[20].copy()
+    fixed[fixed == 3] = 0
+    fixed[np.roll(labels[20] == 3, 5, axis=1)] = 3  # one structure moved 5 px
+    v.save_annotation(20, fixed)
+    stale = np.full((19, *labels.shape[1:]), 7, np.uint8)
+    v.save_propagated(1, stale)
+    v.save_propagated(21, stale)
+    steps, done, seen = propagate_steps(v, cfg, cache=cache), 0, []
+    for n in steps:
+        done += n
+        if done > 19:  # past the skipped segment 40-60: frames the correction changed
+            seen.append({t: bool((np.asarray(v.propagated[t]) != 7).any()) for t in (1, 19, 21, 39)})
+    assert cache.hits == 2
+    assert seen[1] == {1: False, 19: True, 21: True, 39: False}  # after one batch per side: next to 20 only
+    warm = np.asarray(v.propagated[1:40])
+    state = v.state(STATE_KEY)
+    for name in ("0-20", "20-40"):
+        del state["segments"][name]
+    v.set_state(STATE_KEY, state)
+    rep = propagate_video(v, cfg)  # as `sonolabel propagate` would, with no cache
+    assert rep.segments_done == 2 and rep.first_write_s is not None and rep.first_write_s < rep.seconds
+    np.testing.assert_array_equal(np.asarray(v.propagated[1:40])[np.arange(1, 40) != 20], warm[np.arange(1, 40) != 20])
+
+
 def test_class_missing_from_a_keyframe_and_appearing_later(project, clip, margin):
     imgs, labels = clip
     v = make_video(project, clip, [])

@@ -22,7 +22,7 @@ class PropagationConfig:
     work_radius: int = 4  # search radius in recent predictions, in cells of 4 working pixels
     work_every: int = 2  # a prediction joins working memory every this many frames
     work_size: int = 6  # frames held in working memory (first in, first out)
-    extra_keyframes: int = 1  # other keyframes kept in permanent memory, chosen by similarity
+    extra_keyframes: int = 1  # keyframes a pass has already passed, kept in its permanent memory (the most similar)
     batch: int = 32  # frames encoded and written at once
     device: str = "auto"  # cpu | cuda | auto
 

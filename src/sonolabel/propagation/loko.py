@@ -99,12 +99,10 @@ def _walk(runner: VideoPropagator, start: int, stop: int) -> tuple[torch.Tensor,
     keyframe into the check of others, and the blame would spread."""
     reverse = stop < start
     seg = Segment(None, None, min(start, stop) + (0 if reverse else 1), max(start, stop) - (1 if reverse else 0))
-    one = runner.engine.start_pass(*runner.keyframe(start))
     probs = fine = None
-    for s, e, keys, f in runner._batches(seg, reverse=reverse):
-        for key in keys:
-            probs = one.step(key).probs
-        fine = f[-1:] if f is not None else None
+    for s, e, p, _, f in runner.read_pass(seg, start, reverse):
+        at = 0 if reverse else len(p) - 1  # the frame the pass reached last
+        probs, fine = p[at].float(), (f[at : at + 1] if f is not None else None)
     return probs, fine
 
 

@@ -24,6 +24,7 @@ from ..store import Video
 from ..store.layout import PROPAGATION_STATE
 from .config import PropagationConfig
 from .engine import Engine
+from .passes import PassCache, PassRecord, digest, pass_key
 
 STATE_KEY = PROPAGATION_STATE
 
@@ -70,6 +71,7 @@ class PropagationReport:
     seconds: float
     mode: str = ""  # free | learned (set by propagate_project)
     choice: object = None  # propagation.modes.ModeChoice when auto compared the modes
+    first_write_s: float | None = None  # from the start to the first frame written (after a correction: next to it)
 
 
 def _signature(video: Video, seg: Segment, config: PropagationConfig, model_id: str) -> str:
@@ -104,16 +106,24 @@ def _entropy(p: torch.Tensor) -> np.ndarray:
     return (-(p * p.log()).sum(1).mean((1, 2))).numpy().astype(np.float32)
 
 
-class VideoPropagator:
-    """Runs the segments of one video with one engine."""
+LEAD = 8  # frames in the first batch a pass writes, so the frames next to a correction show at once
+KEEP_KEYS = 600  # segments up to this long keep their frames' keys between the two passes (encoded once)
 
-    def __init__(self, video: Video, engine: Engine, model_id: str):
-        self.video, self.engine, self.model_id = video, engine, model_id
+
+class VideoPropagator:
+    """Runs the segments of one video with one engine, taking unchanged passes from ``cache``."""
+
+    def __init__(self, video: Video, engine: Engine, model_id: str, cache: PassCache | None = None):
+        self.video, self.engine, self.model_id, self.cache = video, engine, model_id, cache
         self.n_classes = engine.n_classes
         self.size = (video.height, video.width)
         self.keyframes = video.annotated_frames()
         self._key_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._descriptors: dict[int, torch.Tensor] = {}
+        self._digests: dict[int, str] = {}
+        self._frame_keys: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}  # this segment's, encoded once
+        settings = {k: v for k, v in engine.config.to_dict().items() if k not in ("batch", "device")}
+        self._settings = f"{model_id}|{video.n_frames}|{json.dumps(settings, sort_keys=True)}"
 
     def keyframe(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         if t not in self._key_cache:
@@ -123,61 +133,114 @@ class VideoPropagator:
             self._descriptors[t] = torch.nn.functional.normalize(keys[0].mean((1, 2)), dim=0)
         return self._key_cache[t]
 
-    def extra_keyframes(self, seg: Segment) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Other keyframes most like this segment's own, for permanent memory."""
+    def extra_keyframes(self, start: int, reverse: bool) -> list[int]:
+        """Keyframes the pass from ``start`` has already passed (before it for a forward pass, after it for a
+        backward one), most like ``start`` first, for permanent memory. Only those: a keyframe added or
+        corrected ahead of a pass leaves it unchanged, so a correction need not read it again."""
         n = self.engine.config.extra_keyframes
-        own = [k for k in (seg.left, seg.right) if k is not None]
-        others = [k for k in self.keyframes if k not in own]
-        if not n or not others:
+        behind = [k for k in self.keyframes if (k > start if reverse else k < start)]
+        if not n or not behind:
             return []
-        for k in own + others:
+        for k in (start, *behind):
             self.keyframe(k)
-        target = sum(self._descriptors[k] for k in own)
-        ranked = sorted(others, key=lambda k: -float(self._descriptors[k] @ target))
-        return [self.keyframe(k) for k in ranked[:n]]
+        return sorted(behind, key=lambda k: -float(self._descriptors[k] @ self._descriptors[start]))[:n]
 
-    def _batches(self, seg: Segment, reverse: bool):
-        b = self.engine.config.batch
-        starts = range(seg.first, seg.last + 1, b)
-        for s in reversed(starts) if reverse else starts:
-            e = min(s + b, seg.last + 1)
-            frames = np.asarray(self.video.frames[s:e])
-            keys, fine = self.engine.encode(frames[::-1].copy() if reverse else frames)
-            yield s, e, keys, fine
+    def _pass_key(self, start: int, reverse: bool, extras: list[int]) -> str:
+        for k in (start, *extras):
+            if k not in self._digests:
+                self._digests[k] = digest(self.video.annotated[k])
+        return pass_key(self._settings, start, reverse, self._digests, extras)
+
+    def spans(self, first: int, last: int, reverse: bool) -> list[tuple[int, int]]:
+        """(s, e) frame ranges covering ``first..last`` in pass order; the first is short (:data:`LEAD`)."""
+        b, out = self.engine.config.batch, []
+        if reverse:
+            e = last + 1
+            while e > first:
+                s = max(first, e - (LEAD if not out else b))
+                out.append((s, e))
+                e = s
+        else:
+            s = first
+            while s <= last:
+                e = min(last + 1, s + (LEAD if not out else b))
+                out.append((s, e))
+                s = e
+        return out
+
+    def encoded(self, s: int, e: int, keep: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Keys and fine features of frames ``s..e-1`` (in frame order), encoded once per segment when ``keep``."""
+        if all(t in self._frame_keys for t in range(s, e)):
+            keys, fine = zip(*(self._frame_keys[t] for t in range(s, e)))
+            return torch.stack(keys), (torch.stack(fine) if fine[0] is not None else None)
+        keys, fine = self.engine.encode(np.asarray(self.video.frames[s:e]))
+        if keep:
+            for i, t in enumerate(range(s, e)):
+                self._frame_keys[t] = (keys[i], fine[i] if fine is not None else None)
+        return keys, fine
+
+    def read_pass(self, seg: Segment, start: int, reverse: bool, extras: list[int] = (), keep: bool = False):
+        """One pass over ``seg`` from keyframe ``start`` with ``extras`` in permanent memory; yields
+        ``(s, e, probs, similarity, fine)`` per batch, each in frame order."""
+        one = self.engine.start_pass(*self.keyframe(start), [self.keyframe(k) for k in extras])
+        for s, e in self.spans(seg.first, seg.last, reverse):
+            keys, fine = self.encoded(s, e, keep)
+            order = range(len(keys) - 1, -1, -1) if reverse else range(len(keys))
+            rs = [one.step(keys[i]) for i in order]
+            if reverse:
+                rs = rs[::-1]
+            probs = torch.stack([r.probs.cpu() for r in rs]).half()
+            yield s, e, probs, np.array([float(r.similarity.mean()) for r in rs], np.float32), fine
+
+    def _cached(self, key: str, seg: Segment, start: int, reverse: bool):
+        """A finished pass over ``seg`` from the cache, as frame-ordered (probs, similarity), or None."""
+        record = self.cache.get(key, seg.n_frames) if self.cache is not None else None
+        if record is None:
+            return None
+        idx = [abs(t - start) - 1 for t in range(seg.first, seg.last + 1)]
+        return torch.stack([record.probs[i] for i in idx]), np.array([record.similarity[i] for i in idx], np.float32)
+
+    def _remember(self, key: str, start: int, probs: torch.Tensor, sims: np.ndarray, first: int) -> None:
+        if self.cache is None:
+            return
+        order = np.argsort([abs(first + i - start) for i in range(len(probs))])
+        self.cache.put(key, PassRecord([probs[i] for i in order], [float(sims[i]) for i in order]))
 
     def run(self, seg: Segment):
-        """Propagate one segment, writing its labels and signals; yields frames written per batch."""
-        extra = self.extra_keyframes(seg)
-        forward = backward = None
-        if seg.left is not None:
-            forward = self.engine.start_pass(*self.keyframe(seg.left), extra)
-        if seg.right is not None:
-            backward = self.engine.start_pass(*self.keyframe(seg.right), extra)
-        if forward is not None and backward is not None:
-            fwd_probs, fwd_sim = [], []
-            for _, _, keys, _ in self._batches(seg, reverse=False):
-                for key in keys:
-                    r = forward.step(key)
-                    fwd_probs.append(r.probs.half().cpu())
-                    fwd_sim.append(float(r.similarity.mean()))
-            span = seg.right - seg.left
-            for s, e, keys, fine in self._batches(seg, reverse=True):
-                rs = [backward.step(key) for key in keys]
-                b = torch.stack([r.probs.cpu() for r in rs[::-1]])
-                f = torch.stack(fwd_probs[s - seg.first : e - seg.first]).float()
-                pos = torch.arange(s, e, dtype=torch.float32).sub(seg.left).div(span)
-                fused = self.engine.fuse(f, b, pos)
-                sim = (np.asarray(fwd_sim[s - seg.first : e - seg.first]) + np.array([float(r.similarity.mean()) for r in rs[::-1]])) / 2
-                yield self._write(s, fused, fine.flip(0) if fine is not None else None, sim, _agreement(f, b, self.n_classes))
+        """Propagate one segment, writing its labels and signals; yields frames written per batch.
+
+        Between two keyframes the pass that is not in the cache (the one from a corrected keyframe)
+        runs last and writes as it goes, so the frames next to the correction are written first."""
+        if seg.left is None or seg.right is None:
+            start, reverse = (seg.left, False) if seg.left is not None else (seg.right, True)
+            for s, e, probs, sims, fine in self.read_pass(seg, start, reverse, self.extra_keyframes(start, reverse)):
+                yield self._write(s, probs.float(), fine, sims, np.full((e - s, self.n_classes), np.nan, np.float32))
+            return
+        starts = {False: seg.left, True: seg.right}
+        extras = {rev: self.extra_keyframes(starts[rev], rev) for rev in (False, True)}
+        keys = {rev: self._pass_key(starts[rev], rev, extras[rev]) for rev in (False, True)}
+        cached = {rev: self._cached(keys[rev], seg, starts[rev], rev) for rev in (False, True)}
+        stream = not (cached[True] is not None and cached[False] is None)  # True: the backward pass writes
+        other = not stream
+        if cached[other] is None:
+            parts = list(self.read_pass(seg, starts[other], other, extras[other], keep=seg.n_frames <= KEEP_KEYS))
+            parts.sort(key=lambda p: p[0])
+            other_probs, other_sims = torch.cat([p[2] for p in parts]), np.concatenate([p[3] for p in parts])
+            self._remember(keys[other], starts[other], other_probs, other_sims, seg.first)
         else:
-            one, reverse = (forward, False) if forward is not None else (backward, True)
-            for s, e, keys, fine in self._batches(seg, reverse=reverse):
-                rs = [one.step(key) for key in keys]
-                if reverse:
-                    rs, fine = rs[::-1], (fine.flip(0) if fine is not None else None)
-                p = torch.stack([r.probs.cpu() for r in rs])
-                agree = np.full((e - s, self.n_classes), np.nan, np.float32)
-                yield self._write(s, p, fine, np.array([float(r.similarity.mean()) for r in rs]), agree)
+            other_probs, other_sims = cached[other]
+        span, got = seg.right - seg.left, []
+        for s, e, probs, sims, fine in self.read_pass(seg, starts[stream], stream, extras[stream]):
+            got.append((s, probs, sims))
+            o = other_probs[s - seg.first : e - seg.first].float()
+            f, b = (o, probs.float()) if stream else (probs.float(), o)
+            pos = torch.arange(s, e, dtype=torch.float32).sub(seg.left).div(span)
+            sim = (sims + other_sims[s - seg.first : e - seg.first]) / 2
+            yield self._write(s, self.engine.fuse(f, b, pos), fine, sim, _agreement(f, b, self.n_classes))
+        for t in range(seg.first, seg.last + 1):
+            self._frame_keys.pop(t, None)
+        got.sort(key=lambda g: g[0])
+        self._remember(keys[stream], starts[stream], torch.cat([g[1] for g in got]), np.concatenate([g[2] for g in got]), seg.first)
 
     def _write(self, start: int, probs: torch.Tensor, fine, similarity: np.ndarray, agreement: np.ndarray) -> int:
         labels = self.engine.to_labels(probs, fine, self.size)
@@ -192,12 +255,20 @@ class VideoPropagator:
 
 
 def propagate_steps(
-    video: Video, config: PropagationConfig | None = None, engine: Engine | None = None, model_id: str = "intensity-keys", stop_after: int | None = None
+    video: Video,
+    config: PropagationConfig | None = None,
+    engine: Engine | None = None,
+    model_id: str = "intensity-keys",
+    stop_after: int | None = None,
+    cache: PassCache | None = None,
 ) -> Generator[int, None, PropagationReport]:
     """Propagate ``video``'s keyframes to all its frames, yielding the number of frames done after each
     batch (for progress bars; stopping the generator cancels, and the next run resumes). Segments
-    already done with the same keyframes and settings are skipped. ``stop_after`` segments is for
-    tests of interrupted runs. Returns a :class:`PropagationReport`."""
+    already done with the same keyframes and settings are skipped. Two segments that meet at a
+    keyframe run batch by batch in turn, so after a correction both sides of it update first; with a
+    ``cache`` (:class:`PassCache`, held between runs by a session) the passes a correction leaves
+    unchanged are not read again. ``stop_after`` segments is for tests of interrupted runs. Returns
+    a :class:`PropagationReport`."""
     video.project.require_writable()
     config = config or PropagationConfig()
     keyframes = video.annotated_frames()
@@ -207,25 +278,38 @@ def propagate_steps(
     t0 = time.perf_counter()
     done_before = video.state(STATE_KEY, {}).get("segments", {})
     segments = plan_segments(video.n_frames, keyframes)
-    runner = VideoPropagator(video, engine, model_id)
-    done, skipped, written = {}, 0, 0
+    runner = VideoPropagator(video, engine, model_id, cache)
+    done, skipped, written, pending, first_write = {}, 0, 0, [], None
     for seg in segments:
         sig = _signature(video, seg, config, model_id)
         if done_before.get(seg.name, {}).get("signature") == sig:
             done[seg.name] = done_before[seg.name]
             skipped += 1
             yield seg.n_frames
-            continue
-        if stop_after is not None and len(done) - skipped >= stop_after:
-            break
-        for n in runner.run(seg):
-            written += n
-            yield n
-        done[seg.name] = {"signature": sig, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        video.set_state(STATE_KEY, {"segments": {**done_before, **done}, "model": model_id, "config": config.to_dict()})
+        else:
+            pending.append((seg, sig))
+    if stop_after is not None:
+        pending = pending[:stop_after]
+    while pending:
+        pair = 2 if len(pending) > 1 and pending[0][0].right is not None and pending[0][0].right == pending[1][0].left else 1
+        group, pending = pending[:pair], pending[pair:]
+        runs = {i: runner.run(seg) for i, (seg, _) in enumerate(group)}
+        while runs:
+            for i in list(runs):
+                try:
+                    n = next(runs[i])
+                except StopIteration:
+                    del runs[i]
+                    seg, sig = group[i]
+                    done[seg.name] = {"signature": sig, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                    video.set_state(STATE_KEY, {"segments": {**done_before, **done}, "model": model_id, "config": config.to_dict()})
+                else:
+                    written += n
+                    first_write = first_write if first_write is not None else time.perf_counter() - t0
+                    yield n
     # forget segments that no longer exist (keyframes added or removed)
     video.set_state(STATE_KEY, {"segments": done, "model": model_id, "config": config.to_dict(), "complete": len(done) == len(segments)})
-    return PropagationReport(video.id, len(done) - skipped, skipped, written, time.perf_counter() - t0)
+    return PropagationReport(video.id, len(done) - skipped, skipped, written, time.perf_counter() - t0, first_write_s=first_write)
 
 
 def propagate_video(
@@ -235,9 +319,10 @@ def propagate_video(
     model_id: str = "intensity-keys",
     progress: Callable[[int], None] | None = None,
     stop_after: int | None = None,
+    cache: PassCache | None = None,
 ) -> PropagationReport:
     """Run :func:`propagate_steps` to the end, calling ``progress(n_frames)`` after each batch."""
-    steps = propagate_steps(video, config, engine, model_id, stop_after)
+    steps = propagate_steps(video, config, engine, model_id, stop_after, cache)
     while True:
         try:
             n = next(steps)

@@ -43,9 +43,11 @@ class SlotGroup:
         self.keys_t = torch.zeros(self.nb, key_dim, n_slots * self.win2, device=device)  # keys, transposed for bmm
         self.values = torch.zeros(self.nb, n_slots * self.win2, n_classes, device=device)
         valid = self._unfold(torch.ones(1, 1, h, w, device=device))[..., 0] > 0.5  # (nb, win²)
-        self._slot_blocked = ~(_radius_mask(block, radius, device)[None] & valid[:, None])  # (nb, b², win²)
+        reachable = _radius_mask(block, radius, device)[None] & valid[:, None]  # (nb, b², win²)
+        self._slot_bias = torch.zeros(reachable.shape, device=device).masked_fill_(~reachable, float("-inf"))
         self.active = torch.zeros(n_slots, dtype=torch.bool)
-        self.blocked = torch.ones(self.nb, block * block, n_slots * self.win2, dtype=torch.bool, device=device)
+        # added to the similarities: -inf outside the search radius and in empty slots (one baddbmm, no mask pass)
+        self.bias = torch.full((self.nb, block * block, n_slots * self.win2), float("-inf"), device=device)
         self.sim = torch.empty(self.nb, block * block, n_slots * self.win2, device=device)  # reused by every read
         self.next = 0
 
@@ -65,12 +67,11 @@ class SlotGroup:
         self.values[:, s] = self._unfold(value[None].float())
         if not self.active[slot]:
             self.active[slot] = True
-            self.blocked[:, :, s] = self._slot_blocked
+            self.bias[:, :, s] = self._slot_bias
 
     def top(self, q: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Best ``k`` similarities of block queries ``q`` (nb, b², C) and their values (nb, b², k, K)."""
-        torch.bmm(q, self.keys_t, out=self.sim)
-        self.sim.masked_fill_(self.blocked, float("-inf"))
+        torch.baddbmm(self.bias, q, self.keys_t, out=self.sim)
         top, idx = self.sim.topk(min(k, self.sim.shape[-1]), dim=-1)
         kk = self.values.shape[-1]
         vals = torch.gather(self.values, 1, idx.reshape(self.nb, -1, 1).expand(-1, -1, kk)).reshape(*idx.shape, kk)

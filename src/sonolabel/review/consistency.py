@@ -33,7 +33,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy import ndimage
 
 from ..propagation.engine import Engine
@@ -89,14 +88,9 @@ def _box(stored: np.ndarray, read: np.ndarray, cls: int, scale: int) -> list[int
 def _read_side(runner: VideoPropagator, seg, start: int, reverse: bool, size: tuple[int, int]) -> np.ndarray:
     """Labels of every frame of ``seg`` read from keyframe ``start`` alone, at ``size``."""
     engine = runner.engine
-    one = engine.start_pass(*runner.keyframe(start))
     out = np.empty((seg.n_frames, *size), np.uint8)
-    for s, e, keys, fine in runner._batches(seg, reverse=reverse):
-        rs = [one.step(k) for k in keys]
-        if reverse:
-            rs, fine = rs[::-1], (fine.flip(0) if fine is not None else None)
-        probs = torch.stack([r.probs.cpu() for r in rs])
-        out[s - seg.first : e - seg.first] = engine.to_labels(probs, fine, size)
+    for s, e, probs, _, fine in runner.read_pass(seg, start, reverse):
+        out[s - seg.first : e - seg.first] = engine.to_labels(probs.float(), fine, size)
     return out
 
 
