@@ -265,7 +265,7 @@ def keyframe_curve(frames: np.ndarray, truth: np.ndarray, tmp: Path, most: int) 
     from sonolabel.propagation import PropagationConfig
     from sonolabel.propagation.passes import PassCache
     from sonolabel.propagation.propagate import propagate_video
-    from sonolabel.propagation.suggest import _least_like_keyframes, evenly_spaced, suggest_keyframes
+    from sonolabel.propagation.suggest import least_like_keyframes, evenly_spaced, suggest_keyframes
     from sonolabel.store import Project
 
     config, n, out = PropagationConfig(mode="free", device="cpu"), len(frames), {}
@@ -292,7 +292,7 @@ def keyframe_curve(frames: np.ndarray, truth: np.ndarray, tmp: Path, most: int) 
             elif method == "suggest":
                 picks = suggest_keyframes(video, count=1)
             else:
-                picks = _least_like_keyframes(video, video.annotated_frames(), 1, 5, None)
+                picks = least_like_keyframes(video, video.annotated_frames(), 1, 5, None)
             for t in picks:
                 video.save_annotation(t, truth[t])
             propagate_video(video, config, cache=cache if method != "evenly" else None)
