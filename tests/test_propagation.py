@@ -281,3 +281,82 @@ def test_a_draft_reads_a_new_recording_from_the_same_subjects_labelled_one(tmp_p
         v.set_state(layout.PREDICTION_STATE, {"model": "unet.pt"})
         labels, source = draft_for(v, 3)
         assert source == "the U-Net's prediction" and (labels == truth["sub-02-T2"][3]).all()
+
+
+def test_motion_between_key_maps_is_found_beyond_the_search_radius():
+    from sonolabel.propagation.motion import motion_field
+
+    g = torch.Generator().manual_seed(0)
+    base = F.avg_pool2d(torch.randn(1, 27, 96, 96, generator=g), 3, 1, 1)
+    a = base[..., 18:78, 18:78]
+    for dy, dx in [(0, 0), (3, -9), (-6, 12)]:  # 12 cells is 96 px at 480, beyond the 64 px radius
+        b = base[..., 18 - dy : 78 - dy, 18 - dx : 78 - dx]  # content at x in a lies at x + (dy, dx) in b
+        field = motion_field(a, b)[0]
+        assert (field[0] - dy).abs().max() < 0.5 and (field[1] - dx).abs().max() < 0.5, (dy, dx, field.mean((1, 2)))
+
+
+def test_a_probe_slip_is_tracked(margin):
+    """The probe slips 50 px between two frames: re-centring the search windows on the coarse motion
+    keeps the labels; without it the memory looks in the wrong place."""
+    from sonolabel.phantom import make_sequence
+    from sonolabel.phantom.render import PhantomRenderer
+    from sonolabel.phantom.variants import WIDE_MARGIN
+    from sonolabel.propagation.engine import Engine
+
+    seq = make_sequence(5, 1, 30)
+    seq.drift[10:, 0] += 50
+    seq.drift[20:, 0] += 50  # two slips the same way: 100 px from the keyframe
+    r = PhantomRenderer(seq, WIDE_MARGIN)
+    frames, labels = map(np.stack, zip(*(r.render(t) for t in range(30))))
+    scores = {}
+    for motion in (True, False):
+        engine = Engine(PropagationConfig(device="cpu", motion=motion), 8)
+        keys, _ = engine.encode(frames)
+        one = engine.start_pass(keys[0], engine.soft_labels(labels[0], tuple(keys.shape[-2:])))
+        out = engine.to_labels(torch.stack([x.probs for x in one.run(keys[1:])]), None, labels.shape[1:])
+        scores[motion] = [miou(out[i], labels[i + 1]) for i in range(len(out))]
+    margin(np.min(scores[True][19:]), 0.85, "worst mIoU after two 50 px slips, with motion")
+    margin(np.mean(scores[True][19:]) - np.mean(scores[False][19:]), 0.1, "mIoU gain from motion after the slips")
+
+
+def test_thin_bands_get_labels_at_twice_the_key_grid(margin):
+    """A class a few px thick (an aponeurosis) is read on a label grid twice as fine as the keys: the bands
+    keep their shape; a video without thin classes keeps the key grid (and its cost)."""
+    from sonolabel.phantom import make_sequence
+    from sonolabel.phantom.render import PhantomRenderer
+    from sonolabel.phantom.variants import thin_bands
+    from sonolabel.propagation.engine import Engine
+    from sonolabel.propagation.loko import class_ious
+
+    seq = make_sequence(6, 1, 41)
+    plain = PhantomRenderer(make_sequence(6, 1, 1)).render(0)[1]
+    thin_bands(seq, np.random.default_rng(6))
+    r = PhantomRenderer(seq)
+    frames, labels = map(np.stack, zip(*(r.render(t) for t in range(0, 41, 2))))
+    engine = Engine(PropagationConfig(device="cpu"), 8)
+    assert engine.label_scale([plain]) == 1 and engine.label_scale([labels[0]]) == 2
+    keys, _ = engine.encode(frames)
+    bands = {}
+    for scale in (1, 2):
+        one = engine.start_pass(keys[0], engine.soft_labels(labels[0], tuple(keys.shape[-2:]), scale))
+        probs = torch.stack([x.probs for x in one.run(keys[1:])])
+        assert probs.shape[-1] == 60 * scale
+        out = engine.to_labels(probs, None, labels.shape[1:])
+        bands[scale] = np.nanmean([class_ious(out[i], labels[i + 1], 8)[[4, 5]] for i in range(len(out))])
+    margin(bands[2] - bands[1], 0.05, "thin bands' IoU gain from the finer label grid")
+
+
+def test_kept_passes_drop_the_least_recently_used_beyond_their_budget():
+    from sonolabel.propagation.passes import PassCache, PassRecord
+
+    def record(n):  # n frames of 8 x 10 x 10 float16: 1,600 bytes each
+        return PassRecord([torch.zeros(8, 10, 10, dtype=torch.float16)] * n, [1.0] * n)
+
+    cache = PassCache(max_bytes=10 * 1600)
+    cache.put("a", record(4))
+    cache.put("b", record(4))
+    assert cache.get("a", 4) is not None  # a is now the most recent
+    cache.put("c", record(4))  # 12 frames > 10: b goes
+    assert cache.nbytes == 8 * 1600 and cache.get("b", 1) is None and cache.get("a", 4) and cache.get("c", 4)
+    cache.put("c", record(2))  # a shorter record of the same pass changes nothing
+    assert cache.nbytes == 8 * 1600 and cache.get("c", 4) is not None

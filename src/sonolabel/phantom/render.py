@@ -39,6 +39,8 @@ class PhantomSequence:
     phase: np.ndarray  # (T,) speckle decorrelation angle
     seed: int
     fps: float
+    rotation: np.ndarray | None = None  # (T,) view rotation in degrees about the image centre (probe rocking)
+    shifts: dict[str, np.ndarray] | None = None  # structure name -> (T, 2) extra motion in px (x, y), with its surroundings
 
     @property
     def n_frames(self) -> int:
@@ -67,14 +69,16 @@ def make_sequence(subject_seed: int, trial_seed: int, n_frames: int, fps: float 
 class PhantomRenderer:
     """Renders frames of one :class:`PhantomSequence`; tissue maps are built once."""
 
-    def __init__(self, seq: PhantomSequence):
-        self.seq = seq
+    def __init__(self, seq: PhantomSequence, margin: int = MARGIN):
+        """``margin``: tissue drawn beyond each side of the view, in px; views that move further than it
+        (probe slips, sweeps) need a wider one."""
+        self.seq, self.margin = seq, margin
         a = seq.anatomy
         rng = np.random.default_rng([seq.seed, 7])
-        labels, fascia = rasterize(a, SIZE, MARGIN)
+        labels, fascia = rasterize(a, SIZE, margin)
         n = labels.shape[0]
         echo = np.full((n, n), a.background_echo, np.float32)
-        yy = np.arange(n)[:, None] - MARGIN
+        yy = np.arange(n)[:, None] - margin
         echo[np.broadcast_to(yy < a.fat_thickness, echo.shape)] *= 0.55  # hypoechoic subcutaneous fat
         texture = ndimage.gaussian_filter(rng.normal(0, 1, (n, n)), 5).astype(np.float32)
         texture /= texture.std() + 1e-6
@@ -131,9 +135,17 @@ class PhantomRenderer:
                 continue
             ux += w * (0.12 * flex[f] * (self.px - cx))
             uy += w * (0.12 * flex[f] * (self.py - cy) - 4.0 * flex[f])
-        tx = self.px - ux + seq.drift[t, 0] + MARGIN
-        ty = self.py - uy + seq.drift[t, 1] + MARGIN
-        n = SIZE + 2 * MARGIN
+        for s, w in zip(self.muscles, self.weights):
+            if seq.shifts and s.name in seq.shifts:
+                ux += w * seq.shifts[s.name][t, 0]
+                uy += w * seq.shifts[s.name][t, 1]
+        px, py = self.px - ux, self.py - uy
+        if seq.rotation is not None and seq.rotation[t]:
+            a, c = np.deg2rad(seq.rotation[t]), (SIZE - 1) / 2
+            px, py = c + np.cos(a) * (px - c) - np.sin(a) * (py - c), c + np.sin(a) * (px - c) + np.cos(a) * (py - c)
+        tx = px + seq.drift[t, 0] + self.margin
+        ty = py + seq.drift[t, 1] + self.margin
+        n = SIZE + 2 * self.margin
         grid = np.stack([tx / (n - 1) * 2 - 1, ty / (n - 1) * 2 - 1], -1)
         return torch.from_numpy(grid.astype(np.float32))[None]
 

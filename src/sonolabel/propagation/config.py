@@ -22,6 +22,7 @@ class PropagationConfig:
     work_radius: int = 4  # search radius in recent predictions, in cells of 4 working pixels
     work_every: int = 2  # a prediction joins working memory every this many frames
     work_size: int = 6  # frames held in working memory (first in, first out)
+    motion: bool = True  # re-centre the search windows on the coarse motion between frames (probe slips, sweeps)
     extra_keyframes: int = 1  # keyframes a pass has already passed, kept in its permanent memory (the most similar)
     batch: int = 32  # frames encoded and written at once
     device: str = "auto"  # cpu | cuda | auto
@@ -37,6 +38,11 @@ class PropagationConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def fingerprint(self) -> str:
+        """The settings that change what propagation writes (not the batch size or the device), as canonical
+        JSON: part of every segment signature, kept-pass key and keyframe check."""
+        return json.dumps({k: v for k, v in self.to_dict().items() if k not in ("batch", "device")}, sort_keys=True)
 
     @classmethod
     def from_dict(cls, d: dict) -> "PropagationConfig":

@@ -14,7 +14,6 @@ costs one propagation pass over the keyframed part of the video.
 from __future__ import annotations
 
 import hashlib
-import json
 import warnings
 from dataclasses import asdict, dataclass, field
 
@@ -106,11 +105,10 @@ def _walk(runner: VideoPropagator, start: int, stop: int) -> tuple[torch.Tensor,
     return probs, fine
 
 
-def _signature(video: Video, engine: Engine, model_id: str, k: int, left: int | None, right: int | None) -> str:
-    """What a keyframe's check depends on: the settings, the model, and the three annotations."""
-    settings = {key: v for key, v in engine.config.to_dict().items() if key not in ("batch", "device")}
-    h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    h.update(f"{model_id}|{k}|{left}|{right}".encode())
+def _signature(video: Video, engine: Engine, model_id: str, k: int, left: int | None, right: int | None, scale: int) -> str:
+    """What a keyframe's check depends on: the settings, the model, the label grid and the three annotations."""
+    h = hashlib.sha256(engine.config.fingerprint().encode())
+    h.update(f"{model_id}|{k}|{left}|{right}|{scale}".encode())
     for t in (left, k, right):
         if t is not None:
             h.update(np.ascontiguousarray(video.annotated[t]).tobytes())
@@ -143,7 +141,7 @@ def check_keyframes(video: Video, engine: Engine, model_id: str = "", keep_label
     for i, k in enumerate(keys):
         left = keys[i - 1] if i > 0 else None
         right = keys[i + 1] if i + 1 < len(keys) else None
-        sig = _signature(video, engine, model_id, k, left, right)
+        sig = _signature(video, engine, model_id, k, left, right, runner.scale)
         if sig in cache:
             out.append(_from_json(cache[sig]))
             kept[sig] = cache[sig]

@@ -38,6 +38,7 @@ class PassCache:
     def __init__(self, max_bytes: int = 1 << 30):
         self.max_bytes = max_bytes
         self._records: OrderedDict[str, PassRecord] = OrderedDict()
+        self.nbytes = 0  # held by the records
         self.hits = self.misses = 0
 
     def get(self, key: str, n_frames: int) -> PassRecord | None:
@@ -54,13 +55,15 @@ class PassCache:
         old = self._records.get(key)
         if old is not None and len(old.probs) >= len(record.probs):
             return
+        self.nbytes += record.nbytes - (old.nbytes if old is not None else 0)
         self._records[key] = record
         self._records.move_to_end(key)
-        while len(self._records) > 1 and sum(r.nbytes for r in self._records.values()) > self.max_bytes:
-            self._records.popitem(last=False)
+        while len(self._records) > 1 and self.nbytes > self.max_bytes:
+            self.nbytes -= self._records.popitem(last=False)[1].nbytes
 
     def clear(self) -> None:
         self._records.clear()
+        self.nbytes = 0
 
     def __len__(self) -> int:
         return len(self._records)

@@ -11,7 +11,6 @@ never written.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 from typing import Callable, Generator
@@ -74,9 +73,9 @@ class PropagationReport:
     first_write_s: float | None = None  # from the start to the first frame written (after a correction: next to it)
 
 
-def _signature(video: Video, seg: Segment, config: PropagationConfig, model_id: str) -> str:
-    h = hashlib.sha256(json.dumps({k: v for k, v in config.to_dict().items() if k not in ("batch", "device")}, sort_keys=True).encode())
-    h.update(f"{model_id}|{seg.name}|{video.n_frames}".encode())
+def _signature(video: Video, seg: Segment, config: PropagationConfig, model_id: str, scale: int) -> str:
+    h = hashlib.sha256(config.fingerprint().encode())
+    h.update(f"{model_id}|{seg.name}|{video.n_frames}|{scale}".encode())
     for k in (seg.left, seg.right):
         if k is not None:
             h.update(np.ascontiguousarray(video.annotated[k]).tobytes())
@@ -84,7 +83,7 @@ def _signature(video: Video, seg: Segment, config: PropagationConfig, model_id: 
 
 
 def _agreement(f: torch.Tensor, b: torch.Tensor, n_classes: int) -> np.ndarray:
-    """Per-class IoU of the forward and backward passes' argmax on the key grid, (B, K); NaN where absent."""
+    """Per-class IoU of the forward and backward passes' argmax on the label grid, (B, K); NaN where absent."""
     fa, ba = f.argmax(1), b.argmax(1)
     out = np.full((f.shape[0], n_classes), np.nan, np.float32)
     for c in range(n_classes):
@@ -118,17 +117,17 @@ class VideoPropagator:
         self.n_classes = engine.n_classes
         self.size = (video.height, video.width)
         self.keyframes = video.annotated_frames()
+        self.scale = engine.label_scale([video.annotated[k] for k in self.keyframes])
         self._key_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._descriptors: dict[int, torch.Tensor] = {}
         self._digests: dict[int, str] = {}
         self._frame_keys: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}  # this segment's, encoded once
-        settings = {k: v for k, v in engine.config.to_dict().items() if k not in ("batch", "device")}
-        self._settings = f"{model_id}|{video.n_frames}|{json.dumps(settings, sort_keys=True)}"
+        self._settings = f"{model_id}|{video.n_frames}|{self.scale}|{engine.config.fingerprint()}"
 
     def keyframe(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         if t not in self._key_cache:
             keys, _ = self.engine.encode(self.video.frames[t : t + 1])
-            value = self.engine.soft_labels(self.video.annotated[t], tuple(keys.shape[-2:]))
+            value = self.engine.soft_labels(self.video.annotated[t], tuple(keys.shape[-2:]), self.scale)
             self._key_cache[t] = (keys[0], value)
             self._descriptors[t] = torch.nn.functional.normalize(keys[0].mean((1, 2)), dim=0)
         return self._key_cache[t]
@@ -185,8 +184,7 @@ class VideoPropagator:
         one = self.engine.start_pass(*self.keyframe(start), [self.keyframe(k) for k in extras])
         for s, e in self.spans(seg.first, seg.last, reverse):
             keys, fine = self.encoded(s, e, keep)
-            order = range(len(keys) - 1, -1, -1) if reverse else range(len(keys))
-            rs = [one.step(keys[i]) for i in order]
+            rs = one.run(keys.flip(0) if reverse else keys)
             if reverse:
                 rs = rs[::-1]
             probs = torch.stack([r.probs.cpu() for r in rs]).half()
@@ -281,7 +279,7 @@ def propagate_steps(
     runner = VideoPropagator(video, engine, model_id, cache)
     done, skipped, written, pending, first_write = {}, 0, 0, [], None
     for seg in segments:
-        sig = _signature(video, seg, config, model_id)
+        sig = _signature(video, seg, config, model_id, runner.scale)
         if done_before.get(seg.name, {}).get("signature") == sig:
             done[seg.name] = done_before[seg.name]
             skipped += 1

@@ -95,13 +95,13 @@ class Video:
 
     @property
     def margin(self) -> zarr.Array | None:
-        """Propagation's per-pixel confidence, (T, h, w) uint8 on its key grid (see :data:`layout.MARGIN`);
+        """Propagation's per-pixel confidence, (T, h, w) uint8 on its label grid (see :data:`layout.MARGIN`);
         None until a propagation has written it."""
         return self.group[layout.MARGIN] if layout.MARGIN in self.group else None
 
     def save_margin(self, start: int, margin: np.ndarray) -> None:
         """Store propagation's per-pixel margin ((B, h, w) floats in [0, 1]) for frames ``start..start+B``. The
-        array keeps the grid of its first write; margins from another key grid (another mode or working size
+        array keeps the grid of its first write; margins from another label grid (another mode or working size
         for some segments) are resampled to it."""
         from scipy.ndimage import zoom
 
