@@ -1,7 +1,8 @@
 """The propagation engine: one directional pass over memory, and the fusion of two passes.
 
 Store-independent: it takes frames and keyframe masks as arrays and returns class
-probabilities on the label grid (twice the key grid), so it can be tested and benchmarked on its own.
+probabilities on the label grid (the key grid, or twice it where a keyframe holds a thin class), so it
+can be tested and benchmarked on its own.
 """
 
 from __future__ import annotations

@@ -117,7 +117,8 @@ class VideoPropagator:
         self.n_classes = engine.n_classes
         self.size = (video.height, video.width)
         self.keyframes = video.annotated_frames()
-        self.scale = engine.label_scale([video.annotated[k] for k in self.keyframes])
+        self._masks = {k: np.asarray(video.annotated[k]) for k in self.keyframes}  # read once: scale, values, digests
+        self.scale = engine.label_scale(list(self._masks.values()))
         self._key_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._descriptors: dict[int, torch.Tensor] = {}
         self._digests: dict[int, str] = {}
@@ -127,7 +128,7 @@ class VideoPropagator:
     def keyframe(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         if t not in self._key_cache:
             keys, _ = self.engine.encode(self.video.frames[t : t + 1])
-            value = self.engine.soft_labels(self.video.annotated[t], tuple(keys.shape[-2:]), self.scale)
+            value = self.engine.soft_labels(self._masks[t], tuple(keys.shape[-2:]), self.scale)
             self._key_cache[t] = (keys[0], value)
             self._descriptors[t] = torch.nn.functional.normalize(keys[0].mean((1, 2)), dim=0)
         return self._key_cache[t]
@@ -147,7 +148,7 @@ class VideoPropagator:
     def _pass_key(self, start: int, reverse: bool, extras: list[int]) -> str:
         for k in (start, *extras):
             if k not in self._digests:
-                self._digests[k] = digest(self.video.annotated[k])
+                self._digests[k] = digest(self._masks[k])
         return pass_key(self._settings, start, reverse, self._digests, extras)
 
     def spans(self, first: int, last: int, reverse: bool) -> list[tuple[int, int]]:
