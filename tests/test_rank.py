@@ -231,6 +231,18 @@ def test_baselines_and_inference_on_a_session(rank_data, tmp_path):
     # during the rest period every finger stays under its threshold, by construction
     rest = table.iloc[span:40]
     assert (rest["finger"] == "rest").all()
+    assert (tmp_path / "inf" / "flexion.png").stat().st_size > 10_000
+
+
+def test_the_measured_finger_is_the_one_above_half_its_range():
+    from sonolabel.rank.infer import _finger_codes, _measured_finger
+
+    theta = np.zeros((6, 5))
+    theta[1:3, 2] = [60, 80]  # middle flexed (its range is 0-80)
+    theta[2, 3] = 30  # ring co-flexes, under half its range (0-100)
+    theta[4, 3] = 100  # ring flexed alone
+    assert _measured_finger(theta) == ["rest", "middle", "middle", "rest", "ring", "rest"]
+    assert _finger_codes(["", "rest", "thumb", "little"]).tolist() == [0, 0, 1, 5]
 
 
 def test_stage_flex_needs_a_ranking_run_and_rank_only_has_no_baseline(rank_data, tmp_path):

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from ..kinematics import flex_labels
 from ..store.layout import FINGERS
 from ..training.reports import save_plot, write_csv_atomic
 from .model import SonoRank
@@ -134,6 +135,19 @@ def detect(probs: np.ndarray, thresholds: np.ndarray) -> list[str]:
     return out
 
 
+def _finger_codes(names) -> np.ndarray:
+    """0 for rest (or no window yet), 1-5 for the fingers in FINGERS order: a band's colours."""
+    index = {f: i + 1 for i, f in enumerate(FINGERS)}
+    return np.array([index.get(n, 0) for n in names])
+
+
+def _measured_finger(theta: np.ndarray) -> list[str]:
+    """Per frame, the flexed finger the kinematics show (the most flexed of those above half their range), or ``rest``."""
+    flexed = flex_labels(theta)
+    above = np.where(flexed > 0, theta / np.maximum(theta.max(0), 1e-6), -1)
+    return [FINGERS[int(np.argmax(row))] if row.max() >= 0 else "rest" for row in above]
+
+
 def infer_session(
     source: str | Path, model_path: str | Path, out: str | Path, video: str | None = None, rest_seconds: float = 2.0, device: str = "cpu"
 ) -> pd.DataFrame:
@@ -166,15 +180,29 @@ def infer_session(
     os.replace(tmp, out / "thresholds.json")
 
     def draw(plt):
-        fig, axes = plt.subplots(len(FINGERS), 1, figsize=(10, 1.4 * len(FINGERS)), sharex=True)
-        for i, (ax, f) in enumerate(zip(axes, FINGERS)):
+        bands = [("detected", _finger_codes(table["finger"]))]
+        if session.theta is not None:
+            bands.append(("measured", _finger_codes(_measured_finger(session.theta))))
+        heights = [0.35] * len(bands) + [1.0] * len(FINGERS)
+        fig, axes = plt.subplots(len(heights), 1, figsize=(10, 1.4 * sum(heights) + 0.6), sharex=True, gridspec_kw={"height_ratios": heights})
+        from matplotlib.colors import ListedColormap
+
+        colours = ListedColormap(["white"] + [f"C{i}" for i in range(len(FINGERS))])
+        extent = (0, len(table) / session.fps, 0, 1)
+        for ax, (name, codes) in zip(axes, bands):  # one colour per finger (as in the curves below), white for rest
+            ax.imshow(codes[None], aspect="auto", cmap=colours, vmin=-0.5, vmax=len(FINGERS) + 0.5, extent=extent, interpolation="nearest")
+            ax.set_yticks([]), ax.set_ylabel(name, rotation=0, ha="right", va="center")
+        for i, (ax, f) in enumerate(zip(axes[len(bands) :], FINGERS)):
             ax.plot(table["time"], probs[:, i], lw=1, color=f"C{i}")
             ax.axhline(thresholds[i], color="k", lw=0.8, ls="--")
             ax.axvspan(0, rest_seconds, color="0.9", zorder=0)
             if session.theta is not None:
                 ax.plot(table["time"], session.theta[:, i] / max(1.0, session.theta[:, i].max()), color="0.5", lw=0.8)
             ax.set_ylim(0, 1), ax.set_ylabel(f, rotation=0, ha="right")
-        axes[-1].set_xlabel("time (s); grey: rest period; dashed: threshold" + ("; grey line: measured flexion (scaled)" if session.theta is not None else ""))
+        axes[-1].set_xlabel(
+            "time (s); grey: rest period; dashed: threshold\ntop band: the finger detected per window (white: rest)"
+            + ("; grey line and second band: measured flexion" if session.theta is not None else "")
+        )
         fig.tight_layout()
         return fig
 

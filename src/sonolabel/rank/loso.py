@@ -24,7 +24,7 @@ from ..training.reports import save_plot, write_csv_atomic
 from .train import RankConfig, train_rank
 
 
-def _fold_row(metrics: dict, fold: int) -> dict:
+def fold_row(metrics: dict, fold: int) -> dict:
     test = metrics["test"]
     row: dict = {"subject": metrics["subjects"]["test"][0], "fold": fold, "val_subject": metrics["subjects"]["val"][0]}
     if "rank" in test:
@@ -39,7 +39,7 @@ def _fold_row(metrics: dict, fold: int) -> dict:
 def _run_fold(job: tuple[str, str, RankConfig, int]) -> dict:
     dataset, out, cfg, threads = job
     torch.set_num_threads(threads)
-    return _fold_row(train_rank(dataset, out, cfg, progress=False).metrics, cfg.fold)
+    return fold_row(train_rank(dataset, out, cfg, progress=False).metrics, cfg.fold)
 
 
 def train_rank_loso(

@@ -1,0 +1,163 @@
+"""SonoRank under leave-one-subject-out on the phantom: does segmenting the frames help on a subject never seen?
+
+    python benchmarks/sonorank_loso.py [--subjects 5] [--frames 1200] [--work DIR] [--methods ...] [--folds 0,1]
+
+Methods, each trained once per fold with the small configuration (``--config small``):
+* ``sonorank-labels``, ``sonorank-raw``, ``sonorank-both``: SonoRank (ranking, then flexion) on label
+  maps, raw frames, or both;
+* ``mft-<input>`` and ``mft-rest-<input>``: the baselines (flexion only; without and with the rest
+  reference) on the best SonoRank input so far (by mean held-out macro F1; labels until all three are known).
+
+Fold *k* tests subject *k*, picks its best epochs on the preceding subject and trains on the rest.
+Every finished fold leaves ``metrics.json`` in ``WORK/<method>/fold-<k>`` and is never trained again;
+an interrupted fold resumes from its ``last.pt``. So the table can be filled over several sittings:
+rerun the same command. Each run prints the CPU minutes spent so far and an estimate of what is left.
+
+Results: ``benchmarks/results/sonorank_loso.json`` (per fold, mean ± std, Wilcoxon signed-rank tests
+between inputs and between methods) and ``docs/images/sonorank_loso.png`` (quoted in docs/sonorank.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from sonorank import build_dataset
+
+RESULTS = Path(__file__).parent / "results"
+IMAGE = Path(__file__).parent.parent / "docs" / "images" / "sonorank_loso.png"
+INPUTS = ("labels", "raw", "both")
+
+
+def method_settings(method: str) -> list[str]:
+    """RankConfig settings of a method name: sonorank-<input>, mft-<input> or mft-rest-<input>."""
+    kind, _, inp = method.rpartition("-")
+    if kind == "sonorank":
+        return [f"input={inp}"]
+    if kind in ("mft", "mft-rest"):
+        return [f"input={inp}", f"baseline={kind}", "stage=flex"]
+    raise SystemExit(f"unknown method {method!r}: sonorank-<input>, mft-<input> or mft-rest-<input>, with input one of {', '.join(INPUTS)}")
+
+
+def cpu_minutes(run: Path, threads: int) -> float:
+    log = run / "log.csv"
+    return float(pd.read_csv(log)["seconds"].sum()) * threads / 60 if log.is_file() else 0.0
+
+
+def best_input(work: Path, folds: int) -> str:
+    """The SonoRank input with the highest mean held-out macro F1 over its folds, once all are finished (labels until then)."""
+    scores = {}
+    for inp in INPUTS:
+        table = work / f"sonorank-{inp}" / "loso.csv"
+        if table.is_file():
+            df = pd.read_csv(table)
+            if len(df) == folds:
+                scores[inp] = df["macro_f1"].mean()
+    return max(scores, key=scores.get) if scores else "labels"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--subjects", type=int, default=5)
+    ap.add_argument("--frames", type=int, default=1200)
+    ap.add_argument("--work", default="sonorank-loso-work", help="folder for the phantom, dataset and runs (kept: rerun to go on)")
+    ap.add_argument("--methods", nargs="*", help="default: the three SonoRank inputs, then mft and mft-rest on the best input")
+    ap.add_argument("--folds", help="only these folds, e.g. 0,1 (default: all)")
+    ap.add_argument("--budget", type=float, help="CPU minutes this sitting may spend: no fold starts after that (rerun to go on)")
+    ap.add_argument("--set", action="append", default=[], help="extra RankConfig settings key=value (every method)")
+    args = ap.parse_args()
+
+    from sonolabel.export.dataset import ExportedDataset
+    from sonolabel.rank.loso import compare_methods, fold_row, write_loso
+    from sonolabel.rank.train import PRESETS, RankConfig, train_rank
+    from sonolabel.training.config import config_from
+
+    threads = torch.get_num_threads()
+    work = Path(args.work)
+    ds = build_dataset(work, args.subjects, args.frames)
+    n_folds = len(ExportedDataset.open(ds).splits["folds"])
+    folds = [int(f) for f in args.folds.split(",")] if args.folds else list(range(n_folds))
+    methods = args.methods or [f"sonorank-{i}" for i in INPUTS] + ["mft-{best}", "mft-rest-{best}"]
+
+    started, spent, per_fold, todo = time.perf_counter(), 0.0, [], []
+    for template in methods:
+        method = template.format(best=best_input(work, n_folds))
+        rows = []
+        for k in folds:
+            run = work / method / f"fold-{k}"
+            if not (run / "metrics.json").is_file():
+                if args.budget is not None and (time.perf_counter() - started) * threads / 60 >= args.budget:
+                    todo.append((method, k))
+                    continue
+                cfg = config_from(RankConfig, PRESETS["small"], sets=[f"fold={k}", "workers=1", *method_settings(method), *args.set])
+                print(f"{method} fold {k}: training", flush=True)
+                train_rank(ds, run, cfg, progress=False)
+            minutes = cpu_minutes(run, threads)
+            spent += minutes
+            per_fold.append(minutes)
+            rows.append({**fold_row(json.loads((run / "metrics.json").read_text()), k), "cpu_minutes": minutes})
+            print(f"{method} fold {k}: {minutes:.0f} CPU min, held-out flexion macro F1 {rows[-1]['macro_f1']:.3f}", flush=True)
+        if rows:
+            write_loso(work / method, rows)
+    print(f"CPU minutes: {spent:.0f} in {len(per_fold)} finished folds ({threads} threads)", end="")
+    print(f"; {len(todo)} folds left, about {len(todo) * np.mean(per_fold or [30]):.0f} more: rerun to go on" if todo else "; the table is complete")
+
+    finished = [m.format(best=best_input(work, n_folds)) for m in methods]
+    tables = {m: pd.read_csv(work / m / "loso.csv") for m in finished if (work / m / "loso.csv").is_file()}
+    compare = compare_methods({m: work / m for m in tables}, work / "compare")
+    result = {
+        "machine": {"cpu_threads": threads, "platform": platform.platform(), "torch": torch.__version__},
+        "data": {"subjects": args.subjects, "frames_per_subject": args.frames, "folds": n_folds},
+        "settings": {"preset": "small", "extra": args.set},
+        "cpu_minutes": {m: float(t["cpu_minutes"].sum()) for m, t in tables.items()},
+        "folds_left": [f"{m} fold {k}" for m, k in todo],
+        "folds": {m: t.to_dict("records") for m, t in tables.items()},
+        "summary": {m: summary(t) for m, t in tables.items()},
+        "compare": compare.to_dict("records"),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "sonorank_loso.json").write_text(json.dumps(result, indent=1, default=float))
+    draw(tables, IMAGE)
+    print(compare.to_string(index=False))
+
+
+def summary(table: pd.DataFrame) -> dict:
+    """Mean and standard deviation over folds of every score column."""
+    cols = [c for c in table.columns if c.startswith(("macro_", "mean_auc", "auc_", "f1_"))]
+    return {c: {"mean": float(table[c].mean()), "std": float(table[c].std(ddof=1)) if len(table) > 1 else None} for c in cols}
+
+
+def draw(tables: dict[str, pd.DataFrame], path: Path) -> None:
+    """Held-out flexion macro F1 and AUC, and ranking AUC, per method: mean ± std over folds, folds as dots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = [("macro_f1", "flexion macro F1"), ("macro_auc", "flexion AUC"), ("mean_auc", "ranking AUC")]
+    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(tables), 3.6))
+    width = 0.8 / len(cols)
+    for j, (c, label) in enumerate(cols):
+        for i, (m, t) in enumerate(tables.items()):
+            if c not in t:
+                continue
+            x = i + (j - (len(cols) - 1) / 2) * width
+            ax.bar(x, t[c].mean(), width, yerr=t[c].std(ddof=1) if len(t) > 1 else 0, capsize=3, color=f"C{j}", label=label if i == 0 else None)
+            ax.plot(np.full(len(t), x), t[c], "k.", ms=3)
+    ax.set_xticks(range(len(tables)), list(tables), rotation=20, ha="right")
+    ax.set_ylim(0, 1), ax.set_ylabel("held-out subject (mean ± std over folds)"), ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
