@@ -9,14 +9,16 @@ Two sets, each run with the label-only signals (``consistency=False``) and with 
     then damaged, growing with the distance from the keyframe to a size drawn per stretch: a slide
     of 4-16 px, a bleed of 4-12 px, a shrink of 20-60 % of the area, or a class swapped with its
     neighbour. Scored per stretch (a flag with more than half of its frames inside it) and per frame.
-(b) **genuine failures.** Nothing injected: phantom videos that propagation gets wrong in places,
-    a probe jump of 30-45 px between two frames, fast speckle decorrelation (out-of-plane motion),
-    and a long gap between keyframes (400 frames), propagated for real.
+(b) **genuine failures.** Nothing injected: phantom videos propagated for real, some of which
+    propagation gets wrong in places: a probe jump of 30-45 px between two frames, fast speckle
+    decorrelation (out-of-plane motion), a long gap between keyframes (400 frames), and a probe swept
+    over the forearm (±90 px, rocking ±15°, a tendon darting 60 px; ``phantom.variants``) with
+    keyframes every 400 frames on two seeds.
 
 Per frame, an *error* is a frame whose true mIoU is below 0.85 or whose IoU on any class is below
 0.7; a frame is *flagged* when any drift flag covers it. Reported: recall of error frames, precision
 of flagged frames, and frames a reviewer looks at per error frame found. Results go to
-benchmarks/results/drift_scoring.json.
+benchmarks/results/drift_scoring.json; ``--sets genuine`` reruns only (b) and keeps (a)'s results.
 """
 
 from __future__ import annotations
@@ -36,16 +38,24 @@ SIZES = {"slide": (4, 16), "bleed": (4, 12), "shrink": (0.2, 0.6), "swap": (1, 1
 
 def render(seed: int, n: int, failure: str | None, rng: np.random.Generator):
     from sonolabel.phantom import make_sequence
-    from sonolabel.phantom.render import PhantomRenderer
+    from sonolabel.phantom.render import MARGIN, PhantomRenderer
+    from sonolabel.phantom.variants import WIDE_MARGIN, fast_structure, sweep
 
     seq = make_sequence(seed, 1, n)
+    margin = MARGIN
     if failure == "jump":  # the probe slips between two frames
         t = int(rng.integers(n // 4, 3 * n // 4))
         seq.drift[t:, 0] += rng.choice([-1, 1]) * rng.uniform(30, 45)
     elif failure == "decorrelation":  # out-of-plane motion: the speckle changes fast over a stretch
         t = int(rng.integers(n // 4, n // 2))
         seq.phase[t:] += np.clip(np.arange(n - t) / 30, 0, 1) * np.pi / 2
-    out = list(PhantomRenderer(seq))
+    elif failure == "sweep":  # the probe swept and rocked over the forearm, a tendon darting
+        own = np.random.default_rng(seed)
+        sweep(seq, own, degrees=30.0)
+        fast_structure(seq, own)
+        margin = WIDE_MARGIN
+    r = PhantomRenderer(seq, margin)
+    out = [r.render(t) for t in range(n)]
     return np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
 
 
@@ -82,6 +92,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[11, 12, 13])
     ap.add_argument("--frames", type=int, default=600)
     ap.add_argument("--every", type=int, default=100)
+    ap.add_argument("--sweep-frames", type=int, default=801, help="frames of the swept videos (keyframes every 400)")
+    ap.add_argument("--sets", nargs="+", default=["injected", "genuine"], choices=["injected", "genuine"])
     args = ap.parse_args()
 
     from propagation import build_project
@@ -91,15 +103,15 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
-    cases = [(s, None) for s in args.seeds] + [(args.seeds[0], "jump"), (args.seeds[1 % len(args.seeds)], "decorrelation"), (args.seeds[-1], "gap")]
+    genuine = [(args.seeds[0], "jump"), (args.seeds[1 % len(args.seeds)], "decorrelation"), (args.seeds[-1], "gap"), (0, "sweep"), (1, "sweep")]
+    cases = ([(s, None) for s in args.seeds] if "injected" in args.sets else []) + (genuine if "genuine" in args.sets else [])
     stretch_rows, frame_rows, seconds = [], [], {"propagate": 0.0, "drift_label_only": 0.0, "drift_all": 0.0}
     for seed, failure in cases:
-        frames, truth = render(seed, args.frames, failure, rng)
-        every = args.every if failure != "gap" else None
+        n, e = (args.sweep_frames, 400) if failure == "sweep" else (args.frames, args.every)
+        frames, truth = render(seed, n, failure, rng)
         with tempfile.TemporaryDirectory() as tmp:
-            n, e = args.frames, args.every
-            keys = list(range(0, n, e)) if every else sorted({0, e, min(n - 1, 5 * e), n - 1})  # a 4-spacing gap
-            p, v = build_project(Path(tmp) / "p.zarr", frames, truth, every=args.frames + 1)
+            keys = sorted({0, e, min(n - 1, 5 * e), n - 1}) if failure == "gap" else list(range(0, n, e))  # gap: a 4-spacing gap
+            p, v = build_project(Path(tmp) / "p.zarr", frames, truth, every=n + 1)
             for k in keys:
                 v.save_annotation(k, truth[k])
             t = time.perf_counter()
@@ -108,7 +120,7 @@ def main() -> None:
             labels = np.asarray(v.propagated[:])
             rows = []
             if failure is None:
-                for i, (key, first, stop) in enumerate(stretches(args.frames, keys)):
+                for i, (key, first, stop) in enumerate(stretches(n, keys)):
                     row = {"seed": seed, "first": first, "stop": stop, "kind": "clean"}
                     if i % 2 == 0:
                         kind = REALISTIC[(len(stretch_rows) // 2) % len(REALISTIC)]
@@ -120,14 +132,14 @@ def main() -> None:
                     rows.append(row)
                     stretch_rows.append(row)
                 v.save_propagated(0, labels)
-            final = np.where(np.isin(np.arange(args.frames), keys)[:, None, None], truth, labels)
+            final = np.where(np.isin(np.arange(n), keys)[:, None, None], truth, labels)
             bad = frame_errors(final, truth)
             for name, cfg in (("label_only", DriftConfig(consistency=False, device="cpu")), ("all", DriftConfig(device="cpu"))):
                 t = time.perf_counter()
                 run_drift(p, [v.id], cfg=cfg)
                 seconds[f"drift_{name}"] += time.perf_counter() - t
                 flags = ReviewLog(p).flags(v.id)
-                flagged = covered(flags, args.frames)
+                flagged = covered(flags, n)
                 frame_rows.append({"seed": seed, "set": "injected" if failure is None else failure, "signals": name, **score(bad, flagged)})
                 for row in rows:
                     inside = [f for f in flags if 2 * (min(row["stop"], f["stop"]) - max(row["first"], f["start"])) > f["stop"] - f["start"]]
@@ -157,22 +169,24 @@ def main() -> None:
             "frames_per_error_found": flagged / hit if hit else None,
         }
 
-    doc = {
-        "machine": f"{platform.machine()}, CPU only",
-        "seeds": args.seeds,
-        "frames": args.frames,
-        "keyframe_every": args.every,
-        "injected_stretches": {name: stretch_table(name) for name in ("label_only", "all")},
-        "frames_injected": {name: pooled({"injected"}, name) for name in ("label_only", "all")},
-        "frames_genuine": {name: pooled({"jump", "decorrelation", "gap"}, name) for name in ("label_only", "all")},
-        "per_video": frame_rows,
-        "stretches": stretch_rows,
-        "seconds": {k: round(v, 1) for k, v in seconds.items()},
-        "total_seconds": round(time.perf_counter() - t0, 1),
-    }
+    path = RESULTS / "drift_scoring.json"
+    doc = json.loads(path.read_text()) if path.exists() else {}
+    doc.update({"machine": f"{platform.machine()}, CPU only", "seeds": args.seeds, "frames": args.frames, "keyframe_every": args.every})
+    if "injected" in args.sets:
+        doc["injected_stretches"] = {name: stretch_table(name) for name in ("label_only", "all")}
+        doc["frames_injected"] = {name: pooled({"injected"}, name) for name in ("label_only", "all")}
+        doc["stretches"] = stretch_rows
+    if "genuine" in args.sets:
+        doc["sweep_frames"] = args.sweep_frames
+        doc["frames_genuine"] = {name: pooled({"jump", "decorrelation", "gap", "sweep"}, name) for name in ("label_only", "all")}
+        doc["frames_genuine_by_set"] = {f: {name: pooled({f}, name) for name in ("label_only", "all")} for f in ("jump", "decorrelation", "gap", "sweep")}
+    kept = [r for r in doc.get("per_video", []) if ("injected" if r["set"] == "injected" else "genuine") not in args.sets]  # rows of a set not rerun
+    doc["per_video"] = kept + frame_rows
+    doc["seconds"] = {k: round(v, 1) for k, v in seconds.items()}
+    doc["total_seconds"] = round(time.perf_counter() - t0, 1)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "drift_scoring.json").write_text(json.dumps(doc, indent=1))
-    print(json.dumps({k: doc[k] for k in ("injected_stretches", "frames_injected", "frames_genuine", "seconds")}, indent=1))
+    path.write_text(json.dumps(doc, indent=1))
+    print(json.dumps({k: doc.get(k) for k in ("injected_stretches", "frames_injected", "frames_genuine", "frames_genuine_by_set", "seconds")}, indent=1))
 
 
 if __name__ == "__main__":
