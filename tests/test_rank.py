@@ -245,6 +245,34 @@ def test_the_measured_finger_is_the_one_above_half_its_range():
     assert _finger_codes(["", "rest", "thumb", "little"]).tolist() == [0, 0, 1, 5]
 
 
+def test_flexion_from_class_areas_against_the_rest_frame(rank_data, tmp_path):
+    from sonolabel.rank.train import RankConfig, train_rank
+    from sonolabel.store import Project
+    from sonolabel.training.config import config_from
+
+    # by hand: channel 0 is the raw frame, channels 1-3 the labels; class 1 covers a quarter of the
+    # rest frame and half of every window frame (class 0's channel is left at 1: only shares count)
+    model = SonoRank(ArchConfig(in_channels=4, widths=[8, 8, 8, 8, 8], embed=16, length=2, feedforward=32, label_channels=3, flex_input="areas"))
+    rest = torch.zeros(1, 1, 4, 4, 4)
+    rest[0, 0, 1], rest[0, 0, 2, :1] = 1.0, 1.0
+    x = torch.zeros(1, 2, 4, 4, 4)
+    x[0, :, 1], x[0, :, 2, :2] = 1.0, 1.0
+    np.testing.assert_allclose(model.area_change(x, rest)[0].numpy(), [0.0, 0.25, 0.0])
+    with pytest.raises(ValueError, match="label input"):
+        SonoRank(ArchConfig(in_channels=1, flex_input="areas"))
+    with pytest.raises(InputError, match="raw input"):
+        RankConfig(input="raw", flex_input="areas").check()
+    # a real run (flexion from the areas alone), and inference over a session with it
+    cfg = config_from(RankConfig, sets=[*TINY, "input=labels", "fold=1", "flex_epochs=2", "lr_heads=0.01", "baseline=mft-rest", "flex_input=areas"])
+    res = train_rank(rank_data / "ds", tmp_path / "areas", cfg, progress=False)
+    assert 0.0 <= res.metrics["test"]["flex"]["macro"]["f1"] <= 1.0
+    with Project.open(rank_data / "p.zarr") as p:
+        vid = p.video_ids()[1]
+    assert cli(["rank", "infer", str(rank_data / "p.zarr"), "--video", vid, "--model", str(tmp_path / "areas"), "--out", str(tmp_path / "inf")]) == 0
+    probs = pd.read_csv(tmp_path / "inf" / "flexion.csv")[[f"p_{f}" for f in FINGERS]].dropna().to_numpy()
+    assert len(probs) > 200 and probs.std(0).max() > 1e-3
+
+
 def test_stage_flex_needs_a_ranking_run_and_rank_only_has_no_baseline(rank_data, tmp_path):
     from sonolabel.rank.train import RankConfig, train_rank
 

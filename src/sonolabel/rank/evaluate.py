@@ -27,14 +27,6 @@ def embed_windows(model: SonoRank, reader: WindowReader, rows: np.ndarray, devic
 
 
 @torch.no_grad()
-def rest_embeddings(model: SonoRank, reader: WindowReader, windows: Windows, device: torch.device) -> torch.Tensor:
-    """One rest-reference embedding per video (V, embed)."""
-    model.eval()
-    frames = torch.stack([reader.read(np.array([r]), augment=False) for r in windows.rest_rows]).to(device)
-    return model.encode_rest(frames).float()
-
-
-@torch.no_grad()
 def evaluate_ranking(
     model: SonoRank, reader: WindowReader, windows: Windows, n_pairs: int, device: torch.device, informative_deg: float = 3.0, tie_weight: float = 0.5
 ) -> dict:
@@ -57,11 +49,19 @@ def evaluate_ranking(
 
 
 @torch.no_grad()
-def flexion_probabilities(model: SonoRank, reader: WindowReader, windows: Windows, device: torch.device) -> np.ndarray:
+def flexion_probabilities(model: SonoRank, reader: WindowReader, windows: Windows, device: torch.device, batch: int = 16) -> np.ndarray:
     """P(flexed) per window and finger (W, 5), against each video's rest reference."""
-    zq = embed_windows(model, reader, windows.rows, device)
-    zr = rest_embeddings(model, reader, windows, device)[torch.from_numpy(windows.video).to(device)] if model.cfg.rest else None
-    return torch.sigmoid(model.classify(zq, zr).float()).cpu().numpy()
+    model.eval()
+    rest = torch.stack([reader.read(np.array([r]), augment=False) for r in windows.rest_rows]).to(device)
+    zr = model.encode_rest(rest).float() if model.cfg.rest and model.uses_embeddings else None
+    out = []
+    for i in range(0, len(windows), batch):
+        video = torch.from_numpy(windows.video[i : i + batch]).to(device)
+        x = torch.stack([reader.read(r, augment=False) for r in windows.rows[i : i + batch]]).to(device)
+        zq = model.encode(x).float() if model.uses_embeddings else None
+        logits = model.classify(zq, zr[video] if zr is not None else None, model.area_change(x, rest[video]))
+        out.append(torch.sigmoid(logits.float()).cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, len(FINGERS)), np.float32)
 
 
 def evaluate_flexion(model: SonoRank, reader: WindowReader, windows: Windows, device: torch.device, threshold: float = 0.5) -> dict:

@@ -88,7 +88,7 @@ def load_session(source: str | Path, size: int, video: str | None = None, need_l
 def flexion_curves(model: SonoRank, session: Session, input: str, n_classes: int, subsample: int, device: torch.device, batch: int = 64) -> np.ndarray:
     """P(flexed) (N, 5) for the window ending at every frame (NaN before the first full window)."""
     model.eval().to(device)
-    feats = []
+    feats, shares = [], []
     for i in range(0, len(session.images), batch):
         parts = []
         if input in ("raw", "both"):
@@ -96,19 +96,25 @@ def flexion_curves(model: SonoRank, session: Session, input: str, n_classes: int
         if input in ("labels", "both"):
             lab = torch.from_numpy(session.labels[i : i + batch].astype(np.int64)).clamp(0, n_classes - 1)
             parts.append(F.one_hot(lab, n_classes).permute(0, 3, 1, 2).float())
-        feats.append(model.embed_frames(torch.cat(parts, 1)[None].to(device))[0])
-    feats = torch.cat(feats)
+            shares.append(parts[-1].mean((-1, -2)).to(device))  # each class's share of the frame
+        x = torch.cat(parts, 1)[None].to(device)
+        if model.uses_embeddings:
+            feats.append(model.embed_frames(x)[0])
+    n = len(session.images)
+    share = torch.cat(shares)[..., None, None] if shares else None  # (N, C, 1, 1): frames whose mean is the share
     t = model.cfg.length
-    rest = model.embed_sequence(feats[:1, None].expand(1, t, -1)) if model.cfg.rest else None
+    rest = model.embed_sequence(torch.cat(feats)[:1, None].expand(1, t, -1)) if model.cfg.rest and model.uses_embeddings else None
+    feats = torch.cat(feats) if feats else None
     span = (t - 1) * subsample
-    probs = np.full((len(feats), len(FINGERS)), np.nan, np.float32)
-    ends = np.arange(span, len(feats))
+    probs = np.full((n, len(FINGERS)), np.nan, np.float32)
+    ends = np.arange(span, n)
     for i in range(0, len(ends), batch):
         e = torch.from_numpy(ends[i : i + batch]).to(device)
         idx = e[:, None] - span + torch.arange(t, device=device)[None] * subsample
-        z = model.embed_sequence(feats[idx])
-        zr = rest.expand(len(z), -1) if rest is not None else None
-        probs[ends[i : i + batch]] = torch.sigmoid(model.classify(z, zr).float()).cpu().numpy()
+        z = model.embed_sequence(feats[idx]) if feats is not None else None
+        zr = rest.expand(len(idx), -1) if rest is not None else None
+        areas = model.area_change(share[idx], share[:1][None].expand(len(idx), -1, -1, -1, -1)) if share is not None else None
+        probs[ends[i : i + batch]] = torch.sigmoid(model.classify(z, zr, areas).float()).cpu().numpy()
     return probs
 
 

@@ -5,6 +5,11 @@ pooling, a linear map to the embedding), given a learnable position per frame, p
 pre-LayerNorm Transformer encoder and mean-pooled into one sequence embedding. Stage 1 compares
 two embeddings with one ranking head per finger ("did finger f move more in A than in B?");
 stage 2 replaces them by a flexion classifier on the query window and a rest reference.
+
+With label input the classifier can also (or only) see how much of the frame each class covers in
+the window, less what it covered in the rest frame: seven numbers that the rest reference
+normalises per subject, where learned embeddings also encode each subject's anatomy
+(docs/sonorank.md, "Flexion on a new subject").
 """
 
 from __future__ import annotations
@@ -30,6 +35,11 @@ class ArchConfig:
     feedforward: int = 256
     dropout: float = 0.3
     rest: bool = True  # the classifier sees [query, rest]; False: the query alone (the MFT baseline)
+    label_channels: int = 0  # the input's trailing one-hot label channels (0: raw frames only)
+    flex_input: str = "embeddings"  # the flexion classifier sees: embeddings | areas | both (see SonoRank.area_change)
+
+
+FLEX_INPUTS = ("embeddings", "areas", "both")
 
 
 class ResidualBlock(nn.Module):
@@ -89,7 +99,12 @@ class SonoRank(nn.Module):
         self.temporal = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d)
         self.rank_heads = nn.ModuleList(_mlp([2 * d, 256, 128, 64, 1], cfg.dropout) for _ in FINGERS)
-        self.classifier = _mlp([2 * d if cfg.rest else d, 128, 64, len(FINGERS)], cfg.dropout)
+        areas = cfg.flex_input in ("areas", "both")
+        if areas and cfg.label_channels < 1:
+            raise ValueError("flexion from class areas needs label input")
+        width = (2 * d if cfg.rest else d) * (cfg.flex_input != "areas") + cfg.label_channels * areas
+        self.area_norm = nn.BatchNorm1d(cfg.label_channels, affine=False) if areas else None
+        self.classifier = _mlp([width, 128, 64, len(FINGERS)], cfg.dropout)
 
     def embed_frames(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, C, H, W) -> per-frame features (B, T, embed); cached by real-time inference."""
@@ -122,9 +137,33 @@ class SonoRank(nn.Module):
         z = self.encode(x.flatten(0, 1)).view(g, k, -1)
         return self.rank(z[:, a].flatten(0, 1), z[:, b].flatten(0, 1))
 
-    def classify(self, zq: torch.Tensor, zr: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (B, 5): finger f is flexed in the query window (against the rest reference ``zr``)."""
-        return self.classifier(torch.cat([zq, zr], 1) if self.cfg.rest else zq)
+    @property
+    def uses_embeddings(self) -> bool:
+        return self.cfg.flex_input != "areas"
+
+    def area_change(self, x: torch.Tensor, rest: torch.Tensor | None) -> torch.Tensor | None:
+        """(B, classes): each label class's mean share of the window's frames (B, T, C, H, W), less its
+        share of the rest frame (B, 1, C, H, W) (its share alone without a rest reference); None when
+        the classifier does not read areas."""
+        if self.area_norm is None:
+            return None
+        c = self.cfg.label_channels
+        share = x[:, :, -c:].float().mean((-1, -2)).mean(1)
+        return share - rest[:, 0, -c:].float().mean((-1, -2)) if rest is not None and self.cfg.rest else share
+
+    def classify(self, zq: torch.Tensor | None, zr: torch.Tensor | None = None, areas: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, 5): finger f is flexed in the query window (against the rest reference ``zr``;
+        ``areas`` from :meth:`area_change` when the classifier reads them)."""
+        parts = ([zq, zr] if self.cfg.rest else [zq]) if self.uses_embeddings else []
+        if self.area_norm is not None:
+            parts.append(self.area_norm(areas))
+        return self.classifier(torch.cat(parts, 1))
+
+    def flex_logits(self, x: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
+        """Flexion logits (B, 5) of windows (B, T, C, H, W) against their rest frames (B, 1, C, H, W)."""
+        zq = self.encode(x) if self.uses_embeddings else None
+        zr = self.encode_rest(rest) if self.uses_embeddings and self.cfg.rest else None
+        return self.classify(zq, zr, self.area_change(x, rest))
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Ranking logits of two batches of windows (B, T, C, H, W)."""

@@ -32,7 +32,7 @@ from ..training.device import resolve_device
 from ..training.loop import Optimisation, run_epoch
 from .data import FlexWindows, RankGroups, WindowReader, build_windows, group_pairs
 from .evaluate import evaluate_flexion, evaluate_ranking
-from .model import ArchConfig, SonoRank, count_parameters, parameter_groups
+from .model import FLEX_INPUTS, ArchConfig, SonoRank, count_parameters, parameter_groups
 from .objectives import balancing_weights, flexion_loss, pair_targets, ranking_loss
 
 STAGES = ("rank", "flex", "both")
@@ -66,9 +66,10 @@ class RankConfig:
     lr_heads: float = 3e-4
     informative_deg: float = 3.0
     tie_weight: float = 0.5  # lambda: weight of logit^2 on uninformative pairs
-    ema_decay: float = 0.0  # > 0: validate and keep an exponential moving average of the weights (0: off)
+    ema_decay: float = 0.0  # > 0: stage 1 validates and keeps an exponential moving average of the weights (0: off)
     flex_epochs: int = 10  # stage 2
     flex_batch_size: int = 8  # windows (each with its rest reference) per batch
+    flex_input: str = "auto"  # flexion reads: embeddings | areas (class areas less the rest frame's) | both; auto: areas given labels
     flex_fraction: float = 0.5  # flexed: above min + fraction * range of the finger in the session
     flex_min_range: float = 10.0  # degrees; a finger that moved less never counts as flexed
     window_step: int = 4  # frames between window starts for flexion and evaluation
@@ -86,14 +87,35 @@ class RankConfig:
 
     def arch(self, in_channels: int) -> ArchConfig:
         return ArchConfig(
-            in_channels, list(self.widths), self.embed, self.length, self.layers, self.heads, self.feedforward, self.dropout, rest=self.baseline != "mft"
+            in_channels,
+            list(self.widths),
+            self.embed,
+            self.length,
+            self.layers,
+            self.heads,
+            self.feedforward,
+            self.dropout,
+            rest=self.baseline != "mft",
+            label_channels=0 if self.input == "raw" else in_channels - (self.input == "both"),
+            flex_input=self.resolved_flex_input,
         )
+
+    @property
+    def resolved_flex_input(self) -> str:
+        """``auto``: class areas where the input has labels (they generalise to a new subject; docs/sonorank.md), else embeddings."""
+        if self.flex_input != "auto":
+            return self.flex_input
+        return "embeddings" if self.input == "raw" else "areas"
 
     def check(self) -> None:
         if self.stage not in STAGES:
             raise InputError(f"stage {self.stage!r} is not one of {', '.join(STAGES)}")
         if self.baseline is not None and self.baseline not in BASELINES:
             raise InputError(f"baseline {self.baseline!r} is not one of {', '.join(BASELINES)}")
+        if self.flex_input not in (*FLEX_INPUTS, "auto"):
+            raise InputError(f"flex_input {self.flex_input!r} is not one of auto, {', '.join(FLEX_INPUTS)}")
+        if self.resolved_flex_input != "embeddings" and self.input == "raw":
+            raise InputError(f"flex_input {self.flex_input} reads class areas, which raw input has not", hint="use --set input=labels or both")
         if self.baseline and self.stage == "rank":
             raise InputError("the baselines skip ranking: --stage rank has no baseline")
 
@@ -213,6 +235,12 @@ class Run:
             )
         return state
 
+    def load_ranking(self) -> None:
+        """Stage 1's best weights; a flexion classifier of another shape (one that reads class areas) keeps its own."""
+        ranked = load_checkpoint(self.out / "rank_best.pt", "rank")["model"]
+        mine = self.model.state_dict()
+        self.model.load_state_dict({k: ranked[k] if k in ranked and ranked[k].shape == v.shape else v for k, v in mine.items()})
+
     def log(self, row: dict) -> None:
         self.history.append(row)
         write_rank_log(self.out, self.history)
@@ -222,7 +250,10 @@ class Run:
         """Shared loop of both stages: train ``steps`` batches per epoch, validate, keep the best (highest
         validation ``score``) and the last."""
         opt, sched = _optimizer(self.model, self.cfg, n_epochs * steps)
-        ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.cfg.ema_decay), use_buffers=True) if self.cfg.ema_decay > 0 else None
+        # ranking only: stage 2's classifier starts from random weights, and an average that starts there
+        # lags it for epochs (flexion from class areas: held-out F1 0.09 with the average, 0.50 without)
+        averaged = self.cfg.ema_decay > 0 and stage == "rank"
+        ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.cfg.ema_decay), use_buffers=True) if averaged else None
         start, best = 0, -math.inf
         if state is not None and state.get("stage") == stage:
             opt.load_state_dict(state["optimizer"])
@@ -295,9 +326,7 @@ class Run:
             for x, rest, lab in _loader(ds, cfg, cfg.flex_batch_size, True, dev, cfg.seed + epoch):
 
                 def loss(x=x, rest=rest, lab=lab):
-                    zq = self.model.encode(x.to(dev))
-                    zr = self.model.encode_rest(rest.to(dev)) if self.model.cfg.rest else None
-                    return flexion_loss(self.model.classify(zq, zr).float(), lab.to(dev), pos_weight)
+                    return flexion_loss(self.model.flex_logits(x.to(dev), rest.to(dev)).float(), lab.to(dev), pos_weight)
 
                 yield loss
 
@@ -313,7 +342,7 @@ class Run:
         for part, windows in parts.items():
             metrics[part] = {}
             if self.cfg.baseline is None and (self.out / "rank_best.pt").exists():
-                self.model.load_state_dict(load_checkpoint(self.out / "rank_best.pt", "rank")["model"])
+                self.load_ranking()
                 metrics[part]["rank"] = evaluate_ranking(
                     self.model, self.reader, windows, self.cfg.eval_pairs, self.device, self.cfg.informative_deg, self.cfg.tie_weight
                 )
@@ -356,7 +385,7 @@ def train_rank(dataset: "str | Path | ExportedDataset", out: str | Path, cfg: Ra
                         out,
                         "train --stage rank (or both) here first, or choose --baseline mft-rest",
                     )
-                run.model.load_state_dict(load_checkpoint(out / "rank_best.pt", "rank")["model"])
+                run.load_ranking()
             state = None
         run.train_flexion(state)
     else:  # ranking only: the final model is stage 1's best
