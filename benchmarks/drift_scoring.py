@@ -12,7 +12,7 @@ Two sets, each run with the label-only signals (``consistency=False``) and with 
 (b) **genuine failures.** Nothing injected: phantom videos propagated for real, some of which
     propagation gets wrong in places: a probe jump of 30-45 px between two frames, fast speckle
     decorrelation (out-of-plane motion), a long gap between keyframes (400 frames), and a probe swept
-    over the forearm (±90 px, rocking ±15°, a tendon darting 60 px; ``phantom.variants``) with
+    over the forearm (±90 px, rocking up to 30°, a tendon darting 60 px; ``phantom.variants``) with
     keyframes every 400 frames on two seeds.
 
 Per frame, an *error* is a frame whose true mIoU is below 0.85 or whose IoU on any class is below

@@ -101,7 +101,7 @@ def flexion_curves(model: SonoRank, session: Session, input: str, n_classes: int
         if model.uses_embeddings:
             feats.append(model.embed_frames(x)[0])
     n = len(session.images)
-    share = torch.cat(shares)[..., None, None] if shares else None  # (N, C, 1, 1): frames whose mean is the share
+    share = torch.cat(shares) if shares and model.area_norm is not None else None  # (N, C)
     t = model.cfg.length
     rest = model.embed_sequence(torch.cat(feats)[:1, None].expand(1, t, -1)) if model.cfg.rest and model.uses_embeddings else None
     feats = torch.cat(feats) if feats else None
@@ -113,7 +113,7 @@ def flexion_curves(model: SonoRank, session: Session, input: str, n_classes: int
         idx = e[:, None] - span + torch.arange(t, device=device)[None] * subsample
         z = model.embed_sequence(feats[idx]) if feats is not None else None
         zr = rest.expand(len(idx), -1) if rest is not None else None
-        areas = model.area_change(share[idx], share[:1][None].expand(len(idx), -1, -1, -1, -1)) if share is not None else None
+        areas = model.share_change(share[idx], share[:1].expand(len(idx), -1)) if share is not None else None
         probs[ends[i : i + batch]] = torch.sigmoid(model.classify(z, zr, areas).float()).cpu().numpy()
     return probs
 

@@ -148,8 +148,13 @@ class SonoRank(nn.Module):
         if self.area_norm is None:
             return None
         c = self.cfg.label_channels
-        share = x[:, :, -c:].float().mean((-1, -2)).mean(1)
-        return share - rest[:, 0, -c:].float().mean((-1, -2)) if rest is not None and self.cfg.rest else share
+        return self.share_change(x[:, :, -c:].float().mean((-1, -2)), rest[:, 0, -c:].float().mean((-1, -2)) if rest is not None else None)
+
+    def share_change(self, window: torch.Tensor, rest: torch.Tensor | None) -> torch.Tensor:
+        """(B, classes) from per-frame class shares (B, T, classes) and the rest frame's (B, classes):
+        what :meth:`area_change` computes, for callers that keep shares rather than frames."""
+        share = window.mean(1)
+        return share - rest if rest is not None and self.cfg.rest else share
 
     def classify(self, zq: torch.Tensor | None, zr: torch.Tensor | None = None, areas: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, 5): finger f is flexed in the query window (against the rest reference ``zr``;
