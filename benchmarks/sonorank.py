@@ -154,9 +154,12 @@ def main() -> None:
             "test_mean_auc": test["rank"]["mean_auc"],
             "test_informative_pairs": test["rank"]["informative"],
             "test_flex_macro": test["flex"]["macro"],
+            "test_flex_calibrated": test["flex"]["calibrated"],
             "test_flex_f1": {f: v["f1"] for f, v in test["flex"]["fingers"].items()},
+            "test_flex_calibrated_f1": {f: v["calibrated_f1"] for f, v in test["flex"]["fingers"].items()},
             "test_flex_auc": {f: v["auc"] for f, v in test["flex"]["fingers"].items()},
             "val_flex_macro": res.metrics["val"]["flex"]["macro"],
+            "val_flex_calibrated": res.metrics["val"]["flex"]["calibrated"],
             "val_mean_auc": res.metrics["val"]["rank"]["mean_auc"],
             "target": {"mean_auc": 0.9, "minutes": 30},
         }

@@ -141,7 +141,7 @@ def draw(tables: dict[str, pd.DataFrame], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cols = [("macro_f1", "flexion macro F1"), ("macro_auc", "flexion AUC"), ("mean_auc", "ranking AUC")]
+    cols = [("macro_f1", "flexion macro F1"), ("calibrated_f1", "calibrated F1"), ("macro_auc", "flexion AUC"), ("mean_auc", "ranking AUC")]
     fig, ax = plt.subplots(figsize=(2 + 1.6 * len(tables), 3.6))
     width = 0.8 / len(cols)
     for j, (c, label) in enumerate(cols):

@@ -258,6 +258,15 @@ def test_flexion_from_class_areas_against_the_rest_frame(rank_data, tmp_path):
     x = torch.zeros(1, 2, 4, 4, 4)
     x[0, :, 1], x[0, :, 2, :2] = 1.0, 1.0
     np.testing.assert_allclose(model.area_change(x, rest)[0].numpy(), [0.0, 0.25, 0.0])
+    # with strips: class 1 spans the rest frame's width in rows 4-7; in the window its right half
+    # also covers rows 8-9. Only the right strip changes: +2 rows x 8 columns of its 64 rest pixels,
+    # 1 row deeper on average; class 2 is absent and stays at zero
+    strips = SonoRank(ArchConfig(in_channels=3, widths=[8, 8, 8, 8, 8], embed=16, length=2, feedforward=32, label_channels=3, flex_input="areas", strips=2))
+    rest, x = torch.zeros(1, 1, 3, 16, 16), torch.zeros(1, 2, 3, 16, 16)
+    rest[0, 0, 1, 4:8], x[0, :, 1, 4:8], x[0, :, 1, 8:10, 8:] = 1.0, 1.0, 1.0
+    rest[:, :, 0], x[:, :, 0] = 1 - rest[:, :, 1], 1 - x[:, :, 1]
+    # features: class 1 counts (left, right), class 2 counts, class 1 depths, class 2 depths
+    np.testing.assert_allclose(strips.area_change(x, rest)[0].numpy(), [0, 0.25, 0, 0, 0, 1 / 16, 0, 0], atol=1e-6)
     with pytest.raises(ValueError, match="label input"):
         SonoRank(ArchConfig(in_channels=1, flex_input="areas"))
     with pytest.raises(InputError, match="raw input"):

@@ -32,7 +32,8 @@ def _print_metrics(metrics: dict) -> None:
             mac = m["flex"]["macro"]
             print(
                 f"{part}: flexion accuracy {mac['accuracy']:.3f}, precision {mac['precision']:.3f}, "
-                f"recall {mac['recall']:.3f}, F1 {mac['f1']:.3f}, AUC {mac['auc']:.3f} (macro over fingers)"
+                f"recall {mac['recall']:.3f}, F1 {mac['f1']:.3f}, AUC {mac['auc']:.3f} (macro over fingers); "
+                f"F1 {m['flex']['calibrated']['f1']:.3f} with thresholds from each session's rest period"
             )
 
 
@@ -117,7 +118,7 @@ def add_parsers(sub) -> None:
     s.add_argument("--model", required=True, help="run folder or its best.pt")
     s.add_argument("--video", help="video id in the project")
     s.add_argument("--out", help="output folder (default RUN_DIR/infer)")
-    s.add_argument("--rest-seconds", type=float, default=2.0, help="the session starts with this much rest")
+    s.add_argument("--rest-seconds", type=float, default=None, help="the session starts with this much rest (default 2 s)")
     s.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     s.set_defaults(func=infer)
     s = rank.add_parser("compare", help="compare LOSO folders: mean ± std and Wilcoxon signed-rank tests")

@@ -37,12 +37,13 @@ class Windows:
     videos: list[str]
     subjects: list[str]  # per video
     rest_rows: np.ndarray  # (V,) dataset row of each video's rest frame
+    seconds: np.ndarray  # (W,) time of the window's last frame from the start of its video (NaN: unknown)
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def subset(self, keep: np.ndarray) -> "Windows":
-        return Windows(self.rows[keep], self.video[keep], self.travel[keep], self.flexed[keep], self.videos, self.subjects, self.rest_rows)
+        return Windows(self.rows[keep], self.video[keep], self.travel[keep], self.flexed[keep], self.videos, self.subjects, self.rest_rows, self.seconds[keep])
 
 
 def build_windows(
@@ -51,7 +52,7 @@ def build_windows(
     """Windows starting every ``step`` frames in each video of ``subjects`` (all when None) that has kinematics."""
     data = ExportedDataset.open(dataset)
     table, kin = data.table, data.kinematics()
-    rows, video, travel, flexed, videos, video_subjects, rest_rows = [], [], [], [], [], [], []
+    rows, video, travel, flexed, videos, video_subjects, rest_rows, seconds = [], [], [], [], [], [], [], []
     for vid, part in table.groupby("video", sort=False):
         if subjects is not None and part["subject"].iloc[0] not in subjects:
             continue
@@ -60,6 +61,7 @@ def build_windows(
         if np.isnan(theta).any():
             continue  # no (or incomplete) kinematics: nothing to learn from here
         frames = part["frame"].to_numpy()
+        clock = part["time"].to_numpy(float) - float(part["time"].iloc[0]) if "time" in part else np.full(len(part), np.nan)
         lookup = dict(zip(frames.tolist(), range(len(frames))))
         labels = flex_labels(theta, flex_fraction, min_range)
         offsets = np.arange(length) * subsample
@@ -71,6 +73,7 @@ def build_windows(
             rows.append(part.index.to_numpy()[pos])
             travel.append(window_travel(theta[pos]))
             flexed.append(window_labels(labels[pos]))
+            seconds.append(clock[pos[-1]])
             video.append(k)
         videos.append(str(vid))
         video_subjects.append(str(part["subject"].iloc[0]))
@@ -89,6 +92,7 @@ def build_windows(
         videos,
         video_subjects,
         np.asarray(rest_rows, np.int64),
+        np.asarray(seconds, np.float64),
     )
 
 

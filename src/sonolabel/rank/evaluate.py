@@ -2,6 +2,10 @@
 
 Windows are encoded once each; ranking logits for any number of pairs then cost only the heads,
 so thousands of evaluation pairs are cheap.
+
+Flexion is scored twice: at P(flexed) >= 0.5, and calibrated the way ``rank infer`` decides on a
+new session, with per-finger thresholds from the session's own rest period at its start
+(:func:`rest_thresholds`).
 """
 
 from __future__ import annotations
@@ -9,10 +13,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import InputError
 from ..store.layout import FINGERS
 from .data import Windows, WindowReader, sample_eval_pairs
 from .model import SonoRank
 from .objectives import binary_scores, flexion_loss, pair_targets, ranking_auc, ranking_loss, roc_auc
+
+REST_SECONDS = 2.0  # the rest period at the start of a session that calibrates its thresholds
 
 
 @torch.no_grad()
@@ -64,20 +71,45 @@ def flexion_probabilities(model: SonoRank, reader: WindowReader, windows: Window
     return torch.cat(out).numpy() if out else np.zeros((0, len(FINGERS)), np.float32)
 
 
+def rest_thresholds(probs: np.ndarray, rest: np.ndarray | int, margin: float = 0.05) -> np.ndarray:
+    """Per-finger thresholds: the highest P(flexed) of the rest period (the first ``rest`` rows, or the
+    rows where ``rest`` is true) plus ``margin``, within [0.5, 0.99]."""
+    seen = probs[:rest] if isinstance(rest, int) else probs[rest]
+    seen = seen[~np.isnan(seen).any(1)]
+    if len(seen) == 0:
+        raise InputError("the rest period ends before the first full window", hint="lengthen --rest-seconds (it must cover more than one window)")
+    return np.clip(seen.max(0) + margin, 0.5, 0.99)
+
+
+def calibrated_thresholds(probs: np.ndarray, windows: Windows, rest_seconds: float = REST_SECONDS) -> np.ndarray:
+    """(W, 5) thresholds: each video's :func:`rest_thresholds` over its windows that end within
+    ``rest_seconds`` of its start; 0.5 for a video with no such window (or no clock)."""
+    out = np.full(probs.shape, 0.5)
+    for v in np.unique(windows.video):
+        mine = windows.video == v
+        rest = mine & (windows.seconds < rest_seconds)
+        if rest.any():
+            out[mine] = rest_thresholds(probs, rest)
+    return out
+
+
 def evaluate_flexion(model: SonoRank, reader: WindowReader, windows: Windows, device: torch.device, threshold: float = 0.5) -> dict:
-    """BCE, and accuracy, precision, recall and F1 per finger and macro, of flexion at ``threshold``; and the
+    """BCE, and accuracy, precision, recall and F1 per finger and macro, of flexion at ``threshold``; the same
+    scores calibrated (``calibrated``: thresholds from each session's rest period, as ``rank infer``); and the
     threshold-free ROC AUC of P(flexed) per finger (how well the windows are ordered, whatever the calibration)."""
     p = flexion_probabilities(model, reader, windows, device)
     truth = windows.flexed
     logits = torch.logit(torch.from_numpy(p).clamp(1e-6, 1 - 1e-6))
     scores = binary_scores(p >= threshold, truth)
     scores["auc"] = np.array([roc_auc(p[:, i], truth[:, i]) for i in range(len(FINGERS))])
-    per_finger = {f: {k: float(v[i]) for k, v in scores.items()} for i, f in enumerate(FINGERS)}
+    calibrated = binary_scores(p >= calibrated_thresholds(p, windows), truth)
+    per_finger = {f: {k: float(v[i]) for k, v in scores.items()} | {"calibrated_f1": float(calibrated["f1"][i])} for i, f in enumerate(FINGERS)}
     macro = {k: float(np.nanmean(v)) for k, v in scores.items()}
     return {
         "loss": float(flexion_loss(logits, torch.from_numpy(truth))),
         "fingers": per_finger,
         "macro": macro,
+        "calibrated": {k: float(np.nanmean(v)) for k, v in calibrated.items()},
         "windows": int(len(truth)),
         "positives": dict(zip(FINGERS, truth.sum(0).tolist())),
     }

@@ -23,7 +23,9 @@ from ..errors import InputError
 from ..kinematics import flex_labels
 from ..store.layout import FINGERS
 from ..training.reports import save_plot, write_csv_atomic
+from .evaluate import REST_SECONDS, rest_thresholds
 from .model import SonoRank
+from .shapes import column_profile
 from .train import load_rank_model
 
 
@@ -88,7 +90,7 @@ def load_session(source: str | Path, size: int, video: str | None = None, need_l
 def flexion_curves(model: SonoRank, session: Session, input: str, n_classes: int, subsample: int, device: torch.device, batch: int = 64) -> np.ndarray:
     """P(flexed) (N, 5) for the window ending at every frame (NaN before the first full window)."""
     model.eval().to(device)
-    feats, shares = [], []
+    feats, profiles = [], []
     for i in range(0, len(session.images), batch):
         parts = []
         if input in ("raw", "both"):
@@ -96,12 +98,13 @@ def flexion_curves(model: SonoRank, session: Session, input: str, n_classes: int
         if input in ("labels", "both"):
             lab = torch.from_numpy(session.labels[i : i + batch].astype(np.int64)).clamp(0, n_classes - 1)
             parts.append(F.one_hot(lab, n_classes).permute(0, 3, 1, 2).float())
-            shares.append(parts[-1].mean((-1, -2)).to(device))  # each class's share of the frame
+            if model.area_norm is not None:
+                profiles.append(column_profile(parts[-1]).to(device))
         x = torch.cat(parts, 1)[None].to(device)
         if model.uses_embeddings:
             feats.append(model.embed_frames(x)[0])
     n = len(session.images)
-    share = torch.cat(shares) if shares and model.area_norm is not None else None  # (N, C)
+    profile = torch.cat(profiles) if profiles else None  # (N, C, W, 2)
     t = model.cfg.length
     rest = model.embed_sequence(torch.cat(feats)[:1, None].expand(1, t, -1)) if model.cfg.rest and model.uses_embeddings else None
     feats = torch.cat(feats) if feats else None
@@ -113,20 +116,9 @@ def flexion_curves(model: SonoRank, session: Session, input: str, n_classes: int
         idx = e[:, None] - span + torch.arange(t, device=device)[None] * subsample
         z = model.embed_sequence(feats[idx]) if feats is not None else None
         zr = rest.expand(len(idx), -1) if rest is not None else None
-        areas = model.share_change(share[idx], share[:1].expand(len(idx), -1)) if share is not None else None
+        areas = model.profile_change(profile[idx], profile[:1].expand(len(idx), *profile.shape[1:])) if profile is not None else None
         probs[ends[i : i + batch]] = torch.sigmoid(model.classify(z, zr, areas).float()).cpu().numpy()
     return probs
-
-
-def rest_thresholds(probs: np.ndarray, rest_frames: int, margin: float = 0.05) -> np.ndarray:
-    """Per-finger thresholds: the highest probability in the rest period plus ``margin``, within [0.5, 0.99]."""
-    seen = probs[:rest_frames]
-    seen = seen[~np.isnan(seen).any(1)]
-    if len(seen) == 0:
-        raise InputError(
-            f"the rest period ({rest_frames} frames) ends before the first full window", hint="lengthen --rest-seconds (it must cover more than one window)"
-        )
-    return np.clip(seen.max(0) + margin, 0.5, 0.99)
 
 
 def detect(probs: np.ndarray, thresholds: np.ndarray) -> list[str]:
@@ -155,7 +147,7 @@ def _measured_finger(theta: np.ndarray) -> list[str]:
 
 
 def infer_session(
-    source: str | Path, model_path: str | Path, out: str | Path, video: str | None = None, rest_seconds: float = 2.0, device: str = "cpu"
+    source: str | Path, model_path: str | Path, out: str | Path, video: str | None = None, rest_seconds: float | None = None, device: str = "cpu"
 ) -> pd.DataFrame:
     """Write ``flexion.csv`` (per frame: probabilities, detected finger), ``thresholds.json`` and ``flexion.png``."""
     model, ckpt = load_rank_model(model_path)
@@ -164,6 +156,7 @@ def infer_session(
         raise InputError("this model was trained for ranking only; inference needs a flexion classifier", model_path, "train with --stage both (or flex)")
     session = load_session(source, int(cfg["size"]), video, need_labels=cfg["input"] != "raw")
     probs = flexion_curves(model, session, cfg["input"], len(ckpt["classes"]), int(cfg["subsample"]), torch.device(device))
+    rest_seconds = REST_SECONDS if rest_seconds is None else rest_seconds
     thresholds = rest_thresholds(probs, int(round(rest_seconds * session.fps)))
     table = pd.DataFrame(
         {

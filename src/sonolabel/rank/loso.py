@@ -23,6 +23,8 @@ from ..training.folds import run_folds
 from ..training.reports import save_plot, write_csv_atomic
 from .train import RankConfig, train_rank
 
+SCORES = ("mean_auc", "macro_f1", "calibrated_f1")  # per-fold scores summarised and compared across methods
+
 
 def fold_row(metrics: dict, fold: int) -> dict:
     test = metrics["test"]
@@ -33,6 +35,8 @@ def fold_row(metrics: dict, fold: int) -> dict:
     if "flex" in test:
         row.update({f"macro_{k}": v for k, v in test["flex"]["macro"].items()})
         row.update({f"f1_{f}": v["f1"] for f, v in test["flex"]["fingers"].items()})
+        if "calibrated" in test["flex"]:  # metrics written before calibration was scored lack it
+            row["calibrated_f1"] = test["flex"]["calibrated"]["f1"]
     return row
 
 
@@ -62,11 +66,12 @@ def write_loso(out: Path, rows: list[dict]) -> pd.DataFrame:
     write_csv_atomic(pd.DataFrame({"mean": numeric.mean(), "std": numeric.std(ddof=1)}), out / "summary.csv", float_format="%.6g")
 
     def draw(plt):
-        scores = [c for c in ("mean_auc", "macro_f1") if c in df]
+        scores = [c for c in SCORES if c in df]
         fig, ax = plt.subplots(figsize=(max(4, 0.8 * len(df) + 2), 3.5))
         x = np.arange(len(df))
         for i, c in enumerate(scores):
-            ax.bar(x + (i - (len(scores) - 1) / 2) * 0.4, df[c], 0.4, label=f"{c} (mean {df[c].mean():.3f})")
+            w = 0.8 / len(scores)
+            ax.bar(x + (i - (len(scores) - 1) / 2) * w, df[c], w, label=f"{c} (mean {df[c].mean():.3f})")
         ax.set_xticks(x, df["subject"], rotation=45, ha="right")
         ax.set_ylim(0, 1), ax.set_ylabel("held-out subject"), ax.legend(fontsize=8)
         fig.tight_layout()
@@ -91,9 +96,7 @@ def compare_methods(runs: dict[str, str | Path], out: str | Path) -> pd.DataFram
         tables[name] = pd.read_csv(path).set_index("subject")
     rows = []
     for name, t in tables.items():
-        rows.append(
-            {"method": name, "subjects": len(t), **{f"{c}_{s}": getattr(t[c], s)() for c in ("macro_f1", "mean_auc") if c in t for s in ("mean", "std")}}
-        )
+        rows.append({"method": name, "subjects": len(t), **{f"{c}_{s}": getattr(t[c], s)() for c in SCORES if c in t for s in ("mean", "std")}})
     f1_cols = [f"f1_{f}" for f in FINGERS]
     for a, b in itertools.combinations(tables, 2):
         common = tables[a].index.intersection(tables[b].index)

@@ -6,10 +6,10 @@ pre-LayerNorm Transformer encoder and mean-pooled into one sequence embedding. S
 two embeddings with one ranking head per finger ("did finger f move more in A than in B?");
 stage 2 replaces them by a flexion classifier on the query window and a rest reference.
 
-With label input the classifier can also (or only) see how much of the frame each class covers in
-the window, less what it covered in the rest frame: seven numbers that the rest reference
-normalises per subject, where learned embeddings also encode each subject's anatomy
-(docs/sonorank.md, "Flexion on a new subject").
+With label input the classifier can also (or only) read where each class changed in the window
+against the rest frame (:mod:`.shapes`): features that the rest reference normalises per subject,
+where learned embeddings also encode each subject's anatomy (docs/sonorank.md, "Flexion on a new
+subject").
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..store.layout import FINGERS
+from .shapes import column_profile, feature_count, profile_change
 
 
 @dataclass
@@ -37,6 +38,7 @@ class ArchConfig:
     rest: bool = True  # the classifier sees [query, rest]; False: the query alone (the MFT baseline)
     label_channels: int = 0  # the input's trailing one-hot label channels (0: raw frames only)
     flex_input: str = "embeddings"  # the flexion classifier sees: embeddings | areas | both (see SonoRank.area_change)
+    strips: int = 0  # areas: strips per class (0: whole-class shares, as before strips existed; see shapes.py)
 
 
 FLEX_INPUTS = ("embeddings", "areas", "both")
@@ -102,8 +104,9 @@ class SonoRank(nn.Module):
         areas = cfg.flex_input in ("areas", "both")
         if areas and cfg.label_channels < 1:
             raise ValueError("flexion from class areas needs label input")
-        width = (2 * d if cfg.rest else d) * (cfg.flex_input != "areas") + cfg.label_channels * areas
-        self.area_norm = nn.BatchNorm1d(cfg.label_channels, affine=False) if areas else None
+        n_areas = feature_count(cfg.label_channels, cfg.strips) if areas else 0
+        width = (2 * d if cfg.rest else d) * (cfg.flex_input != "areas") + n_areas
+        self.area_norm = nn.BatchNorm1d(n_areas, affine=False) if areas else None
         self.classifier = _mlp([width, 128, 64, len(FINGERS)], cfg.dropout)
 
     def embed_frames(self, x: torch.Tensor) -> torch.Tensor:
@@ -142,19 +145,17 @@ class SonoRank(nn.Module):
         return self.cfg.flex_input != "areas"
 
     def area_change(self, x: torch.Tensor, rest: torch.Tensor | None) -> torch.Tensor | None:
-        """(B, classes): each label class's mean share of the window's frames (B, T, C, H, W), less its
-        share of the rest frame (B, 1, C, H, W) (its share alone without a rest reference); None when
-        the classifier does not read areas."""
+        """(B, features): where each label class of the window's frames (B, T, C, H, W) changed against
+        the rest frame (B, 1, C, H, W) (see :mod:`.shapes`); None when the classifier does not read areas."""
         if self.area_norm is None:
             return None
         c = self.cfg.label_channels
-        return self.share_change(x[:, :, -c:].float().mean((-1, -2)), rest[:, 0, -c:].float().mean((-1, -2)) if rest is not None else None)
+        return self.profile_change(column_profile(x[:, :, -c:]), column_profile(rest[:, 0, -c:]) if rest is not None else None)
 
-    def share_change(self, window: torch.Tensor, rest: torch.Tensor | None) -> torch.Tensor:
-        """(B, classes) from per-frame class shares (B, T, classes) and the rest frame's (B, classes):
-        what :meth:`area_change` computes, for callers that keep shares rather than frames."""
-        share = window.mean(1)
-        return share - rest if rest is not None and self.cfg.rest else share
+    def profile_change(self, window: torch.Tensor, rest: torch.Tensor | None) -> torch.Tensor:
+        """What :meth:`area_change` computes, from per-frame column profiles (B, T, C, W, 2) and the rest
+        frame's (B, C, W, 2), for callers that keep profiles rather than frames."""
+        return profile_change(window, rest if self.cfg.rest else None, self.cfg.strips)
 
     def classify(self, zq: torch.Tensor | None, zr: torch.Tensor | None = None, areas: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, 5): finger f is flexed in the query window (against the rest reference ``zr``;

@@ -69,7 +69,8 @@ class RankConfig:
     ema_decay: float = 0.0  # > 0: stage 1 validates and keeps an exponential moving average of the weights (0: off)
     flex_epochs: int = 10  # stage 2
     flex_batch_size: int = 8  # windows (each with its rest reference) per batch
-    flex_input: str = "auto"  # flexion reads: embeddings | areas (class areas less the rest frame's) | both; auto: areas given labels
+    flex_input: str = "auto"  # flexion reads: embeddings | areas (class shapes less the rest frame's) | both; auto: areas given labels
+    flex_strips: int = 4  # areas: strips across each class (0: whole-class shares); see rank/shapes.py
     flex_fraction: float = 0.5  # flexed: above min + fraction * range of the finger in the session
     flex_min_range: float = 10.0  # degrees; a finger that moved less never counts as flexed
     window_step: int = 4  # frames between window starts for flexion and evaluation
@@ -98,6 +99,7 @@ class RankConfig:
             rest=self.baseline != "mft",
             label_channels=0 if self.input == "raw" else in_channels - (self.input == "both"),
             flex_input=self.resolved_flex_input,
+            strips=self.flex_strips,
         )
 
     @property
@@ -332,9 +334,9 @@ class Run:
 
         def validate() -> dict:
             r = evaluate_flexion(self.model, self.reader, self.val_windows, dev)
-            return {"loss": r["loss"], "val_macro_f1": r["macro"]["f1"]}
+            return {"loss": r["loss"], "val_macro_f1": r["macro"]["f1"], "val_calibrated_f1": r["calibrated"]["f1"]}
 
-        self._epochs("flex", cfg.flex_epochs, steps, state, batches, validate, "val_macro_f1")
+        self._epochs("flex", cfg.flex_epochs, steps, state, batches, validate, "val_calibrated_f1")
 
     def final_metrics(self) -> dict:
         parts = {"val": self.val_windows, **({"test": self.test_windows} if self.test_windows is not None else {})}
@@ -423,8 +425,8 @@ def write_rank_log(out: Path, history: list[dict]) -> None:
             x = np.arange(len(part)) + 1
             axes[0].plot(x, part["train_loss"], "o-", label=f"{stage} train")
             axes[0].plot(x, part["loss"], "s--", label=f"{stage} validation")
-            score = "val_mean_auc" if stage == "rank" else "val_macro_f1"
-            axes[1].plot(x, part[score], "o-", label=score.replace("val_", "validation "))
+            for score in ("val_mean_auc",) if stage == "rank" else ("val_macro_f1", "val_calibrated_f1"):
+                axes[1].plot(x, part[score], "o-", label=score.replace("val_", "validation ").replace("_", " "))
         axes[0].set_xlabel("epoch"), axes[0].set_ylabel("loss"), axes[0].legend(fontsize=8)
         axes[1].set_xlabel("epoch"), axes[1].set_ylim(0, 1), axes[1].legend(fontsize=8)
         fig.tight_layout()
