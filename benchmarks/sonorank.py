@@ -34,7 +34,7 @@ RESULTS = Path(__file__).parent / "results"
 
 def latency(threads: int) -> dict:
     from sonolabel.rank.model import ArchConfig, SonoRank, count_parameters
-    from sonolabel.rank.train import SMALL
+    from sonolabel.rank.config import SMALL
 
     torch.set_num_threads(threads)
     out = {}
@@ -71,7 +71,7 @@ def pair_throughput(threads: int, steps: int = 6) -> dict:
     from sonolabel.rank.data import group_pairs
     from sonolabel.rank.model import ArchConfig, SonoRank
     from sonolabel.rank.objectives import pair_targets, ranking_loss
-    from sonolabel.rank.train import SMALL
+    from sonolabel.rank.config import SMALL
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -126,7 +126,8 @@ def main() -> None:
     result["training_throughput_cpu"] = pair_throughput(args.threads)
     print(json.dumps({k: result[k] for k in ("latency_cpu", "training_throughput_cpu")}, indent=1))
     if not args.latency_only:
-        from sonolabel.rank.train import PRESETS, RankConfig, train_rank
+        from sonolabel.rank.config import PRESETS, RankConfig
+        from sonolabel.rank.train import train_rank
         from sonolabel.training.config import config_from
 
         work = Path(args.work or tempfile.mkdtemp(prefix="sonorank-bench-"))

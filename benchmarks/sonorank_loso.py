@@ -76,7 +76,8 @@ def main() -> None:
 
     from sonolabel.export.dataset import ExportedDataset
     from sonolabel.rank.loso import compare_methods, fold_row, write_loso
-    from sonolabel.rank.train import PRESETS, RankConfig, train_rank
+    from sonolabel.rank.config import PRESETS, RankConfig
+    from sonolabel.rank.train import train_rank
     from sonolabel.training.config import config_from
 
     threads = torch.get_num_threads()

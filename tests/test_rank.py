@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 from scipy.stats import wilcoxon
 
 from conftest import QUALITY_SEED
@@ -16,6 +17,7 @@ from sonolabel import InputError
 from sonolabel.cli.main import main as cli
 from sonolabel.kinematics import FINGERS
 from sonolabel.rank.model import ArchConfig, SonoRank, count_parameters
+from sonolabel.rank.config import RankConfig
 from sonolabel.rank.objectives import balancing_weights, binary_scores, pair_targets, ranking_auc, ranking_loss, roc_auc, window_labels, window_travel
 
 # a tiny network so that a real run takes seconds on 2 cores
@@ -79,6 +81,38 @@ def test_network_sizes_channels_and_rest_reference():
     assert mft.classify(torch.rand(2, 32)).shape == (2, 5)
 
 
+def test_motion_input_reads_frame_differences_the_same_in_training_and_inference():
+    """With motion, a window of T frames gives T-1 tokens (frame, difference from the previous window
+    frame); inference over a session, with features cached per frame, must give the probabilities
+    of the same windows scored one by one, and a still rest frame no motion."""
+    from sonolabel.rank.infer import Session, flexion_curves
+
+    torch.manual_seed(0)
+    cfg = ArchConfig(in_channels=4, widths=[8, 8, 8, 8, 8], embed=16, length=3, feedforward=32, label_channels=3, flex_input="both", strips=2, motion=True)
+    model = SonoRank(cfg).eval()
+    assert model.frames.stages[0][0].in_channels == 5 and model.tokens == 2
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (12, 32, 32), dtype=np.uint8)
+    labels = np.zeros((12, 32, 32), np.uint8)
+    for t in range(12):
+        labels[t, 8 : 16 + t % 4, 4:28], labels[t, 20:26, 2 + t % 3 : 20] = 1, 2
+    probs = flexion_curves(model, Session("s", images, labels, 20.0), "both", 3, subsample=2, device=torch.device("cpu"))
+
+    def frames(rows):
+        img = torch.from_numpy(images[rows]).float().div(255)[:, None]
+        return torch.cat([img, F.one_hot(torch.from_numpy(labels[rows].astype(np.int64)), 3).permute(0, 3, 1, 2).float()], 1)
+
+    assert np.isnan(probs[:4]).all()
+    with torch.no_grad():
+        for end in (4, 7, 11):
+            window, rest = frames(np.arange(end - 4, end + 1, 2))[None], frames(np.array([0]))[None]
+            np.testing.assert_allclose(probs[end], torch.sigmoid(model.flex_logits(window, rest))[0].numpy(), atol=1e-5)
+        still = frames(np.array([5]))[None]
+        np.testing.assert_allclose(model.encode_rest(still), model.encode(still.expand(-1, 3, -1, -1, -1)), atol=1e-5)
+    with pytest.raises(InputError, match="motion"):
+        RankConfig(input="labels", motion=True).check()
+
+
 def test_joint_angle_table_import_adds_total_flexion(tmp_path):
     from conftest import boxed_frames, write_video
 
@@ -122,7 +156,7 @@ def test_two_stage_run_learns_to_rank_and_reports_held_out_scores(rank_data, mar
     (held-out AUC 0.92); here the held-out scores are only checked to be reported."""
     from sonolabel.rank.data import WindowReader, build_windows
     from sonolabel.rank.evaluate import evaluate_ranking
-    from sonolabel.rank.train import RankConfig, load_rank_model, train_rank
+    from sonolabel.rank.train import load_rank_model, train_rank
     from sonolabel.training.config import config_from
 
     cfg = config_from(
@@ -210,7 +244,7 @@ def test_resume_continues_from_the_saved_stage_and_epoch(rank_data, tmp_path):
 
 
 def test_baselines_and_inference_on_a_session(rank_data, tmp_path):
-    from sonolabel.rank.train import RankConfig, train_rank
+    from sonolabel.rank.train import train_rank
     from sonolabel.training.config import config_from
 
     cfg = config_from(RankConfig, sets=[*TINY, "fold=1", "flex_epochs=1", "baseline=mft"])
@@ -246,7 +280,7 @@ def test_the_measured_finger_is_the_one_above_half_its_range():
 
 
 def test_flexion_from_class_areas_against_the_rest_frame(rank_data, tmp_path):
-    from sonolabel.rank.train import RankConfig, train_rank
+    from sonolabel.rank.train import train_rank
     from sonolabel.store import Project
     from sonolabel.training.config import config_from
 
@@ -283,7 +317,7 @@ def test_flexion_from_class_areas_against_the_rest_frame(rank_data, tmp_path):
 
 
 def test_stage_flex_needs_a_ranking_run_and_rank_only_has_no_baseline(rank_data, tmp_path):
-    from sonolabel.rank.train import RankConfig, train_rank
+    from sonolabel.rank.train import train_rank
 
     with pytest.raises(InputError, match="continues a ranking run"):
         train_rank(rank_data / "ds", tmp_path / "x", RankConfig(stage="flex", size=64, length=4, workers=0), progress=False)
@@ -293,7 +327,7 @@ def test_stage_flex_needs_a_ranking_run_and_rank_only_has_no_baseline(rank_data,
 
 def test_label_model_refused_for_other_classes(rank_data, tmp_path):
     from sonolabel.export.dataset import dataset_info
-    from sonolabel.rank.train import RankConfig, load_rank_model, train_rank
+    from sonolabel.rank.train import load_rank_model, train_rank
     from sonolabel.training.config import config_from
 
     cfg = config_from(RankConfig, sets=[*TINY, "input=labels", "stage=rank", "epochs=1", "pairs_per_epoch=8", "eval_pairs=100"])

@@ -10,7 +10,7 @@ from .options import add_batch_options
 
 
 def _config(args):
-    from ..rank.train import PRESETS, RankConfig
+    from ..rank.config import PRESETS, RankConfig
     from ..training.config import config_from
 
     preset = PRESETS.get(args.config) if args.config else None

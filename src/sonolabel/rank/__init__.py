@@ -7,7 +7,8 @@ leave-one-subject-out evaluation (:mod:`.loso`) and sliding-window inference (:m
 
 from ..kinematics import MARKERS, flex_labels, flexion_from_table, joint_angle, total_flexion_from_markers
 from .model import ArchConfig, SonoRank, count_parameters
-from .train import RankConfig, load_rank_model, train_rank
+from .config import RankConfig
+from .train import load_rank_model, train_rank
 
 __all__ = [
     "MARKERS",

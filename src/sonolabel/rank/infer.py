@@ -90,23 +90,29 @@ def load_session(source: str | Path, size: int, video: str | None = None, need_l
 def flexion_curves(model: SonoRank, session: Session, input: str, n_classes: int, subsample: int, device: torch.device, batch: int = 64) -> np.ndarray:
     """P(flexed) (N, 5) for the window ending at every frame (NaN before the first full window)."""
     model.eval().to(device)
-    feats, profiles = [], []
-    for i in range(0, len(session.images), batch):
+    n = len(session.images)
+
+    def frames(rows: np.ndarray) -> torch.Tensor:
         parts = []
         if input in ("raw", "both"):
-            parts.append(torch.from_numpy(session.images[i : i + batch]).float().div(255)[:, None])
+            parts.append(torch.from_numpy(session.images[rows]).float().div(255)[:, None])
         if input in ("labels", "both"):
-            lab = torch.from_numpy(session.labels[i : i + batch].astype(np.int64)).clamp(0, n_classes - 1)
+            lab = torch.from_numpy(session.labels[rows].astype(np.int64)).clamp(0, n_classes - 1)
             parts.append(F.one_hot(lab, n_classes).permute(0, 3, 1, 2).float())
-            if model.area_norm is not None:
-                profiles.append(column_profile(parts[-1]).to(device))
-        x = torch.cat(parts, 1)[None].to(device)
-        if model.uses_embeddings:
-            feats.append(model.embed_frames(x)[0])
-    n = len(session.images)
+        return torch.cat(parts, 1).to(device)
+
+    feats, profiles = [], []
+    for i in range(0, n, batch):
+        rows = np.arange(i, min(n, i + batch))
+        x = frames(rows)
+        if model.area_norm is not None:
+            profiles.append(column_profile(x[:, -n_classes:]))
+        if model.uses_embeddings:  # with motion, each frame's predecessor is the frame one window step back
+            previous = frames(np.maximum(rows - subsample, 0))[None] if model.cfg.motion else None
+            feats.append(model.embed_frames(x[None], previous)[0])
     profile = torch.cat(profiles) if profiles else None  # (N, C, W, 2)
     t = model.cfg.length
-    rest = model.embed_sequence(torch.cat(feats)[:1, None].expand(1, t, -1)) if model.cfg.rest and model.uses_embeddings else None
+    rest = model.embed_sequence(torch.cat(feats)[:1, None].expand(1, model.tokens, -1)) if model.cfg.rest and model.uses_embeddings else None
     feats = torch.cat(feats) if feats else None
     span = (t - 1) * subsample
     probs = np.full((n, len(FINGERS)), np.nan, np.float32)
@@ -114,7 +120,7 @@ def flexion_curves(model: SonoRank, session: Session, input: str, n_classes: int
     for i in range(0, len(ends), batch):
         e = torch.from_numpy(ends[i : i + batch]).to(device)
         idx = e[:, None] - span + torch.arange(t, device=device)[None] * subsample
-        z = model.embed_sequence(feats[idx]) if feats is not None else None
+        z = model.embed_sequence(feats[idx[:, t - model.tokens :]]) if feats is not None else None
         zr = rest.expand(len(idx), -1) if rest is not None else None
         areas = model.profile_change(profile[idx], profile[:1].expand(len(idx), *profile.shape[1:])) if profile is not None else None
         probs[ends[i : i + batch]] = torch.sigmoid(model.classify(z, zr, areas).float()).cpu().numpy()

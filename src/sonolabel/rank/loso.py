@@ -21,7 +21,8 @@ from ..export.dataset import ExportedDataset
 from ..store.layout import FINGERS
 from ..training.folds import run_folds
 from ..training.reports import save_plot, write_csv_atomic
-from .train import RankConfig, train_rank
+from .config import RankConfig
+from .train import train_rank
 
 SCORES = ("mean_auc", "macro_f1", "calibrated_f1")  # per-fold scores summarised and compared across methods
 

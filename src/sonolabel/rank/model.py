@@ -39,6 +39,7 @@ class ArchConfig:
     label_channels: int = 0  # the input's trailing one-hot label channels (0: raw frames only)
     flex_input: str = "embeddings"  # the flexion classifier sees: embeddings | areas | both (see SonoRank.area_change)
     strips: int = 0  # areas: strips per class (0: whole-class shares, as before strips existed; see shapes.py)
+    motion: bool = False  # each frame also shows the encoder its difference from the window's previous frame
 
 
 FLEX_INPUTS = ("embeddings", "areas", "both")
@@ -94,7 +95,7 @@ class SonoRank(nn.Module):
         super().__init__()
         self.cfg = cfg
         d = cfg.embed
-        self.frames = FrameEncoder(cfg.in_channels, cfg.widths, d)
+        self.frames = FrameEncoder(cfg.in_channels + cfg.motion, cfg.widths, d)
         self.position = nn.Parameter(torch.zeros(1, cfg.length, d))
         nn.init.trunc_normal_(self.position, std=0.02)
         layer = nn.TransformerEncoderLayer(d, cfg.heads, cfg.feedforward, cfg.dropout, batch_first=True, norm_first=True)
@@ -109,9 +110,18 @@ class SonoRank(nn.Module):
         self.area_norm = nn.BatchNorm1d(n_areas, affine=False) if areas else None
         self.classifier = _mlp([width, 128, 64, len(FINGERS)], cfg.dropout)
 
-    def embed_frames(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, C, H, W) -> per-frame features (B, T, embed); cached by real-time inference."""
+    @property
+    def tokens(self) -> int:
+        """Frame tokens per window: T, or T - 1 with motion (the first frame only serves as the second's previous)."""
+        return self.cfg.length - self.cfg.motion
+
+    def embed_frames(self, x: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, C, H, W) -> per-frame features (B, T, embed); cached by real-time inference. With
+        motion, ``previous`` (B, T, C, H, W) holds each frame's predecessor in the window, and the
+        encoder also sees the image channel's difference from it: where the tissue moved."""
         b, t = x.shape[:2]
+        if self.cfg.motion:
+            x = torch.cat([x, x[:, :, :1] - previous[:, :, :1]], 2)
         return self.frames(x.flatten(0, 1)).view(b, t, -1)
 
     def embed_sequence(self, feats: torch.Tensor) -> torch.Tensor:
@@ -121,12 +131,15 @@ class SonoRank(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, C, H, W) windows -> (B, embed)."""
+        if self.cfg.motion:
+            return self.embed_sequence(self.embed_frames(x[:, 1:], x[:, :-1]))
         return self.embed_sequence(self.embed_frames(x))
 
     def encode_rest(self, frame: torch.Tensor) -> torch.Tensor:
-        """(B, 1, C, H, W) rest frame -> (B, embed): the frame repeated over the window, encoded once."""
-        feats = self.embed_frames(frame)
-        return self.embed_sequence(feats.expand(-1, self.cfg.length, -1))
+        """(B, 1, C, H, W) rest frame -> (B, embed): the frame repeated over the window (it does not
+        move), encoded once."""
+        feats = self.embed_frames(frame, frame)
+        return self.embed_sequence(feats.expand(-1, self.tokens, -1))
 
     def rank(self, za: torch.Tensor, zb: torch.Tensor) -> torch.Tensor:
         """Logits (B, 5): finger f moved more in A than in B."""
