@@ -39,10 +39,11 @@ INPUTS = ("labels", "raw", "both")
 def method_settings(method: str) -> list[str]:
     """RankConfig settings of a method name: sonorank-<input>, mft-<input> or mft-rest-<input>."""
     kind, _, inp = method.rpartition("-")
+    frames = ["motion=true"] if inp != "labels" else []  # raw frames transfer to a new subject with their differences (docs/sonorank.md)
     if kind == "sonorank":
-        return [f"input={inp}"]
+        return [f"input={inp}", *frames]
     if kind in ("mft", "mft-rest"):
-        return [f"input={inp}", f"baseline={kind}", "stage=flex"]
+        return [f"input={inp}", f"baseline={kind}", "stage=flex", *frames]
     raise SystemExit(f"unknown method {method!r}: sonorank-<input>, mft-<input> or mft-rest-<input>, with input one of {', '.join(INPUTS)}")
 
 
