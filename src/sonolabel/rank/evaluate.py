@@ -71,11 +71,10 @@ def flexion_probabilities(model: SonoRank, reader: WindowReader, windows: Window
     return torch.cat(out).numpy() if out else np.zeros((0, len(FINGERS)), np.float32)
 
 
-def rest_thresholds(probs: np.ndarray, rest: np.ndarray | int, margin: float = 0.05) -> np.ndarray:
-    """Per-finger thresholds: the highest P(flexed) of the rest period (the first ``rest`` rows, or the
-    rows where ``rest`` is true) plus ``margin``, within [0.5, 0.99]."""
-    seen = probs[:rest] if isinstance(rest, int) else probs[rest]
-    seen = seen[~np.isnan(seen).any(1)]
+def rest_thresholds(rest_probs: np.ndarray, margin: float = 0.05) -> np.ndarray:
+    """Per-finger thresholds: the highest P(flexed) (rows, 5) of the rest period plus ``margin``, within
+    [0.5, 0.99]; rows before the first full window (NaN) are skipped."""
+    seen = rest_probs[~np.isnan(rest_probs).any(1)]
     if len(seen) == 0:
         raise InputError("the rest period ends before the first full window", hint="lengthen --rest-seconds (it must cover more than one window)")
     return np.clip(seen.max(0) + margin, 0.5, 0.99)
@@ -89,7 +88,7 @@ def calibrated_thresholds(probs: np.ndarray, windows: Windows, rest_seconds: flo
         mine = windows.video == v
         rest = mine & (windows.seconds < rest_seconds)
         if rest.any():
-            out[mine] = rest_thresholds(probs, rest)
+            out[mine] = rest_thresholds(probs[rest])
     return out
 
 

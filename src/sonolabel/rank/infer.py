@@ -163,7 +163,7 @@ def infer_session(
     session = load_session(source, int(cfg["size"]), video, need_labels=cfg["input"] != "raw")
     probs = flexion_curves(model, session, cfg["input"], len(ckpt["classes"]), int(cfg["subsample"]), torch.device(device))
     rest_seconds = REST_SECONDS if rest_seconds is None else rest_seconds
-    thresholds = rest_thresholds(probs, int(round(rest_seconds * session.fps)))
+    thresholds = rest_thresholds(probs[: int(round(rest_seconds * session.fps))])
     table = pd.DataFrame(
         {
             "frame": np.arange(len(probs)),
