@@ -9,9 +9,11 @@ Methods, each trained once per fold with the small configuration (``--config sma
   reference) on the best SonoRank input so far (by mean held-out macro F1; labels until all three are known).
 
 Fold *k* tests subject *k*, picks its best epochs on the preceding subject and trains on the rest.
-Every finished fold leaves ``metrics.json`` in ``WORK/<method>/fold-<k>`` and is never trained again;
-an interrupted fold resumes from its ``last.pt``. So the table can be filled over several sittings:
-rerun the same command. Each run prints the CPU minutes spent so far and an estimate of what is left.
+Every finished fold leaves ``metrics.json`` in ``WORK/<method>/fold-<k>`` and its row in the results
+file, and is never trained again; an interrupted fold resumes from its ``last.pt``. So the table can be
+filled over several sittings, on other machines too (the results file is committed; the work folder
+is not): rerun the same command. Each run prints the CPU minutes spent so far and an estimate of
+what is left.
 
 Results: ``benchmarks/results/sonorank_loso.json`` (per fold, mean ± std, Wilcoxon signed-rank tests
 between inputs and between methods) and ``docs/images/sonorank_loso.png`` (quoted in docs/sonorank.md).
@@ -52,15 +54,13 @@ def cpu_minutes(run: Path, threads: int) -> float:
     return float(pd.read_csv(log)["seconds"].sum()) * threads / 60 if log.is_file() else 0.0
 
 
-def best_input(work: Path, folds: int) -> str:
+def best_input(work: Path, folds: int, done: dict) -> str:
     """The SonoRank input with the highest mean held-out macro F1 over its folds, once all are finished (labels until then)."""
     scores = {}
     for inp in INPUTS:
-        table = work / f"sonorank-{inp}" / "loso.csv"
-        if table.is_file():
-            df = pd.read_csv(table)
-            if len(df) == folds:
-                scores[inp] = df["macro_f1"].mean()
+        f1 = [r["macro_f1"] for (m, _), r in done.items() if m == f"sonorank-{inp}"]
+        if len(f1) == folds:
+            scores[inp] = float(np.mean(f1))
     return max(scores, key=scores.get) if scores else "labels"
 
 
@@ -76,7 +76,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from sonolabel.export.dataset import ExportedDataset
-    from sonolabel.rank.loso import compare_methods, fold_row, write_loso
+    from sonolabel.rank.loso import fold_row
     from sonolabel.rank.config import PRESETS, RankConfig
     from sonolabel.rank.train import train_rank
     from sonolabel.training.config import config_from
@@ -88,46 +88,82 @@ def main() -> None:
     folds = [int(f) for f in args.folds.split(",")] if args.folds else list(range(n_folds))
     methods = args.methods or [f"sonorank-{i}" for i in INPUTS] + ["mft-{best}", "mft-rest-{best}"]
 
+    data = {"subjects": args.subjects, "frames_per_subject": args.frames, "folds": n_folds}
+    settings = {"preset": "small", "extra": args.set}
+    done = finished_rows(RESULTS / "sonorank_loso.json", data, settings)
     started, spent, per_fold, todo = time.perf_counter(), 0.0, [], []
     for template in methods:
-        method = template.format(best=best_input(work, n_folds))
-        rows = []
+        method = template.format(best=best_input(work, n_folds, done))
         for k in folds:
             run = work / method / f"fold-{k}"
-            if not (run / "metrics.json").is_file():
-                if args.budget is not None and (time.perf_counter() - started) * threads / 60 >= args.budget:
-                    todo.append((method, k))
-                    continue
-                cfg = config_from(RankConfig, PRESETS["small"], sets=[f"fold={k}", "workers=1", *method_settings(method), *args.set])
-                print(f"{method} fold {k}: training", flush=True)
-                train_rank(ds, run, cfg, progress=False)
-            minutes = cpu_minutes(run, threads)
-            spent += minutes
-            per_fold.append(minutes)
-            rows.append({**fold_row(json.loads((run / "metrics.json").read_text()), k), "cpu_minutes": minutes})
-            print(f"{method} fold {k}: {minutes:.0f} CPU min, held-out flexion macro F1 {rows[-1]['macro_f1']:.3f}", flush=True)
-        if rows:
-            write_loso(work / method, rows)
+            if (method, k) in done and not (run / "metrics.json").is_file():
+                print(f"{method} fold {k}: in the results file, held-out flexion macro F1 {done[method, k]['macro_f1']:.3f}", flush=True)
+            else:
+                if not (run / "metrics.json").is_file():
+                    if args.budget is not None and (time.perf_counter() - started) * threads / 60 >= args.budget:
+                        todo.append((method, k))
+                        continue
+                    cfg = config_from(RankConfig, PRESETS["small"], sets=[f"fold={k}", "workers=1", *method_settings(method), *args.set])
+                    print(f"{method} fold {k}: training", flush=True)
+                    train_rank(ds, run, cfg, progress=False)
+                row = {**fold_row(json.loads((run / "metrics.json").read_text()), k), "cpu_minutes": cpu_minutes(run, threads)}
+                done[method, k] = row
+                save(result_file(work, methods, n_folds, done, data, settings, threads))  # a stopped sitting keeps this fold
+                print(f"{method} fold {k}: {row['cpu_minutes']:.0f} CPU min, held-out flexion macro F1 {row['macro_f1']:.3f}", flush=True)
+            spent += done[method, k]["cpu_minutes"]
+            per_fold.append(done[method, k]["cpu_minutes"])
     print(f"CPU minutes: {spent:.0f} in {len(per_fold)} finished folds ({threads} threads)", end="")
     print(f"; {len(todo)} folds left, about {len(todo) * np.mean(per_fold or [30]):.0f} more: rerun to go on" if todo else "; the table is complete")
+    result = result_file(work, methods, n_folds, done, data, settings, threads)
+    save(result)
+    print(pd.DataFrame(result["compare"]).to_string(index=False))
 
-    finished = [m.format(best=best_input(work, n_folds)) for m in methods]
-    tables = {m: pd.read_csv(work / m / "loso.csv") for m in finished if (work / m / "loso.csv").is_file()}
-    compare = compare_methods({m: work / m for m in tables}, work / "compare")
-    result = {
+
+def finished_rows(path: Path, data: dict, settings: dict) -> dict[tuple[str, int], dict]:
+    """Fold rows already in the results file, keyed by (method, fold), when it was made with the same data and settings."""
+    if not path.is_file():
+        return {}
+    old = json.loads(path.read_text())
+    if old.get("data") != data or old.get("settings") != settings:
+        print(f"{path}: made with other data or settings; its folds are trained again")
+        return {}
+    return {(m, int(r["fold"])): r for m, rows in old["folds"].items() for r in rows}
+
+
+def result_file(work: Path, methods: list[str], n_folds: int, done: dict, data: dict, settings: dict, threads: int) -> dict:
+    """The results file's content: every finished fold, mean ± std per method, and the paired tests."""
+    from sonolabel.rank.loso import compare_methods, write_loso
+
+    names = list(dict.fromkeys(m.format(best=best_input(work, n_folds, done)) for m in methods))
+    tables = {}
+    for m in names:
+        rows = sorted((r for (mm, _), r in done.items() if mm == m), key=lambda r: r["fold"])
+        if rows:
+            (work / m).mkdir(parents=True, exist_ok=True)
+            tables[m] = write_loso(work / m, rows)
+    compare = compare_methods({m: work / m for m in tables}, work / "compare") if tables else pd.DataFrame()
+    return {
         "machine": {"cpu_threads": threads, "platform": platform.platform(), "torch": torch.__version__},
-        "data": {"subjects": args.subjects, "frames_per_subject": args.frames, "folds": n_folds},
-        "settings": {"preset": "small", "extra": args.set},
+        "data": data,
+        "settings": settings,
         "cpu_minutes": {m: float(t["cpu_minutes"].sum()) for m, t in tables.items()},
-        "folds_left": [f"{m} fold {k}" for m, k in todo],
+        "folds_left": [f"{m} fold {k}" for m in names for k in range(n_folds) if (m, k) not in done],
         "folds": {m: t.to_dict("records") for m, t in tables.items()},
         "summary": {m: summary(t) for m, t in tables.items()},
         "compare": compare.to_dict("records"),
+        "_tables": tables,
     }
+
+
+def save(result: dict) -> None:
+    """Write the results file and the plot (after every finished fold)."""
+    tables = result.pop("_tables")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "sonorank_loso.json").write_text(json.dumps(result, indent=1, default=float))
-    draw(tables, IMAGE)
-    print(compare.to_string(index=False))
+    tmp = RESULTS / "sonorank_loso.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1, default=float))
+    tmp.replace(RESULTS / "sonorank_loso.json")
+    if tables:
+        draw(tables, IMAGE)
 
 
 def summary(table: pd.DataFrame) -> dict:
