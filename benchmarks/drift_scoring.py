@@ -17,8 +17,14 @@ Two sets, each run with the label-only signals (``consistency=False``) and with 
 
 Per frame, an *error* is a frame whose true mIoU is below 0.85 or whose IoU on any class is below
 0.7; a frame is *flagged* when any drift flag covers it. Reported: recall of error frames, precision
-of flagged frames, and frames a reviewer looks at per error frame found. Results go to
-benchmarks/results/drift_scoring.json; ``--sets genuine`` reruns only (b) and keeps (a)'s results.
+of flagged frames, and frames a reviewer looks at per error frame found, for every signal set and for
+each signal alone (its own flags). Results go to benchmarks/results/drift_scoring.json; ``--sets
+genuine`` reruns only (b) and keeps (a)'s results.
+
+``--model-epochs N`` adds a third signal set, ``model``: the label-only signals plus a U-Net
+(resnet18, 128 px, N epochs on two other phantom videos' true labels, as a project would train one
+on its reviewed videos) predicted over each video (``sonolabel drift --model``). ``--signals`` picks
+the sets to run (default: label_only and all).
 """
 
 from __future__ import annotations
@@ -69,6 +75,29 @@ def frame_errors(pred: np.ndarray, truth: np.ndarray, n: int = 8) -> np.ndarray:
     return out
 
 
+SIGNAL_SETS = {"label_only": False, "all": True, "model": False}  # name -> consistency reads on
+
+
+def inside(flags: list[dict], row: dict) -> list[dict]:
+    """The flags with more than half of their frames inside the stretch ``row``."""
+    return [f for f in flags if 2 * (min(row["stop"], f["stop"]) - max(row["first"], f["start"])) > f["stop"] - f["start"]]
+
+
+def train_model(work: Path, frames: int, epochs: int) -> Path:
+    """A U-Net trained on two other phantom videos' true labels (seeds 21-22), as a project trains one on its reviewed videos."""
+    from sonolabel.export import ExportConfig, export_dataset
+    from sonolabel.phantom import generate_phantom, phantom_project
+    from sonolabel.unet.train import UNetConfig, train_unet
+
+    generate_phantom(work / "ph", subjects=2, frames=frames, seed=21)
+    with phantom_project(work / "ph", work / "p.zarr") as p:
+        export_dataset(p, work / "ds", ExportConfig(size=128))
+    t = time.perf_counter()
+    train_unet(work / "ds", work / "unet", UNetConfig(encoder="resnet18", epochs=epochs, lr=1e-3, workers=0, seed=0), progress=False)
+    print(f"U-Net: {epochs} epochs in {time.perf_counter() - t:.0f} s", flush=True)
+    return work / "unet" / "best.pt"
+
+
 def covered(flags: list[dict], n: int) -> np.ndarray:
     out = np.zeros(n, bool)
     for f in flags:
@@ -94,18 +123,26 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=100)
     ap.add_argument("--sweep-frames", type=int, default=801, help="frames of the swept videos (keyframes every 400)")
     ap.add_argument("--sets", nargs="+", default=["injected", "genuine"], choices=["injected", "genuine"])
+    ap.add_argument("--signals", nargs="+", default=["label_only", "all"], choices=list(SIGNAL_SETS))
+    ap.add_argument("--model-epochs", type=int, default=0, help="train a U-Net for the model set this many epochs (default: 3 when the set runs)")
     args = ap.parse_args()
 
     from propagation import build_project
     from sonolabel.phantom.corrupt import REALISTIC, corrupt_stretch
     from sonolabel.propagation import propagate_video
     from sonolabel.review import DriftConfig, ReviewLog, run_drift, stretches
+    from sonolabel.review.drift import OUTLIER_SIGNALS, TREND_SIGNALS
+
+    SIGNALS = set(TREND_SIGNALS) | set(OUTLIER_SIGNALS) | {"consistency_px"}
 
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
+    work = tempfile.TemporaryDirectory()
+    model = train_model(Path(work.name), args.frames, args.model_epochs or 3) if "model" in args.signals else None
+    per_signal: list[dict] = []
     genuine = [(args.seeds[0], "jump"), (args.seeds[1 % len(args.seeds)], "decorrelation"), (args.seeds[-1], "gap"), (0, "sweep"), (1, "sweep")]
     cases = ([(s, None) for s in args.seeds] if "injected" in args.sets else []) + (genuine if "genuine" in args.sets else [])
-    stretch_rows, frame_rows, seconds = [], [], {"propagate": 0.0, "drift_label_only": 0.0, "drift_all": 0.0}
+    stretch_rows, frame_rows, seconds = [], [], {"propagate": 0.0}
     for seed, failure in cases:
         n, e = (args.sweep_frames, 400) if failure == "sweep" else (args.frames, args.every)
         frames, truth = render(seed, n, failure, rng)
@@ -134,16 +171,22 @@ def main() -> None:
                 v.save_propagated(0, labels)
             final = np.where(np.isin(np.arange(n), keys)[:, None, None], truth, labels)
             bad = frame_errors(final, truth)
-            for name, cfg in (("label_only", DriftConfig(consistency=False, device="cpu")), ("all", DriftConfig(device="cpu"))):
+            for name in args.signals:
                 t = time.perf_counter()
-                run_drift(p, [v.id], cfg=cfg)
-                seconds[f"drift_{name}"] += time.perf_counter() - t
+                run_drift(p, [v.id], model=model if name == "model" else None, cfg=DriftConfig(consistency=SIGNAL_SETS[name], device="cpu"))
+                seconds[f"drift_{name}"] = seconds.get(f"drift_{name}", 0.0) + time.perf_counter() - t
                 flags = ReviewLog(p).flags(v.id)
                 flagged = covered(flags, n)
-                frame_rows.append({"seed": seed, "set": "injected" if failure is None else failure, "signals": name, **score(bad, flagged)})
+                case = "injected" if failure is None else failure
+                frame_rows.append({"seed": seed, "set": case, "signals": name, **score(bad, flagged)})
                 for row in rows:
-                    inside = [f for f in flags if 2 * (min(row["stop"], f["stop"]) - max(row["first"], f["start"])) > f["stop"] - f["start"]]
-                    row[f"flagged_{name}"] = bool(inside)
+                    row[f"flagged_{name}"] = bool(inside(flags, row))
+                for signal in sorted(SIGNALS | {f["signal"] for f in flags}):  # every signal, flagging or not
+                    own = [f for f in flags if f["signal"] == signal]
+                    per_signal.append(
+                        {"seed": seed, "set": case, "signals": name, "signal": signal, **score(bad, covered(own, n))}
+                        | {"stretches": [(r["kind"], bool(inside(own, r))) for r in rows]}
+                    )
                 print(json.dumps(frame_rows[-1]), flush=True)
             p.close()
 
@@ -172,21 +215,53 @@ def main() -> None:
     path = RESULTS / "drift_scoring.json"
     doc = json.loads(path.read_text()) if path.exists() else {}
     doc.update({"machine": f"{platform.machine()}, CPU only", "seeds": args.seeds, "frames": args.frames, "keyframe_every": args.every})
+    names = args.signals
+    genuine_sets = {"jump", "decorrelation", "gap", "sweep"}
     if "injected" in args.sets:
-        doc["injected_stretches"] = {name: stretch_table(name) for name in ("label_only", "all")}
-        doc["frames_injected"] = {name: pooled({"injected"}, name) for name in ("label_only", "all")}
-        doc["stretches"] = stretch_rows
+        doc.setdefault("injected_stretches", {}).update({name: stretch_table(name) for name in names})
+        doc.setdefault("frames_injected", {}).update({name: pooled({"injected"}, name) for name in names})
+        old = {(r["seed"], r["first"]): r for r in doc.get("stretches", [])}
+        doc["stretches"] = [{**old.get((r["seed"], r["first"]), {}), **r} for r in stretch_rows]  # flags of signal sets not rerun are kept
     if "genuine" in args.sets:
         doc["sweep_frames"] = args.sweep_frames
-        doc["frames_genuine"] = {name: pooled({"jump", "decorrelation", "gap", "sweep"}, name) for name in ("label_only", "all")}
-        doc["frames_genuine_by_set"] = {f: {name: pooled({f}, name) for name in ("label_only", "all")} for f in ("jump", "decorrelation", "gap", "sweep")}
-    kept = [r for r in doc.get("per_video", []) if ("injected" if r["set"] == "injected" else "genuine") not in args.sets]  # rows of a set not rerun
-    doc["per_video"] = kept + frame_rows
+        doc.setdefault("frames_genuine", {}).update({name: pooled(genuine_sets, name) for name in names})
+        by_set = doc.setdefault("frames_genuine_by_set", {})
+        for f in genuine_sets:
+            by_set.setdefault(f, {}).update({name: pooled({f}, name) for name in names})
+    rerun = lambda r: ("injected" if r["set"] == "injected" else "genuine") in args.sets and r["signals"] in names  # noqa: E731
+    doc["per_video"] = [r for r in doc.get("per_video", []) if not rerun(r)] + frame_rows
+    doc["per_signal"] = [r for r in doc.get("per_signal", []) if not rerun(r)] + per_signal
+    doc["signal_alone"] = signal_alone(doc["per_signal"])
     doc["seconds"] = {k: round(v, 1) for k, v in seconds.items()}
     doc["total_seconds"] = round(time.perf_counter() - t0, 1)
     RESULTS.mkdir(exist_ok=True)
     path.write_text(json.dumps(doc, indent=1))
-    print(json.dumps({k: doc.get(k) for k in ("injected_stretches", "frames_injected", "frames_genuine", "frames_genuine_by_set", "seconds")}, indent=1))
+    print(json.dumps({k: doc.get(k) for k in ("injected_stretches", "frames_injected", "frames_genuine", "signal_alone", "seconds")}, indent=1))
+    work.cleanup()
+
+
+def signal_alone(rows: list[dict]) -> dict:
+    """Per signal set and signal, pooled over videos: injected stretches flagged (damaged, clean) and the
+    error frames its own flags cover, with their precision (injected and genuine sets apart)."""
+    out: dict = {}
+    for r in rows:
+        kind = "injected" if r["set"] == "injected" else "genuine"
+        empty = {"error_frames": 0, "flagged_frames": 0, "hit": 0, "damaged": [], "clean": []}
+        d = out.setdefault(r["signals"], {}).setdefault(r["signal"], {}).setdefault(kind, empty)
+        d["error_frames"] += r["error_frames"]
+        d["flagged_frames"] += r["flagged_frames"]
+        d["hit"] += round(r["recall"] * r["error_frames"])
+        for k, flagged in r["stretches"]:
+            d["clean" if k == "clean" else "damaged"].append(flagged)
+    for sets in out.values():
+        for kinds in sets.values():
+            for d in kinds.values():
+                d["frame_recall"] = d["hit"] / max(d["error_frames"], 1)
+                d["frame_precision"] = d["hit"] / max(d["flagged_frames"], 1)
+                d["stretch_recall"] = float(np.mean(d.pop("damaged"))) if d["damaged"] else None
+                d["clean_flagged"] = float(np.mean(d.pop("clean"))) if d["clean"] else None
+    # a signal that never flagged in a set (or does not exist there, as the model's without a model) is left out
+    return {name: {sig: kinds for sig, kinds in sigs.items() if any(d["flagged_frames"] for d in kinds.values())} for name, sigs in out.items()}
 
 
 if __name__ == "__main__":

@@ -86,6 +86,47 @@ def test_outliers_and_project_checks():
     assert ("v5", "area_a") in reasons  # subject s5's a is far from the others
 
 
+def test_the_model_counts_only_confident_disagreement_per_class():
+    import torch
+
+    from sonolabel.unet.predict import confident_shift
+
+    labels = torch.zeros(2, 64, 64, dtype=torch.long)
+    labels[:, 16:48, 16:48] = 1  # a 32 px square of class 1
+    model = torch.zeros(2, 64, 64, dtype=torch.long)
+    model[:, 16:48, 20:52] = 1  # the model puts it 4 px to the right
+    logits = torch.nn.functional.one_hot(model, 3).permute(0, 3, 1, 2).float()
+    logits[0] *= 10  # frame 0: sure of it (p ~ 1); frame 1: unsure everywhere (p = e/(e+2) < 0.9)
+    uncertainty, shift = confident_shift(logits, labels, scale=2.0)
+    # 2 x 4 x 32 disagreeing pixels over an outline of ~128: 2 px on the 64 px map, 4 px at twice the size
+    assert shift[0, 1] == pytest.approx(4.0, rel=0.1) and np.isnan(shift[0, 2])
+    assert shift[1, 1] == 0.0  # the model's doubt does not count against the labels
+    assert uncertainty[0] < 0.01 < 0.5 < uncertainty[1] <= 1.0
+
+
+def test_a_model_flag_names_the_class_and_the_region(project):
+    from sonolabel.review.signals import disagreement_box
+    from sonolabel.store.chunks import FrameWriter
+
+    n = 60
+    labels = np.zeros((n, 32, 48), np.uint8)
+    labels[:, 8:20, 8:20] = 1
+    labels[:, 8:20, 28:40] = 3  # class 3 (FPL) sits at x 28-39 in the labels ...
+    v = _video(project, labels, keyframes=(0,))
+    predicted = labels.copy()
+    for t in range(n):  # ... while the model puts it further right the farther the frame is from keyframe 0
+        predicted[t, 8:20, 28:40] = 0
+        predicted[t, 8:20, 28 + t // 10 : 40 + t // 10] = 3
+    FrameWriter(v.predicted).write_many(0, predicted)
+    rng = np.random.default_rng(0)
+    sig = pd.DataFrame({"frame": np.arange(n), "model_shift": 0.05 * np.arange(n) + rng.normal(0, 0.1, n), "model_shift_class": 3})
+    names = list(project.palette.names)
+    flags = [f for f in detect_drift(v.id, sig, [0], DriftConfig(), names, width=48) if f["signal"] == "model_shift"]
+    assert flags and flags[0]["kind"] == "trend" and flags[0]["class"] == "FPL"
+    assert disagreement_box(v, flags[0]["start"], flags[0]["stop"], 3) == [8, 28, 20, 45]
+    assert disagreement_box(v, 0, 10, 3) is None  # the first ten frames agree
+
+
 @pytest.fixture(scope="module")
 def phantom_labels(tmp_path_factory):
     from sonolabel.phantom import generate_phantom

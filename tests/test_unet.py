@@ -157,6 +157,9 @@ def test_predict_stores_predictions_and_per_frame_loss(tiny, tmp_path):
         assert np.isfinite(table["model_ce"]).all() and (table["model_ce"] > 0).all()
         assert table["model_dice"].between(0, 1).all()
         assert "model_dice_FDS" in table.columns
+        assert table["model_uncertainty"].between(0, 1).all()
+        shifts = table[[f"model_shift_{c}" for c in p.palette.names]].to_numpy()
+        assert np.isfinite(shifts[:, 0]).all() and (np.nan_to_num(shifts) >= 0).all()
         pred = v.group["labels/predicted"][:]
         assert pred.shape == (v.n_frames, v.height, v.width) and pred.max() < 8
 

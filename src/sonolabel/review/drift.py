@@ -19,7 +19,13 @@ import pandas as pd
 from scipy import stats
 
 # signal -> (direction, rise that counts as drift); direction -1: lower is worse
-TREND_SIGNALS = {"model_ce": (1, None), "model_dice": (-1, 0.15), "model_dice_worst": (-1, 0.15), "keyframe_deviation": (1, 0.3)}
+TREND_SIGNALS = {
+    "model_ce": (1, None),
+    "model_dice": (-1, 0.15),
+    "model_dice_worst": (-1, 0.15),
+    "model_shift": (1, None),  # DriftConfig.model_shift_px, scaled to the video's width
+    "keyframe_deviation": (1, 0.3),
+}
 # signal -> (direction, floor of the MAD, so that flat signals do not flag every small wiggle)
 OUTLIER_SIGNALS = {
     "model_ce": (1, 0.02),
@@ -30,7 +36,9 @@ OUTLIER_SIGNALS = {
     "appear_vanish": (1, 0.5),
     "correction": (1, 0.02),
     "sides_px": (1, 0.5),
+    "model_shift": (1, 0.5),
 }
+NAMED = {"model_shift": "model_shift_class"}  # signals whose flags name the class (and, in run_drift, the region)
 PAIR_SIGNALS = ("area_change", "appear_vanish")
 
 
@@ -39,6 +47,7 @@ class DriftConfig:
     alpha: float = 0.01  # significance of a trend (per stretch and signal)
     min_frames: int = 8  # shorter stretches are not tested
     ce_rise: float = 0.5  # model_ce drift: a rise of this share of its level near the keyframe
+    model_shift_px: float = 2.0  # model_shift drift: a rise of this many px (at 480 wide) away from a keyframe
     mad_k: float = 6.0  # robust outliers: above median + mad_k * MAD
     min_span: int = 1  # outlier spans shorter than this are dropped
     subject_z: float = 3.5  # project check: robust z of a subject's class area among subjects
@@ -95,7 +104,20 @@ def _flag(
     }
 
 
-def trend_flags(video: str, signals: pd.DataFrame, keyframes: list[int], cfg: DriftConfig) -> list[dict]:
+def _named_class(signals: pd.DataFrame, name: str, start: int, stop: int, class_names: list[str]) -> str | None:
+    """For a signal that names its class per frame (:data:`NAMED`), the class most often named in the span."""
+    column = NAMED.get(name)
+    if column not in signals:
+        return None
+    values = signals[column].to_numpy()[start:stop]
+    values = values[values >= 0]
+    if not len(values):
+        return None
+    cls = int(np.bincount(values.astype(int)).argmax())
+    return class_names[cls] if cls < len(class_names) else str(cls)
+
+
+def trend_flags(video: str, signals: pd.DataFrame, keyframes: list[int], cfg: DriftConfig, class_names: list[str] = (), width: int = 480) -> list[dict]:
     flags = []
     for key, first, stop in stretches(len(signals), keyframes):
         if stop - first < cfg.min_frames:
@@ -112,6 +134,8 @@ def trend_flags(video: str, signals: pd.DataFrame, keyframes: list[int], cfg: Dr
             if name == "model_ce":
                 near = values[np.argsort(dist)[: max(3, len(dist) // 4)]]
                 rise_needed = cfg.ce_rise * max(float(np.nanmedian(near)), 0.05)
+            elif name == "model_shift":
+                rise_needed = cfg.model_shift_px * width / 480
             if p < cfg.alpha and rise > 0 and rise >= rise_needed:
                 flags.append(
                     _flag(
@@ -123,6 +147,7 @@ def trend_flags(video: str, signals: pd.DataFrame, keyframes: list[int], cfg: Dr
                         rise / rise_needed,
                         f"{name} {'rises' if direction > 0 else 'falls'} by {rise:.3g} over {stop - first} frames "
                         f"away from keyframe {key} (tau {tau:.2f}, p {p:.1e})",
+                        _named_class(signals, name, first, stop, list(class_names)),
                     )
                 )
     return flags
@@ -138,7 +163,7 @@ def _spans(mask: np.ndarray, gap: int = 2) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), stops.tolist()))
 
 
-def outlier_flags(video: str, signals: pd.DataFrame, cfg: DriftConfig) -> list[dict]:
+def outlier_flags(video: str, signals: pd.DataFrame, cfg: DriftConfig, class_names: list[str] = ()) -> list[dict]:
     flags = []
     for name, (direction, floor) in OUTLIER_SIGNALS.items():
         if name not in signals:
@@ -166,6 +191,7 @@ def outlier_flags(video: str, signals: pd.DataFrame, cfg: DriftConfig) -> list[d
                     (peak - med) / (cfg.mad_k * mad),
                     f"{name} {'above' if direction > 0 else 'below'} median{'+' if direction > 0 else '-'}"
                     f"{cfg.mad_k:g}·MAD ({direction * limit:.3g}) in frames {start}-{stop - 1}",
+                    _named_class(signals, name, start, stop, list(class_names)),
                 )
             )
     return flags
@@ -214,9 +240,10 @@ def consistency_flags(video: str, signals: pd.DataFrame, cfg: DriftConfig, class
 def detect_drift(
     video: str, signals: pd.DataFrame, keyframes: list[int], cfg: DriftConfig | None = None, class_names: list[str] | None = None, width: int = 480
 ) -> list[dict]:
-    """Trend, outlier and consistency flags for one video, most severe first."""
+    """Trend, outlier and consistency flags for one video, most severe first. Flags of a signal that names
+    its class (consistency, ``model_shift``) carry the class; consistency flags also carry the box."""
     cfg = cfg or DriftConfig()
-    flags = trend_flags(video, signals, keyframes, cfg) + outlier_flags(video, signals, cfg)
+    flags = trend_flags(video, signals, keyframes, cfg, class_names or [], width) + outlier_flags(video, signals, cfg, class_names or [])
     flags += consistency_flags(video, signals, cfg, class_names or [], width)
     return sorted(flags, key=lambda f: -f["severity"])
 

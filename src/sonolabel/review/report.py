@@ -12,6 +12,7 @@ from .drift import OUTLIER_SIGNALS, DriftConfig
 PANELS = (
     ("consistency_px", "boundary off both reads (px)"),
     ("model_ce", "U-Net cross-entropy"),
+    ("model_shift", "U-Net confidently elsewhere (px)"),
     ("keyframe_deviation", "area change from keyframe"),
     ("entropy", "propagation entropy"),
     ("area_change", "area change per frame"),

@@ -14,7 +14,7 @@ from .drift import DRIFT_KINDS, DriftConfig, detect_drift, project_flags
 from .log import REVIEW_DIR, ReviewLog
 from .report import write_report
 from .consistency import consistency_signals, edge_signals
-from .signals import label_signals, signal_table
+from .signals import disagreement_box, label_signals, signal_table
 
 
 @dataclass
@@ -73,7 +73,11 @@ def run_drift(
         labelled = sig["source"].astype(str) != "none"
         area = sig.loc[labelled, [f"area_{c}" for c in names]].to_numpy().mean(0) if labelled.any() else np.zeros(len(names))
         v = project.video(vid)
-        per_video[vid] = (v, sig, detect_drift(vid, sig, keyframes, cfg, names, v.width))
+        flags = detect_drift(vid, sig, keyframes, cfg, names, v.width)
+        for f in flags:  # the model's flags name the class; the region is where prediction and labels part
+            if f["signal"] == "model_shift" and f["class"] in names:
+                f["box"] = disagreement_box(v, f["start"], f["stop"], names.index(f["class"]))
+        per_video[vid] = (v, sig, flags)
         summary[vid] = {"subject": subject, "frames": n_frames, "area": area}
     cross = project_flags(summary, names, cfg) if len(ids) > 1 else []
     reports = []

@@ -11,9 +11,11 @@
 * ``correction``: where a person corrected a propagated frame, the share of pixels they changed
   (how wrong propagation had been there).
 
-The model-based signals (``model_ce``, ``model_dice``) come from ``sonolabel predict`` and the
-propagation's own confidence (``similarity``, ``entropy``) from propagation; all of them meet in
-:func:`signal_table`.
+The model-based signals (``model_ce``, ``model_dice``, ``model_shift_<class>``, ``model_uncertainty``)
+come from ``sonolabel predict`` and the propagation's own confidence (``similarity``, ``entropy``) from
+propagation; all of them meet in :func:`signal_table`, which adds ``model_dice_worst`` and
+``model_shift`` / ``model_shift_class`` (the class whose labelled boundary lies farthest from where
+the model confidently puts it).
 """
 
 from __future__ import annotations
@@ -111,9 +113,32 @@ def signal_table(video: Video, label_only: pd.DataFrame | None = None) -> pd.Dat
     """Every per-frame signal of ``video``: the label-only ones and those propagation and prediction stored."""
     table = video.table()
     label_only = label_signals(video) if label_only is None else label_only
-    keep = [c for c in table.columns if c in ("frame", "keyframe", "source", "similarity", "entropy", "model_ce", "model_dice") or c.startswith("model_dice_")]
+    model = ("model_ce", "model_dice", "model_uncertainty")
+    keep = [c for c in table.columns if c in ("frame", "keyframe", "source", "similarity", "entropy", *model) or c.startswith(("model_dice_", "model_shift_"))]
     out = table[keep].merge(label_only, on="frame")
-    per_class = [c for c in keep if c.startswith("model_dice_") and c != "model_dice_background"]
+    names = list(video.project.palette.names)
+    per_class = [f"model_dice_{c}" for c in names[1:] if f"model_dice_{c}" in out]
     if per_class:  # the worst class: a whole-frame score hardly moves when one structure is off
         out["model_dice_worst"] = out[per_class].min(axis=1, skipna=True)
+    shifts = [f"model_shift_{c}" for c in names[1:] if f"model_shift_{c}" in out]
+    if shifts:
+        values = out[shifts].to_numpy(float)
+        known = np.isfinite(values).any(1)
+        out["model_shift"] = np.where(known, np.nanmax(np.where(np.isfinite(values), values, -np.inf), 1), np.nan)
+        out["model_shift_class"] = np.where(known, np.argmax(np.where(np.isfinite(values), values, -np.inf), 1) + 1, -1)
     return out
+
+
+def disagreement_box(video: Video, start: int, stop: int, cls: int) -> list[int] | None:
+    """[y0, x0, y1, x1] (store pixels) around the pixels of frames ``start..stop-1`` where the U-Net's
+    prediction (``labels/predicted``) and the labels disagree about class ``cls``; None when they agree."""
+    if not video.has_prediction:
+        return None
+    rows = np.arange(start, stop)
+    ann, prop = FrameReader(video.annotated).read_many(rows), FrameReader(video.propagated).read_many(rows)
+    labels = np.where(ann != NO_LABEL, ann, prop)
+    diff = ((labels == cls) != (FrameReader(video.predicted).read_many(rows) == cls)).any(0)
+    if not diff.any():
+        return None
+    ys, xs = np.flatnonzero(diff.any(1)), np.flatnonzero(diff.any(0))
+    return [int(ys[0]), int(xs[0]), int(ys[-1] + 1), int(xs[-1] + 1)]

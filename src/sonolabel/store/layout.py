@@ -79,6 +79,8 @@ COLUMNS: dict[str, Column] = {
     "model_ce": Column("float32", NAN),
     "model_dice": Column("float32", NAN),
     "model_dice_class": Column("float32", NAN, per_class=True),
+    "model_shift": Column("float32", NAN, per_class=True),  # px between the labelled boundary and the model's confident one
+    "model_uncertainty": Column("float32", NAN),  # mean per-pixel entropy of the model over log K
     # review (`sonolabel drift`, review actions)
     "review": Column("str", "unreviewed"),
     "drift": Column("float32", NAN),  # severity of the worst flag covering the frame

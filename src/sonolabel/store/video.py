@@ -344,7 +344,8 @@ class Video:
     def table(self) -> pd.DataFrame:
         """The per-frame table: frame, time, keyframe, source, edited_by, edited_at, propagation
         confidence (similarity, entropy, per-class forward/backward agreement), a U-Net's disagreement
-        (model_ce, model_dice, model_dice_<class>) after ``sonolabel predict``, and kinematics."""
+        (model_ce, model_dice, model_dice_<class>, model_shift_<class>, model_uncertainty) after
+        ``sonolabel predict``, and kinematics."""
         n = self.n_frames
         fps = self.attrs.get("fps") or 0
         src = self.sources()
@@ -358,10 +359,10 @@ class Video:
                 "edited_at": pd.to_datetime(self.group[f"{layout.TABLE}/edited_at"][:], unit="s"),
             }
         )
-        for name in ("source_frame", "similarity", "entropy", "model_ce", "model_dice"):
+        for name in ("source_frame", "similarity", "entropy", "model_ce", "model_dice", "model_uncertainty"):
             if f"{layout.TABLE}/{name}" in self.group:
                 df[name] = self.group[f"{layout.TABLE}/{name}"][:]
-        for name, prefix in (("agreement", "agreement"), ("model_dice_class", "model_dice")):
+        for name, prefix in (("agreement", "agreement"), ("model_dice_class", "model_dice"), ("model_shift", "model_shift")):
             if f"{layout.TABLE}/{name}" in self.group:
                 values = self.group[f"{layout.TABLE}/{name}"][:]
                 for i, cls in enumerate(self.project.palette.names[: values.shape[1]]):

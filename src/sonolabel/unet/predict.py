@@ -2,9 +2,12 @@
 
 Frames stream from the store in batches (the next batch is read while the model runs on this
 one). For each frame the project keeps the prediction (``labels/predicted``, at the video's
-size) and, where the frame has labels, how far the prediction is from them at the model's
-training size: class-weighted cross-entropy (``table/model_ce``), mean foreground Dice
-(``table/model_dice``) and Dice per class (``table/model_dice_class``). The drift flags read these.
+size), the model's own uncertainty (``table/model_uncertainty``: mean per-pixel entropy of its class
+probabilities over log K, 0 = sure everywhere, 1 = no idea), and, where the frame has labels, how
+far the prediction is from them at the model's training size: class-weighted cross-entropy
+(``table/model_ce``), mean foreground Dice (``table/model_dice``), Dice per class
+(``table/model_dice_class``) and, per class, how far its labelled boundary lies from where the
+model confidently puts it (``table/model_shift``, px at the video's size). The drift flags read these.
 """
 
 from __future__ import annotations
@@ -65,6 +68,41 @@ def frame_scores(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tens
         return ce.numpy(), np.nanmean(dice[:, 1:], 1), dice
 
 
+CONFIDENT = 0.9  # a pixel counts against the labels only where the model gives its class at least this probability
+
+
+def confident_shift(logits: torch.Tensor, labels: torch.Tensor, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame, the model's uncertainty (mean per-pixel entropy over log K), and per class the boundary
+    shift (px, times ``scale``) between the labels and the model's confident prediction: pixels where the
+    model gives another class than the labels with probability >= :data:`CONFIDENT`, over the class's
+    outline length (a boundary moved by *d* pixels along its whole outline gives *d*). Pixels the model
+    is unsure of do not count, so a class one structure off shows up while the model's own blur does
+    not. Returns (B,) and (B, K), NaN for a class in neither map."""
+    k = logits.shape[1]
+    prob = torch.softmax(logits.float(), 1)
+    entropy = -(prob * torch.log(prob.clamp_min(1e-8))).sum(1).flatten(1).mean(1) / np.log(k)
+    top, pred = prob.max(1)
+    wrong = (pred != labels) & (top >= CONFIDENT)
+    lab = F.one_hot(labels, k).permute(0, 3, 1, 2).bool()
+    prd = F.one_hot(pred, k).permute(0, 3, 1, 2).bool()
+    miss = ((lab | prd) & wrong[:, None]).flatten(2).sum(2).float()
+    outline = 0.5 * ((lab & _outline(labels)[:, None]).flatten(2).sum(2) + (prd & _outline(pred)[:, None]).flatten(2).sum(2)).float()
+    present = (lab | prd).flatten(2).any(2)
+    shift = torch.where(present, miss / outline.clamp_min(1.0) * scale, torch.full_like(miss, float("nan")))
+    return entropy.numpy(), shift.numpy()
+
+
+def _outline(labels: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) pixels with a 4-neighbour of another class."""
+    edge = torch.zeros_like(labels, dtype=torch.bool)
+    dy, dx = labels[:, 1:] != labels[:, :-1], labels[:, :, 1:] != labels[:, :, :-1]
+    edge[:, 1:] |= dy
+    edge[:, :-1] |= dy
+    edge[:, :, 1:] |= dx
+    edge[:, :, :-1] |= dx
+    return edge
+
+
 @torch.no_grad()
 def predict_video(
     video: Video, model: PaddedUNet, ckpt: dict, batch: int = 16, device: str = "auto", progress: Callable[[int], None] | None = None
@@ -100,11 +138,15 @@ def predict_video(
             writer.write_many(int(rows[0]), full.argmax(1).byte().cpu().numpy())
             target = torch.from_numpy(resize_labels(lab, size, k).astype(np.int64))
             ce, dice, per_class = frame_scores(logits.cpu(), target.clamp(max=k - 1), weights)
+            uncertainty, shift = confident_shift(logits.cpu(), target.clamp(max=k - 1), video.width / size)
             mask = has_labels[rows]
             ce, dice, per_class = np.where(mask, ce, np.nan), np.where(mask, dice, np.nan), np.where(mask[:, None], per_class, np.nan)
+            shift = np.where(mask[:, None], shift, np.nan)
             video.write_column("model_ce", int(rows[0]), ce.astype(np.float32))
             video.write_column("model_dice", int(rows[0]), dice.astype(np.float32))
             video.write_column("model_dice_class", int(rows[0]), per_class.astype(np.float32))
+            video.write_column("model_shift", int(rows[0]), shift.astype(np.float32))
+            video.write_column("model_uncertainty", int(rows[0]), uncertainty.astype(np.float32))
             ce_all.append(ce)
             dice_all.append(dice)
             if progress is not None:
