@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -89,6 +90,8 @@ def train_model(work: Path, frames: int, epochs: int) -> Path:
     from sonolabel.phantom import generate_phantom, phantom_project
     from sonolabel.unet.train import UNetConfig, train_unet
 
+    if (work / "unet" / "best.pt").is_file():
+        return work / "unet" / "best.pt"
     generate_phantom(work / "ph", subjects=2, frames=frames, seed=21)
     with phantom_project(work / "ph", work / "p.zarr") as p:
         export_dataset(p, work / "ds", ExportConfig(size=128))
@@ -125,7 +128,9 @@ def main() -> None:
     ap.add_argument("--sets", nargs="+", default=["injected", "genuine"], choices=["injected", "genuine"])
     ap.add_argument("--signals", nargs="+", default=["label_only", "all"], choices=list(SIGNAL_SETS))
     ap.add_argument("--model-epochs", type=int, default=0, help="train a U-Net for the model set this many epochs (default: 3 when the set runs)")
+    ap.add_argument("--work", help="keep the U-Net and every video's project (with its review CSVs and flags) here; a U-Net already there is reused")
     args = ap.parse_args()
+    args.signals = sorted(set(args.signals), key=lambda s: s == "model")  # predicting leaves model columns in the store: the model set runs last
 
     from propagation import build_project
     from sonolabel.phantom.corrupt import REALISTIC, corrupt_stretch
@@ -138,7 +143,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
     work = tempfile.TemporaryDirectory()
-    model = train_model(Path(work.name), args.frames, args.model_epochs or 3) if "model" in args.signals else None
+    root = Path(args.work or work.name)
+    model = train_model(root, args.frames, args.model_epochs or 3) if "model" in args.signals else None
     per_signal: list[dict] = []
     genuine = [(args.seeds[0], "jump"), (args.seeds[1 % len(args.seeds)], "decorrelation"), (args.seeds[-1], "gap"), (0, "sweep"), (1, "sweep")]
     cases = ([(s, None) for s in args.seeds] if "injected" in args.sets else []) + (genuine if "genuine" in args.sets else [])
@@ -147,6 +153,9 @@ def main() -> None:
         n, e = (args.sweep_frames, 400) if failure == "sweep" else (args.frames, args.every)
         frames, truth = render(seed, n, failure, rng)
         with tempfile.TemporaryDirectory() as tmp:
+            tmp = root / f"{failure or 'injected'}-{seed}" if args.work else Path(tmp)
+            if tmp.exists():
+                shutil.rmtree(tmp)
             keys = sorted({0, e, min(n - 1, 5 * e), n - 1}) if failure == "gap" else list(range(0, n, e))  # gap: a 4-spacing gap
             p, v = build_project(Path(tmp) / "p.zarr", frames, truth, every=n + 1)
             for k in keys:
