@@ -104,6 +104,16 @@ def test_the_model_counts_only_confident_disagreement_per_class():
     assert uncertainty[0] < 0.01 < 0.5 < uncertainty[1] <= 1.0
 
 
+def test_the_model_shift_that_counts_is_the_rise_since_the_keyframe():
+    from sonolabel.review.signals import model_shift_excess
+
+    t = np.arange(20.0)
+    chronic = np.full(20, 12.0)  # a class the model always puts 12 px off
+    moved = 2.0 + 0.5 * t  # a class whose labels leave the model's reading as frames leave keyframe 0
+    shift, cls = model_shift_excess(np.stack([chronic, moved, np.full(20, np.nan)], 1), [0])
+    assert shift.tolist() == pytest.approx((0.5 * t).tolist()) and set(cls[1:]) == {2}
+
+
 def test_a_model_flag_names_the_class_and_the_region(project):
     from sonolabel.review.signals import disagreement_box
     from sonolabel.store.chunks import FrameWriter

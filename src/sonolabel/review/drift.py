@@ -47,7 +47,7 @@ class DriftConfig:
     alpha: float = 0.01  # significance of a trend (per stretch and signal)
     min_frames: int = 8  # shorter stretches are not tested
     ce_rise: float = 0.5  # model_ce drift: a rise of this share of its level near the keyframe
-    model_shift_px: float = 2.0  # model_shift drift: a rise of this many px (at 480 wide) away from a keyframe
+    model_shift_px: float = 4.0  # model_shift drift: a rise of this many px (at 480 wide) away from a keyframe
     mad_k: float = 6.0  # robust outliers: above median + mad_k * MAD
     min_span: int = 1  # outlier spans shorter than this are dropped
     subject_z: float = 3.5  # project check: robust z of a subject's class area among subjects

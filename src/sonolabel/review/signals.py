@@ -14,8 +14,8 @@
 The model-based signals (``model_ce``, ``model_dice``, ``model_shift_<class>``, ``model_uncertainty``)
 come from ``sonolabel predict`` and the propagation's own confidence (``similarity``, ``entropy``) from
 propagation; all of them meet in :func:`signal_table`, which adds ``model_dice_worst`` and
-``model_shift`` / ``model_shift_class`` (the class whose labelled boundary lies farthest from where
-the model confidently puts it).
+``model_shift`` / ``model_shift_class``: the class whose disagreement with the model rose most since
+the nearest keyframe, and by how many pixels.
 """
 
 from __future__ import annotations
@@ -120,13 +120,23 @@ def signal_table(video: Video, label_only: pd.DataFrame | None = None) -> pd.Dat
     per_class = [f"model_dice_{c}" for c in names[1:] if f"model_dice_{c}" in out]
     if per_class:  # the worst class: a whole-frame score hardly moves when one structure is off
         out["model_dice_worst"] = out[per_class].min(axis=1, skipna=True)
-    shifts = [f"model_shift_{c}" for c in names[1:] if f"model_shift_{c}" in out]
-    if shifts:
-        values = out[shifts].to_numpy(float)
-        known = np.isfinite(values).any(1)
-        out["model_shift"] = np.where(known, np.nanmax(np.where(np.isfinite(values), values, -np.inf), 1), np.nan)
-        out["model_shift_class"] = np.where(known, np.argmax(np.where(np.isfinite(values), values, -np.inf), 1) + 1, -1)
+    shifts = [f"model_shift_{c}" for c in names[1:]]
+    if all(c in out for c in shifts):
+        out["model_shift"], out["model_shift_class"] = model_shift_excess(out[shifts].to_numpy(float), video.annotated_frames())
     return out
+
+
+def model_shift_excess(shifts: np.ndarray, keyframes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame, the largest rise of a class's ``model_shift`` over its value at the nearest keyframe, and
+    that class (1-based column + 1, -1 where unknown). On a keyframe the labels are right, so what the model
+    disagrees with there is its own error on that class; a class the model always gets a few pixels
+    wrong then does not hide, or pose as, the class whose labels moved. ``shifts``: (T, K-1), foreground
+    classes."""
+    values = shifts - shifts[nearest_keyframe(len(shifts), keyframes)] if keyframes else shifts
+    finite = np.isfinite(values)
+    known = finite.any(1)
+    filled = np.where(finite, values, -np.inf)
+    return np.where(known, filled.max(1), np.nan), np.where(known, filled.argmax(1) + 1, -1)
 
 
 def disagreement_box(video: Video, start: int, stop: int, cls: int) -> list[int] | None:
