@@ -241,7 +241,7 @@ def main() -> None:
     doc["per_video"] = [r for r in doc.get("per_video", []) if not rerun(r)] + frame_rows
     doc["per_signal"] = [r for r in doc.get("per_signal", []) if not rerun(r)] + per_signal
     doc["signal_alone"] = signal_alone(doc["per_signal"])
-    doc["seconds"] = {k: round(v, 1) for k, v in seconds.items()}
+    doc.setdefault("seconds", {}).update({k: round(v, 1) for k, v in seconds.items()})  # propagate: this run's
     doc["total_seconds"] = round(time.perf_counter() - t0, 1)
     RESULTS.mkdir(exist_ok=True)
     path.write_text(json.dumps(doc, indent=1))

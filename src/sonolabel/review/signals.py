@@ -140,15 +140,17 @@ def model_shift_excess(shifts: np.ndarray, keyframes: list[int]) -> tuple[np.nda
 
 
 def disagreement_box(video: Video, start: int, stop: int, cls: int) -> list[int] | None:
-    """[y0, x0, y1, x1] (store pixels) around the pixels of frames ``start..stop-1`` where the U-Net's
-    prediction (``labels/predicted``) and the labels disagree about class ``cls``; None when they agree."""
+    """[y0, x0, y1, x1] (store pixels) around the pixels where the U-Net's prediction (``labels/predicted``)
+    and the labels disagree about class ``cls`` in frames ``start..stop-1`` (pixels that disagree at
+    least half as often as the most frequent one); None when they agree."""
     if not video.has_prediction:
         return None
     rows = np.arange(start, stop)
     ann, prop = FrameReader(video.annotated).read_many(rows), FrameReader(video.propagated).read_many(rows)
     labels = np.where(ann != NO_LABEL, ann, prop)
-    diff = ((labels == cls) != (FrameReader(video.predicted).read_many(rows) == cls)).any(0)
-    if not diff.any():
+    often = ((labels == cls) != (FrameReader(video.predicted).read_many(rows) == cls)).mean(0)
+    if not often.any():
         return None
+    diff = often >= 0.5 * often.max()  # where they part in most of the span: a stray pixel of one frame does not stretch the box
     ys, xs = np.flatnonzero(diff.any(1)), np.flatnonzero(diff.any(0))
     return [int(ys[0]), int(xs[0]), int(ys[-1] + 1), int(xs[-1] + 1)]
