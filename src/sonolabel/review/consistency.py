@@ -40,7 +40,7 @@ from ..propagation.propagate import VideoPropagator, plan_segments
 from ..store import Video
 from ..store.chunks import FrameReader
 from ..store.layout import NO_LABEL
-from .signals import nearest_keyframe
+from .signals import mask_box, nearest_keyframe
 
 STRIDE = 2
 COLUMNS = ("consistency_px", "consistency_iou", "consistency_class", "sides_px", "box_y0", "box_x0", "box_y1", "box_x1")
@@ -78,11 +78,7 @@ def compare(stored: np.ndarray, read: np.ndarray, n_classes: int, scale: float =
 
 
 def _box(stored: np.ndarray, read: np.ndarray, cls: int, scale: int) -> list[int]:
-    diff = (stored == cls) != (read == cls)
-    if not diff.any():
-        return [-1] * 4
-    ys, xs = np.flatnonzero(diff.any(1)), np.flatnonzero(diff.any(0))
-    return [int(ys[0] * scale), int(xs[0] * scale), int((ys[-1] + 1) * scale), int((xs[-1] + 1) * scale)]
+    return mask_box((stored == cls) != (read == cls), scale) or [-1] * 4
 
 
 def _read_side(runner: VideoPropagator, seg, start: int, reverse: bool, size: tuple[int, int]) -> np.ndarray:

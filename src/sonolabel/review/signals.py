@@ -151,6 +151,12 @@ def disagreement_box(video: Video, start: int, stop: int, cls: int) -> list[int]
     often = ((labels == cls) != (FrameReader(video.predicted).read_many(rows) == cls)).mean(0)
     if not often.any():
         return None
-    diff = often >= 0.5 * often.max()  # where they part in most of the span: a stray pixel of one frame does not stretch the box
-    ys, xs = np.flatnonzero(diff.any(1)), np.flatnonzero(diff.any(0))
-    return [int(ys[0]), int(xs[0]), int(ys[-1] + 1), int(xs[-1] + 1)]
+    return mask_box(often >= 0.5 * often.max())  # where they part in most of the span: a stray pixel of one frame does not stretch the box
+
+
+def mask_box(mask: np.ndarray, scale: int = 1) -> list[int] | None:
+    """[y0, x0, y1, x1] around the true pixels of a 2-D ``mask``, times ``scale``; None when there are none."""
+    if not mask.any():
+        return None
+    ys, xs = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return [int(ys[0] * scale), int(xs[0] * scale), int((ys[-1] + 1) * scale), int((xs[-1] + 1) * scale)]
