@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from ..boundaries import outline
 from ..propagation.engine import Engine
 from ..propagation.propagate import VideoPropagator, plan_segments
 from ..store import Video
@@ -44,17 +45,6 @@ from .signals import mask_box, nearest_keyframe
 
 STRIDE = 2
 COLUMNS = ("consistency_px", "consistency_iou", "consistency_class", "sides_px", "box_y0", "box_x0", "box_y1", "box_x1")
-
-
-def outline(labels: np.ndarray) -> np.ndarray:
-    """Pixels with a 4-neighbour of another class (every class's outline at once)."""
-    edge = np.zeros(labels.shape, bool)
-    dy, dx = labels[1:] != labels[:-1], labels[:, 1:] != labels[:, :-1]
-    edge[1:] |= dy
-    edge[:-1] |= dy
-    edge[:, 1:] |= dx
-    edge[:, :-1] |= dx
-    return edge
 
 
 def outline_lengths(labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -72,8 +62,8 @@ def compare(stored: np.ndarray, read: np.ndarray, n_classes: int, scale: float =
     union = rows + cols - inter
     with np.errstate(invalid="ignore", divide="ignore"):
         iou = np.where(union > 0, inter / union, np.nan)
-        outline = 0.5 * (outline_lengths(stored, n_classes) + outline_lengths(read, n_classes))
-        shift = np.where(union > 0, (union - inter) / np.maximum(outline, 1.0), np.nan) * scale
+        edges = 0.5 * (outline_lengths(stored, n_classes) + outline_lengths(read, n_classes))
+        shift = np.where(union > 0, (union - inter) / np.maximum(edges, 1.0), np.nan) * scale
     return iou, shift
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..boundaries import outline
 from ..tasks import map_videos
 from ..export.writer import resize_images, resize_labels
 from ..store import Project, Video
@@ -86,21 +87,10 @@ def confident_shift(logits: torch.Tensor, labels: torch.Tensor, scale: float = 1
     lab = F.one_hot(labels, k).permute(0, 3, 1, 2).bool()
     prd = F.one_hot(pred, k).permute(0, 3, 1, 2).bool()
     miss = ((lab | prd) & wrong[:, None]).flatten(2).sum(2).float()
-    outline = 0.5 * ((lab & _outline(labels)[:, None]).flatten(2).sum(2) + (prd & _outline(pred)[:, None]).flatten(2).sum(2)).float()
+    edges = 0.5 * ((lab & outline(labels)[:, None]).flatten(2).sum(2) + (prd & outline(pred)[:, None]).flatten(2).sum(2)).float()
     present = (lab | prd).flatten(2).any(2)
-    shift = torch.where(present, miss / outline.clamp_min(1.0) * scale, torch.full_like(miss, float("nan")))
+    shift = torch.where(present, miss / edges.clamp_min(1.0) * scale, torch.full_like(miss, float("nan")))
     return entropy.numpy(), shift.numpy()
-
-
-def _outline(labels: torch.Tensor) -> torch.Tensor:
-    """(B, H, W) pixels with a 4-neighbour of another class."""
-    edge = torch.zeros_like(labels, dtype=torch.bool)
-    dy, dx = labels[:, 1:] != labels[:, :-1], labels[:, :, 1:] != labels[:, :, :-1]
-    edge[:, 1:] |= dy
-    edge[:, :-1] |= dy
-    edge[:, :, 1:] |= dx
-    edge[:, :, :-1] |= dx
-    return edge
 
 
 @torch.no_grad()
