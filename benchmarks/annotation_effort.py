@@ -259,13 +259,44 @@ def run_workflow(kind: str, project, vid: str, frames: np.ndarray, truth: np.nda
     return {"workflow": kind, "video": vid, "human_min": tally.human_min, **asdict(tally), "keyframes_used": len(tally.keyframes), **quality}
 
 
+def least_like_keyframes(video, keys: list[int], count: int, stride: int, config=None) -> list[int]:
+    """The frames (every ``stride``-th) whose smallest key dissimilarity to the chosen frames is largest: the
+    former suggestion rule (after XMem++'s annotation-candidate selection), kept here to compare with."""
+    import torch
+
+    from sonolabel.propagation import PropagationConfig
+    from sonolabel.propagation.engine import Engine
+
+    engine = Engine(config or PropagationConfig(device="cpu"), len(video.project.palette))
+    candidates = [t for t in range(0, video.n_frames, stride) if t not in set(keys)]
+    if not candidates:
+        return []
+
+    def descriptors(frames: list[int]) -> torch.Tensor:
+        out = []
+        for i in range(0, len(frames), 64):
+            k, _ = engine.encode(np.stack([video.frames[t] for t in frames[i : i + 64]]))
+            out.append(torch.nn.functional.normalize(k.flatten(1), dim=1))
+        return torch.cat(out)
+
+    cand = descriptors(candidates)
+    dissim = (1 - cand @ descriptors(keys).T).min(1).values
+    picked = []
+    for _ in range(min(count, len(candidates))):
+        i = int(dissim.argmax())
+        picked.append(candidates[i])
+        dissim = torch.minimum(dissim, 1 - cand @ cand[i])
+        dissim[i] = -1
+    return picked
+
+
 def keyframe_curve(frames: np.ndarray, truth: np.ndarray, tmp: Path, most: int) -> dict:
     """Mean and worst mIoU, and frames below 0.95, against the number of (true) keyframes: placed evenly,
     picked one at a time by ``keyframes suggest``, and by the older rule (frames least like the keyframes)."""
     from sonolabel.propagation import PropagationConfig
     from sonolabel.propagation.passes import PassCache
     from sonolabel.propagation.propagate import propagate_video
-    from sonolabel.propagation.suggest import least_like_keyframes, evenly_spaced, suggest_keyframes
+    from sonolabel.propagation.suggest import evenly_spaced, suggest_keyframes
     from sonolabel.store import Project
 
     config, n, out = PropagationConfig(mode="free", device="cpu"), len(frames), {}

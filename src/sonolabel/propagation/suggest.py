@@ -1,19 +1,19 @@
 """Which frames to annotate next.
 
-Before any keyframe: evenly spaced frames. Then the frames least like the keyframes (after
-XMem++'s annotation-candidate selection). A rule that sent the annotator where propagation's
-margin was lowest was measured against it and lost (docs/annotation-effort.md); evenly spaced
-keyframes beat both on the phantom.
+Before any keyframe: evenly spaced frames. Then the frame that halves the longest reach of
+propagation (:func:`widest_gaps`): a frame between two keyframes is read from both and lies at most
+half their gap from one, a frame before the first or after the last is read from one side only.
+Propagation's error grows with the distance from a keyframe, so this is where a keyframe cuts the
+most error, and one at a time it rebuilds an even placement around the keyframes already drawn.
+Two rules that looked at the frames were measured against it and lost on the phantom
+(docs/annotation-effort.md): the frames least like the keyframes (after XMem++'s
+annotation-candidate selection) and the frames where propagation's
+margin was lowest.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-
 from ..store import Video
-from .config import PropagationConfig
-from .engine import Engine
 
 
 def evenly_spaced(n_frames: int, every: int = 200, count: int | None = None) -> list[int]:
@@ -27,36 +27,35 @@ def evenly_spaced(n_frames: int, every: int = 200, count: int | None = None) -> 
     return grid
 
 
-def suggest_keyframes(video: Video, every: int = 200, count: int | None = None, stride: int = 5, config: PropagationConfig | None = None) -> list[int]:
-    """Frames to annotate, best first (see the module)."""
+def suggest_keyframes(video: Video, every: int = 200, count: int | None = None) -> list[int]:
+    """Frames to annotate, best first: ``count`` of them, or enough for a keyframe every ``every`` frames
+    (at least one). Evenly spaced before any keyframe, then :func:`widest_gaps`."""
     n = video.n_frames
     keys = video.annotated_frames()
     if not keys:
         return evenly_spaced(n, every, count)
     count = count or max(1, n // every - len(keys))
-    return least_like_keyframes(video, keys, count, stride, config)
+    return widest_gaps(n, keys, count)
 
 
-def least_like_keyframes(video: Video, keys: list[int], count: int, stride: int, config: PropagationConfig | None) -> list[int]:
-    """The frames (every ``stride``-th) whose smallest key dissimilarity to the chosen frames is largest."""
-    engine = Engine(config or PropagationConfig(device="cpu"), len(video.project.palette))
-    candidates = [t for t in range(0, video.n_frames, stride) if t not in set(keys)]
-    if not candidates:
-        return []
-
-    def descriptors(frames: list[int]) -> torch.Tensor:
-        out = []
-        for i in range(0, len(frames), 64):
-            k, _ = engine.encode(np.stack([video.frames[t] for t in frames[i : i + 64]]))
-            out.append(torch.nn.functional.normalize(k.flatten(1), dim=1))
-        return torch.cat(out)
-
-    cand = descriptors(candidates)
-    dissim = (1 - cand @ descriptors(keys).T).min(1).values
-    picked = []
-    for _ in range(min(count, len(candidates))):
-        i = int(dissim.argmax())
-        picked.append(candidates[i])
-        dissim = torch.minimum(dissim, 1 - cand @ cand[i])
-        dissim[i] = -1
+def widest_gaps(n_frames: int, keyframes: list[int], count: int) -> list[int]:
+    """``count`` frames, picked one at a time, each splitting the stretch with the longest reach into two of
+    equal reach. Reach is how far the farthest frame of a stretch lies from a keyframe that reads it: half
+    the gap between two keyframes, the whole length before the first keyframe or after the last. So the
+    middle of an inner gap, and a third of the way in from the video's first frame (or two thirds towards
+    its last) for an end stretch."""
+    keys, picked = sorted(set(keyframes)), []
+    for _ in range(count):
+        if not keys:
+            return picked
+        stretches = [(keys[0], keys[0] // 3)] if keys[0] > 0 else []  # (reach, split)
+        stretches += [((b - a) / 2, (a + b) // 2) for a, b in zip(keys[:-1], keys[1:]) if b - a > 1]
+        last = n_frames - 1
+        if keys[-1] < last:
+            stretches.append((last - keys[-1], keys[-1] + -(-2 * (last - keys[-1]) // 3)))
+        if not stretches:
+            return picked
+        _, t = max(stretches, key=lambda r: r[0])
+        picked.append(t)
+        keys = sorted({*keys, t})
     return picked
