@@ -180,7 +180,7 @@ def draw(tables: dict[str, pd.DataFrame], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     cols = [("macro_f1", "flexion macro F1"), ("calibrated_f1", "calibrated F1"), ("macro_auc", "flexion AUC"), ("mean_auc", "ranking AUC")]
-    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(tables), 3.6))
+    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(tables), 4.0))
     width = 0.8 / len(cols)
     for j, (c, label) in enumerate(cols):
         for i, (m, t) in enumerate(tables.items()):
@@ -190,7 +190,8 @@ def draw(tables: dict[str, pd.DataFrame], path: Path) -> None:
             ax.bar(x, t[c].mean(), width, yerr=t[c].std(ddof=1) if len(t) > 1 else 0, capsize=3, color=f"C{j}", label=label if i == 0 else None)
             ax.plot(np.full(len(t), x), t[c], "k.", ms=3)
     ax.set_xticks(range(len(tables)), list(tables), rotation=20, ha="right")
-    ax.set_ylim(0, 1), ax.set_ylabel("held-out subject (mean ± std over folds)"), ax.legend(fontsize=8, loc="lower right")
+    ax.set_ylim(0, 1), ax.set_ylabel("held-out subject (mean ± std over folds)")
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
