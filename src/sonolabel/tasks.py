@@ -19,6 +19,27 @@ def _local_workers(n_items: int, workers: int | None) -> int:
     return max(1, min(n_items, workers or cpus))
 
 
+def _check_reachable(scheduler: str) -> None:
+    """Refuse at once a ``tcp://host:port`` scheduler address where nothing listens (a typo, a stopped
+    scheduler), instead of letting the client retry until its timeout; other protocols are left to dask."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if not scheduler.startswith("tcp://"):
+        return
+    try:
+        where = urlsplit(scheduler)
+        host, port = where.hostname, where.port or 8786  # dask's default scheduler port
+    except ValueError:
+        host = port = None
+    if not host:
+        raise InputError("a dask scheduler address is tcp://host:port", scheduler, "check the address, or leave --scheduler out")
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as e:
+        raise InputError(f"cannot reach the dask scheduler ({e})", scheduler, "check the address, or leave --scheduler out") from None
+
+
 def run_tasks(
     fn: Callable[..., Any], items: Sequence[Any], scheduler: str | None = None, workers: int | None = None, memory_limit: str = "auto", label: str = "task"
 ) -> list[Any]:
@@ -38,6 +59,7 @@ def run_tasks(
             )
             client = Client(cluster)
         else:
+            _check_reachable(scheduler)
             client = Client(scheduler, timeout="10s")
     except OSError as e:
         if cluster is not None:
