@@ -210,6 +210,10 @@ def speed(args) -> None:
         "python_peak_rss_note": "peak RSS of the whole propagate process (Python, torch and the store included)",
     }
     name = "propagation_speed.json" if args.device == "cpu" else f"propagation_speed_{args.device}.json"
+    if (RESULTS / name).is_file():  # rows of runs not repeated this time stay
+        ran = {(r["size"], r["classes"], r["frames"], r["mode"]) for r in rows}
+        kept = [r for r in json.loads((RESULTS / name).read_text())["rows"] if (r["size"], r["classes"], r["frames"], r.get("mode", "free")) not in ran]
+        doc["rows"] = kept + rows
     (RESULTS / name).write_text(json.dumps(doc, indent=1))
     print(f"{'size':>5s} {'classes':>7s} {'frames':>6s} {'mode':>7s} {'frames/s':>8s} {'peak RSS MB':>11s}")
     for r in rows:

@@ -175,7 +175,11 @@ def test_training_stores_weights_that_propagation_uses(project, clip, tmp_path):
     assert ckpt["kind"] == "propagation" and ckpt["n_classes"] == 8 and ckpt["provenance"]["keyframes"] == 3
     assert ckpt["provenance"]["crw_steps"] >= 1 and ckpt["provenance"]["keyframe_steps"] >= 1
     engine, model_id = load_engine(project, PropagationConfig(device="cpu"))
-    assert model_id.startswith("learned-") and engine.refine is not None
+    from sonolabel.propagation.encoders import JoinedKeys
+
+    assert model_id.startswith("learned-") and isinstance(engine.encoder, JoinedKeys) and engine.encoder.stride == 4
+    trained = torch.load(path, weights_only=True)["encoder"]
+    assert all(torch.equal(engine.encoder.encoder.state_dict()[k].cpu(), v) for k, v in trained.items())  # the trained weights, not a fresh encoder
     rep = propagate_video(v, engine.config, engine=engine, model_id=model_id)
     assert rep.frames_written == 58
     with pytest.raises(InputError, match="weights are for 8 classes, the project has 3"):
@@ -194,7 +198,7 @@ def test_training_stores_weights_that_propagation_uses(project, clip, tmp_path):
 
 def test_learned_keys_need_a_lead_beyond_the_noise():
     """A lead that holds keyframe after keyframe counts; the same mean lead from one keyframe's luck, or a
-    single keyframe, does not."""
+    single keyframe, does not; with a single interior keyframe, every keyframe's one-sided reading counts."""
     from sonolabel.propagation.loko import KeyframeCheck
     from sonolabel.propagation.modes import learned_lead
 
@@ -207,6 +211,12 @@ def test_learned_keys_need_a_lead_beyond_the_noise():
     lead, noise = learned_lead(free, checks([0.98, 0.88, 0.89, 0.99]))  # mean lead 0.02, one keyframe carries it
     assert lead == pytest.approx(0.02) and noise > lead
     assert learned_lead(free[:1], checks([0.99])) == (pytest.approx(0.09), float("inf"))
+
+    def ends_and_middle(side, fused):  # keyframes at both ends and one between: one fused reading
+        return [KeyframeCheck(f, None, None, None if f != 400 else [fused] * 2, None, [s] * 2, [1.0] * 2, [0.0] * 2) for f, s in zip((0, 400, 800), side)]
+
+    lead, noise = learned_lead(ends_and_middle([0.90, 0.91, 0.92], 0.92), ends_and_middle([0.93, 0.935, 0.95], 0.95))
+    assert lead == pytest.approx(0.0283, abs=1e-3) and 0 < noise < lead  # every keyframe's one-sided reading is compared
 
 
 def test_auto_chooses_the_better_mode_on_the_videos_own_keyframes(project, clip):

@@ -5,7 +5,7 @@
 keyframes better by more than the noise of that comparison (one standard error of the per-keyframe
 differences). The check reads at twice the keyframe spacing, so a small lead there need not hold at the
 video's own spacing; ties, small leads and videos without the evidence (fewer than two keyframes, or a
-single keyframe to compare on) keep the training-free keys, so training never lowers a video's labels
+single reading to compare on) keep the training-free keys, so training never lowers a video's labels
 unseen. ``free`` and ``learned`` force a mode. The checks are cached per keyframe, so the choice
 costs two check passes once and, after a correction, only the keyframes around it.
 """
@@ -22,7 +22,7 @@ from ..store.layout import MODE_STATE
 from .config import PropagationConfig
 from .engine import Engine
 from .loko import KeyframeCheck, check_keyframes, video_score
-from .weights import load_weights, model_path, resolve_mode
+from .weights import learned_engine, model_path, resolve_mode
 
 
 @dataclass
@@ -46,8 +46,7 @@ class Engines:
         if self.config.mode == "free" or self.compare:
             self._engines["free"] = (Engine(free, n), "intensity-keys")
         if self.config.mode == "learned":
-            encoder, refine, _, model_id = load_weights(path, n)
-            self._engines["learned"] = (Engine(self.config, n, encoder=encoder, refine=refine), model_id)
+            self._engines["learned"] = learned_engine(self.config, n, path)
 
     def for_video(self, video: Video) -> tuple[Engine, str, ModeChoice | None]:
         """The engine and model id for ``video``, and the choice when ``auto`` compared the modes."""
@@ -78,10 +77,11 @@ def choose_mode(video: Video, engines: dict[str, tuple[Engine, str]]) -> ModeCho
 
 
 def _per_keyframe(checks: list[KeyframeCheck]) -> dict[int, float]:
-    """The values :func:`video_score` averages, by keyframe: fused mIoU of interior keyframes, or with
-    none the one-sided mean IoU."""
+    """The readings the modes are compared on, by keyframe: the fused mIoU of the interior keyframes, or,
+    with fewer than two of them (keyframes at both ends and one between: a single reading has no spread),
+    every keyframe's one-sided mean IoU, ends included."""
     fused = {c.frame: c.miou for c in checks if c.miou is not None}
-    return fused or {c.frame: float(np.nanmean(c.side_iou)) for c in checks}
+    return fused if len(fused) >= 2 else {c.frame: float(np.nanmean(c.side_iou)) for c in checks}
 
 
 def learned_lead(free: list[KeyframeCheck], learned: list[KeyframeCheck]) -> tuple[float, float]:

@@ -11,7 +11,7 @@ from ..checkpoint import load_checkpoint
 from ..errors import InputError
 from ..store import Project
 from .config import PropagationConfig
-from .encoders import KeyEncoder, RefineHead
+from .encoders import LEARNED_WEIGHT, JoinedKeys, KeyEncoder, RefineHead
 from .engine import Engine
 
 MODEL_FILE = Path("models") / "propagation.pt"
@@ -56,6 +56,17 @@ def load_weights(path: str | Path, n_classes: int | None = None) -> tuple[KeyEnc
     return encoder, refine, ckpt, f"learned-{digest}"
 
 
+def learned_engine(config: PropagationConfig, n_classes: int, path: str | Path) -> tuple[Engine, str]:
+    """An engine that propagates with the trained weights at ``path``, and its model id: the trained keys
+    joined with the training-free ones (:class:`JoinedKeys`, read at the size the encoder was trained at),
+    on the stride-4 grid. The refine head is a training head only: on the joined stride-4 readout it
+    blurred more than it sharpened (docs/propagation.md, "Joined keys")."""
+    encoder, _, ckpt, model_id = load_weights(path, n_classes)
+    trained_size = int(ckpt.get("config", {}).get("working_size", 240))
+    keys = JoinedKeys(encoder, LEARNED_WEIGHT, trained_size)
+    return Engine(config, n_classes, encoder=keys), f"{model_id}-joined-{LEARNED_WEIGHT}"
+
+
 def resolve_mode(project: Project, config: PropagationConfig, weights: str | Path | None = None) -> PropagationConfig:
     """A copy of ``config`` whose mode is ``free`` or ``learned``: ``auto`` is learned when the weights
     (``weights``, else the project's own) exist. ``learned`` without weights is refused."""
@@ -73,5 +84,4 @@ def load_engine(project: Project, config: PropagationConfig, weights: str | Path
     config = resolve_mode(project, config, weights)
     if config.mode == "free":
         return Engine(config, n), "intensity-keys"
-    encoder, refine, _, model_id = load_weights(Path(weights) if weights else model_path(project), n)
-    return Engine(config, n, encoder=encoder, refine=refine), model_id
+    return learned_engine(config, n, Path(weights) if weights else model_path(project))
