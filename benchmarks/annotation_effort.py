@@ -275,7 +275,7 @@ def least_like_keyframes(video, keys: list[int], count: int, stride: int, config
     def descriptors(frames: list[int]) -> torch.Tensor:
         out = []
         for i in range(0, len(frames), 64):
-            k, _ = engine.encode(np.stack([video.frames[t] for t in frames[i : i + 64]]))
+            k = engine.encode(np.stack([video.frames[t] for t in frames[i : i + 64]]))
             out.append(torch.nn.functional.normalize(k.flatten(1), dim=1))
         return torch.cat(out)
 

@@ -321,9 +321,9 @@ def test_a_probe_slip_is_tracked(margin):
     scores = {}
     for motion in (True, False):
         engine = Engine(PropagationConfig(device="cpu", motion=motion), 8)
-        keys, _ = engine.encode(frames)
+        keys = engine.encode(frames)
         one = engine.start_pass(keys[0], engine.soft_labels(labels[0], tuple(keys.shape[-2:])))
-        out = engine.to_labels(torch.stack([x.probs for x in one.run(keys[1:])]), None, labels.shape[1:])
+        out = engine.to_labels(torch.stack([x.probs for x in one.run(keys[1:])]), labels.shape[1:])
         scores[motion] = [miou(out[i], labels[i + 1]) for i in range(len(out))]
     margin(np.min(scores[True][19:]), 0.85, "worst mIoU after two 50 px slips, with motion")
     margin(np.mean(scores[True][19:]) - np.mean(scores[False][19:]), 0.1, "mIoU gain from motion after the slips")
@@ -345,13 +345,13 @@ def test_thin_bands_get_labels_at_twice_the_key_grid(margin):
     frames, labels = map(np.stack, zip(*(r.render(t) for t in range(0, 41, 2))))
     engine = Engine(PropagationConfig(device="cpu"), 8)
     assert engine.label_scale([plain]) == 1 and engine.label_scale([labels[0]]) == 2
-    keys, _ = engine.encode(frames)
+    keys = engine.encode(frames)
     bands = {}
     for scale in (1, 2):
         one = engine.start_pass(keys[0], engine.soft_labels(labels[0], tuple(keys.shape[-2:]), scale))
         probs = torch.stack([x.probs for x in one.run(keys[1:])])
         assert probs.shape[-1] == 60 * scale
-        out = engine.to_labels(probs, None, labels.shape[1:])
+        out = engine.to_labels(probs, labels.shape[1:])
         bands[scale] = np.nanmean([class_ious(out[i], labels[i + 1], 8)[[4, 5]] for i in range(len(out))])
     margin(bands[2] - bands[1], 0.05, "thin bands' IoU gain from the finer label grid")
 

@@ -38,14 +38,14 @@ def draft_labels(video: Video, t: int, source: Video | None = None, engine: Engi
         )
     engine = engine or Engine(PropagationConfig(mode="free", device="cpu"), len(video.project.palette))
     runner = VideoPropagator(source, engine, "draft")
-    query, fine = engine.encode(np.asarray(video.frames[t : t + 1]))
+    query = engine.encode(np.asarray(video.frames[t : t + 1]))
     here = torch.nn.functional.normalize(query[0].mean((1, 2)), dim=0)
     memory = {k: runner.keyframe(k) for k in source.annotated_frames()}
     likeness = {k: float(torch.nn.functional.normalize(key.mean((1, 2)), dim=0) @ here) for k, (key, _) in memory.items()}
     ranked = sorted(memory, key=lambda k: -likeness[k])
     first, *extra = [memory[k] for k in ranked[: 1 + engine.config.extra_keyframes]]
     readout = engine.start_pass(*first, extra).step(query[0])
-    labels = engine.to_labels(readout.probs[None].cpu(), fine, (video.height, video.width))[0]
+    labels = engine.to_labels(readout.probs[None].cpu(), (video.height, video.width))[0]
     return labels, source.id
 
 

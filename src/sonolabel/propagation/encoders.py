@@ -7,6 +7,9 @@
   L2-normalised keys at stride 8 and stride-4 features for the :class:`RefineHead` (a training head).
 * :class:`JoinedKeys` are what the learned mode propagates with: the trained keys joined with the
   training-free ones, on the training-free stride-4 grid.
+
+The two propagation keys (:class:`IntensityKeys`, :class:`JoinedKeys`) map (B, 1, H, W) frames to
+(B, C, H/4, W/4) unit keys; :class:`KeyEncoder` also returns its stride-4 features for training.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ class IntensityKeys(nn.Module):
     def key_dim(self) -> int:
         return 9 * len(self.sigmas)
 
-    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, None]:
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
         x = normalise_frames(frames)
         feats = []
         for i, d in enumerate(self.dilations):
@@ -61,7 +64,7 @@ class IntensityKeys(nn.Module):
             feats.append(p.view(y.shape[0], 9, *y.shape[2:]))
         k = torch.cat(feats, 1)
         k = k - k.mean(1, keepdim=True)
-        return F.normalize(k, dim=1), None
+        return F.normalize(k, dim=1)
 
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -146,10 +149,10 @@ class JoinedKeys(nn.Module):
     def key_dim(self) -> int:
         return self.encoder.key_dim + self.free.key_dim
 
-    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, None]:
-        free, _ = self.free(frames)
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        free = self.free(frames)
         s = self.trained_size
         x = frames if frames.shape[-2:] == (s, s) else F.interpolate(frames.float(), size=(s, s), mode="area")
         learned, _ = self.encoder(x)
         learned = F.normalize(F.interpolate(learned, size=free.shape[-2:], mode="bilinear", align_corners=False), dim=1)
-        return torch.cat([learned * self.weight**0.5, free * (1 - self.weight) ** 0.5], 1), None
+        return torch.cat([learned * self.weight**0.5, free * (1 - self.weight) ** 0.5], 1)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import PropagationConfig
-from .encoders import IntensityKeys, KeyEncoder, RefineHead
+from .encoders import IntensityKeys
 from .motion import at_blocks, motion_field
 from .readout import LocalMemory, Readout
 
@@ -92,25 +92,23 @@ class Pass:
 class Engine:
     """Encodes frames and runs memory readout passes for one configuration and class count."""
 
-    def __init__(self, config: PropagationConfig, n_classes: int, encoder: torch.nn.Module | None = None, refine: RefineHead | None = None):
+    def __init__(self, config: PropagationConfig, n_classes: int, encoder: torch.nn.Module | None = None):
         self.config = config
         self.n_classes = n_classes
         self.device = torch.device(config.resolve_device())
-        # trained weights come in as ``encoder``; without them the keys are training-free (an "auto" config
-        # is resolved by propagation.weights.load_engine before it reaches an engine)
-        self.encoder = (encoder or (KeyEncoder() if config.mode == "learned" else IntensityKeys())).to(self.device).eval()
-        self.refine = refine.to(self.device).eval() if refine is not None else None
+        # the learned mode's keys come in as ``encoder`` (propagation.weights.learned_engine); without
+        # them the keys are training-free
+        self.encoder = (encoder or IntensityKeys()).to(self.device).eval()
 
     # -- frames on the key grid, labels on the label grid ------------------------------------
-    def encode(self, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B, H, W) uint8 frames at store resolution -> keys (B, C, h, w) and stride-4 features."""
+    def encode(self, frames: np.ndarray) -> torch.Tensor:
+        """(B, H, W) uint8 frames at store resolution -> keys (B, C, h, w) on the key grid."""
         s = self.config.working_size
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)[:, None].float()
         if x.shape[-2:] != (s, s):
             x = F.interpolate(x, size=(s, s), mode="area")
         with torch.no_grad():
-            keys, fine = self.encoder(x)
-        return keys, fine
+            return self.encoder(x)
 
     def soft_labels(self, labels: np.ndarray, grid: tuple[int, int], scale: int = 1) -> torch.Tensor:
         """(H, W) label map -> (K, scale·h, scale·w) class fractions on the label grid: the key grid ``grid``
@@ -151,12 +149,10 @@ class Engine:
         wb = b.amax(1, keepdim=True) * pos + 1e-6
         return (wf * f + wb * b) / (wf + wb)
 
-    def to_labels(self, probs: torch.Tensor, fine: torch.Tensor | None, size: tuple[int, int]) -> np.ndarray:
-        """(B, K, h, w) probabilities (+ stride-4 features) -> (B, H, W) uint8 labels at store resolution."""
+    def to_labels(self, probs: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+        """(B, K, h, w) probabilities on the label grid -> (B, H, W) uint8 labels at store resolution."""
         p = probs.float().to(self.device)
         with torch.no_grad():
-            if self.refine is not None and fine is not None:
-                p = torch.softmax(self.refine(p, fine), 1)
             p = F.interpolate(p, size=size, mode="bilinear", align_corners=False)
             return channel_argmax(p).cpu().numpy()
 

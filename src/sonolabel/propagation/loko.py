@@ -92,17 +92,16 @@ class KeyframeCheck:
         return None if self.iou is None else float(np.nanmean(self.iou))
 
 
-def _walk(runner: VideoPropagator, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Propagate from keyframe ``start`` to frame ``stop`` (either direction); the probabilities and fine
-    features at ``stop``. Only ``start`` is in memory: propagation's extra keyframes would carry one wrong
+def _walk(runner: VideoPropagator, start: int, stop: int) -> torch.Tensor:
+    """Propagate from keyframe ``start`` to frame ``stop`` (either direction); the probabilities at
+    ``stop``. Only ``start`` is in memory: propagation's extra keyframes would carry one wrong
     keyframe into the check of others, and the blame would spread."""
     reverse = stop < start
     seg = Segment(None, None, min(start, stop) + (0 if reverse else 1), max(start, stop) - (1 if reverse else 0))
-    probs = fine = None
-    for s, e, p, _, f in runner.read_pass(seg, start, reverse):
-        at = 0 if reverse else len(p) - 1  # the frame the pass reached last
-        probs, fine = p[at].float(), (f[at : at + 1] if f is not None else None)
-    return probs, fine
+    probs = None
+    for _, _, p, _ in runner.read_pass(seg, start, reverse):
+        probs = p[0 if reverse else len(p) - 1].float()  # the frame the pass reached last
+    return probs
 
 
 def _signature(video: Video, engine: Engine, model_id: str, k: int, left: int | None, right: int | None, scale: int) -> str:
@@ -147,14 +146,8 @@ def check_keyframes(video: Video, engine: Engine, model_id: str = "", keep_label
             kept[sig] = cache[sig]
             continue
         truth = np.asarray(video.annotated[k])
-        sides, fine = [], None
-        for start in (left, right):
-            if start is None:
-                continue
-            probs, f = _walk(runner, start, k)
-            fine = f  # features of frame k itself, whichever side reached it
-            sides.append(probs[None].cpu())
-        side_labels = [engine.to_labels(p, fine, size)[0] for p in sides]
+        sides = [_walk(runner, start, k)[None].cpu() for start in (left, right) if start is not None]
+        side_labels = [engine.to_labels(p, size)[0] for p in sides]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a class in neither map: NaN on both sides
             side_iou = np.nanmax([class_ious(lab, truth, n) for lab in side_labels], 0)
@@ -162,7 +155,7 @@ def check_keyframes(video: Video, engine: Engine, model_id: str = "", keep_label
             side_off = np.nanmin([centroid_offsets(lab, truth, n) for lab in side_labels], 0)
         if len(sides) == 2:
             pos = torch.tensor([(k - left) / (right - left)], dtype=torch.float32)
-            fused = engine.to_labels(engine.fuse(sides[0].float(), sides[1].float(), pos), fine, size)[0]
+            fused = engine.to_labels(engine.fuse(sides[0].float(), sides[1].float(), pos), size)[0]
             iou, bd = class_ious(fused, truth, n).tolist(), boundary_distances(fused, truth, n).tolist()
         else:
             fused, iou, bd = side_labels[0], None, None

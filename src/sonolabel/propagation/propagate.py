@@ -119,15 +119,15 @@ class VideoPropagator:
         self.keyframes = video.annotated_frames()
         self._masks = {k: np.asarray(video.annotated[k]) for k in self.keyframes}  # read once: scale, values, digests
         self.scale = engine.label_scale(list(self._masks.values()))
-        self._key_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._key_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # keyframe -> (key, label value)
         self._descriptors: dict[int, torch.Tensor] = {}
         self._digests: dict[int, str] = {}
-        self._frame_keys: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}  # this segment's, encoded once
+        self._frame_keys: dict[int, torch.Tensor] = {}  # this segment's, encoded once
         self._settings = f"{model_id}|{video.n_frames}|{self.scale}|{engine.config.fingerprint()}"
 
     def keyframe(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         if t not in self._key_cache:
-            keys, _ = self.engine.encode(self.video.frames[t : t + 1])
+            keys = self.engine.encode(self.video.frames[t : t + 1])
             value = self.engine.soft_labels(self._masks[t], tuple(keys.shape[-2:]), self.scale)
             self._key_cache[t] = (keys[0], value)
             self._descriptors[t] = torch.nn.functional.normalize(keys[0].mean((1, 2)), dim=0)
@@ -168,28 +168,27 @@ class VideoPropagator:
                 s = e
         return out
 
-    def encoded(self, s: int, e: int, keep: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Keys and fine features of frames ``s..e-1`` (in frame order), encoded once per segment when ``keep``."""
+    def encoded(self, s: int, e: int, keep: bool = False) -> torch.Tensor:
+        """Keys of frames ``s..e-1`` (in frame order), encoded once per segment when ``keep``."""
         if all(t in self._frame_keys for t in range(s, e)):
-            keys, fine = zip(*(self._frame_keys[t] for t in range(s, e)))
-            return torch.stack(keys), (torch.stack(fine) if fine[0] is not None else None)
-        keys, fine = self.engine.encode(np.asarray(self.video.frames[s:e]))
+            return torch.stack([self._frame_keys[t] for t in range(s, e)])
+        keys = self.engine.encode(np.asarray(self.video.frames[s:e]))
         if keep:
             for i, t in enumerate(range(s, e)):
-                self._frame_keys[t] = (keys[i], fine[i] if fine is not None else None)
-        return keys, fine
+                self._frame_keys[t] = keys[i]
+        return keys
 
     def read_pass(self, seg: Segment, start: int, reverse: bool, extras: list[int] = (), keep: bool = False):
         """One pass over ``seg`` from keyframe ``start`` with ``extras`` in permanent memory; yields
-        ``(s, e, probs, similarity, fine)`` per batch, each in frame order."""
+        ``(s, e, probs, similarity)`` per batch, each in frame order."""
         one = self.engine.start_pass(*self.keyframe(start), [self.keyframe(k) for k in extras])
         for s, e in self.spans(seg.first, seg.last, reverse):
-            keys, fine = self.encoded(s, e, keep)
+            keys = self.encoded(s, e, keep)
             rs = one.run(keys.flip(0) if reverse else keys)
             if reverse:
                 rs = rs[::-1]
             probs = torch.stack([r.probs.cpu() for r in rs]).half()
-            yield s, e, probs, np.array([float(r.similarity.mean()) for r in rs], np.float32), fine
+            yield s, e, probs, np.array([float(r.similarity.mean()) for r in rs], np.float32)
 
     def _cached(self, key: str, seg: Segment, start: int, reverse: bool):
         """A finished pass over ``seg`` from the cache, as frame-ordered (probs, similarity), or None."""
@@ -212,8 +211,8 @@ class VideoPropagator:
         runs last and writes as it goes, so the frames next to the correction are written first."""
         if seg.left is None or seg.right is None:
             start, reverse = (seg.left, False) if seg.left is not None else (seg.right, True)
-            for s, e, probs, sims, fine in self.read_pass(seg, start, reverse, self.extra_keyframes(start, reverse)):
-                yield self._write(s, probs.float(), fine, sims, np.full((e - s, self.n_classes), np.nan, np.float32))
+            for s, e, probs, sims in self.read_pass(seg, start, reverse, self.extra_keyframes(start, reverse)):
+                yield self._write(s, probs.float(), sims, np.full((e - s, self.n_classes), np.nan, np.float32))
             return
         starts = {False: seg.left, True: seg.right}
         extras = {rev: self.extra_keyframes(starts[rev], rev) for rev in (False, True)}
@@ -229,20 +228,20 @@ class VideoPropagator:
         else:
             other_probs, other_sims = cached[other]
         span, got = seg.right - seg.left, []
-        for s, e, probs, sims, fine in self.read_pass(seg, starts[stream], stream, extras[stream]):
+        for s, e, probs, sims in self.read_pass(seg, starts[stream], stream, extras[stream]):
             got.append((s, probs, sims))
             o = other_probs[s - seg.first : e - seg.first].float()
             f, b = (o, probs.float()) if stream else (probs.float(), o)
             pos = torch.arange(s, e, dtype=torch.float32).sub(seg.left).div(span)
             sim = (sims + other_sims[s - seg.first : e - seg.first]) / 2
-            yield self._write(s, self.engine.fuse(f, b, pos), fine, sim, _agreement(f, b, self.n_classes))
+            yield self._write(s, self.engine.fuse(f, b, pos), sim, _agreement(f, b, self.n_classes))
         for t in range(seg.first, seg.last + 1):
             self._frame_keys.pop(t, None)
         got.sort(key=lambda g: g[0])
         self._remember(keys[stream], starts[stream], torch.cat([g[1] for g in got]), np.concatenate([g[2] for g in got]), seg.first)
 
-    def _write(self, start: int, probs: torch.Tensor, fine, similarity: np.ndarray, agreement: np.ndarray) -> int:
-        labels = self.engine.to_labels(probs, fine, self.size)
+    def _write(self, start: int, probs: torch.Tensor, similarity: np.ndarray, agreement: np.ndarray) -> int:
+        labels = self.engine.to_labels(probs, self.size)
         self.video.save_propagated(start, labels)
         self.video.write_column("similarity", start, similarity.astype(np.float32))
         self.video.write_column("entropy", start, _entropy(probs))

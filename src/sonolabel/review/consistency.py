@@ -75,8 +75,8 @@ def _read_side(runner: VideoPropagator, seg, start: int, reverse: bool, size: tu
     """Labels of every frame of ``seg`` read from keyframe ``start`` alone, at ``size``."""
     engine = runner.engine
     out = np.empty((seg.n_frames, *size), np.uint8)
-    for s, e, probs, _, fine in runner.read_pass(seg, start, reverse):
-        out[s - seg.first : e - seg.first] = engine.to_labels(probs.float(), fine, size)
+    for s, e, probs, _ in runner.read_pass(seg, start, reverse):
+        out[s - seg.first : e - seg.first] = engine.to_labels(probs.float(), size)
     return out
 
 
