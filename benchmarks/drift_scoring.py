@@ -13,7 +13,9 @@ Two sets, each run with the label-only signals (``consistency=False``) and with 
     propagation gets wrong in places: a probe jump of 30-45 px between two frames, fast speckle
     decorrelation (out-of-plane motion), a long gap between keyframes (400 frames), and a probe swept
     over the forearm (±90 px, rocking up to 30°, a tendon darting 60 px; ``phantom.variants``) with
-    keyframes every 400 frames on two seeds.
+    keyframes every 400 frames on two seeds, and on every seed a muscle (FCR, FCU or FPL) leaving the
+    imaging plane (``phantom.variants.leave_plane``: it shrinks to nothing over 20-40 frames, stays
+    out 40-120 and comes back, so keyframes disagree on whether it is there).
 
 Per frame, an *error* is a frame whose true mIoU is below 0.85 or whose IoU on any class is below
 0.7; a frame is *flagged* when any drift flag covers it. Reported: recall of error frames, precision
@@ -46,7 +48,7 @@ SIZES = {"slide": (4, 16), "bleed": (4, 12), "shrink": (0.2, 0.6), "swap": (1, 1
 def render(seed: int, n: int, failure: str | None, rng: np.random.Generator):
     from sonolabel.phantom import make_sequence
     from sonolabel.phantom.render import MARGIN, PhantomRenderer
-    from sonolabel.phantom.variants import WIDE_MARGIN, fast_structure, sweep
+    from sonolabel.phantom.variants import WIDE_MARGIN, fast_structure, leave_plane, sweep
 
     seq = make_sequence(seed, 1, n)
     margin = MARGIN
@@ -56,6 +58,8 @@ def render(seed: int, n: int, failure: str | None, rng: np.random.Generator):
     elif failure == "decorrelation":  # out-of-plane motion: the speckle changes fast over a stretch
         t = int(rng.integers(n // 4, n // 2))
         seq.phase[t:] += np.clip(np.arange(n - t) / 30, 0, 1) * np.pi / 2
+    elif failure == "leave_plane":  # a muscle ends: its cross-section shrinks to nothing and comes back
+        leave_plane(seq, rng, str(rng.choice(["FCR", "FCU", "FPL"])))
     elif failure == "sweep":  # the probe swept and rocked over the forearm, a tendon darting
         own = np.random.default_rng(seed)
         sweep(seq, own, degrees=30.0)
@@ -147,6 +151,7 @@ def main() -> None:
     model = train_model(root, args.frames, args.model_epochs or 3) if "model" in args.signals else None
     per_signal: list[dict] = []
     genuine = [(args.seeds[0], "jump"), (args.seeds[1 % len(args.seeds)], "decorrelation"), (args.seeds[-1], "gap"), (0, "sweep"), (1, "sweep")]
+    genuine += [(s, "leave_plane") for s in args.seeds]
     cases = ([(s, None) for s in args.seeds] if "injected" in args.sets else []) + (genuine if "genuine" in args.sets else [])
     stretch_rows, frame_rows, seconds = [], [], {"propagate": 0.0}
     for seed, failure in cases:
@@ -225,7 +230,7 @@ def main() -> None:
     doc = json.loads(path.read_text()) if path.exists() else {}
     doc.update({"machine": f"{platform.machine()}, CPU only", "seeds": args.seeds, "frames": args.frames, "keyframe_every": args.every})
     names = args.signals
-    genuine_sets = {"jump", "decorrelation", "gap", "sweep"}
+    genuine_sets = {"jump", "decorrelation", "gap", "sweep", "leave_plane"}
     if "injected" in args.sets:
         doc.setdefault("injected_stretches", {}).update({name: stretch_table(name) for name in names})
         doc.setdefault("frames_injected", {}).update({name: pooled({"injected"}, name) for name in names})

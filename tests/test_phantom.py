@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import zarr
+from scipy import ndimage
 
 from sonolabel.phantom import make_sequence, read_manifest
 from sonolabel.phantom.render import PhantomRenderer
@@ -48,3 +49,24 @@ def test_tissue_moves_with_flexion_and_speckle_follows():
     img, lab = r.render(0)
     bone = np.isin(lab, (6, 7))
     assert img[bone].mean() < img[lab == 0].mean()  # bones sit in their acoustic shadow
+
+
+def test_a_muscle_leaves_the_plane_and_comes_back():
+    """phantom.variants.leave_plane: the muscle's labels shrink to nothing and grow back, its place takes the
+    surrounding tissue's echo (its fascia fades), and nothing else changes."""
+    from sonolabel.phantom.variants import leave_plane
+
+    seq = make_sequence(3, 1, 200)
+    (first, stop), *_ = leave_plane(seq, np.random.default_rng(0), "FCU", taper=(10, 11), hold=(20, 21))
+    assert stop - first == 10 + 20 + 10
+    plain, gone = PhantomRenderer(make_sequence(3, 1, 200)), PhantomRenderer(seq)
+    area = [(gone.render(t)[1] == 5).sum() for t in (first - 1, first + 5, first + 15, stop - 5, stop)]
+    assert area[0] > 2000 and 0 < area[1] < area[0] and area[2] == 0 and 0 < area[3] < area[0]
+    assert abs(area[4] - area[0]) < 0.1 * area[0]  # whole again
+    (img, lab), (img0, lab0) = gone.render(first + 15), plain.render(first + 15)
+    was = lab0 == 5
+    assert (lab[was] == 0).all() and np.array_equal(lab[~was], lab0[~was])
+    near = ndimage.binary_dilation(was, iterations=20) & ~ndimage.binary_dilation(was, iterations=8) & (lab0 == 0)
+    assert abs(img[was].mean() - img[near].mean()) < 0.1 * img[near].mean()  # its place looks like the tissue around it
+    assert np.abs(img[was].astype(int) - img0[was]).mean() > 5
+    np.testing.assert_array_equal(gone.render(first - 1)[0], plain.render(first - 1)[0])

@@ -222,6 +222,28 @@ def test_consistency_flags_realistic_drift_and_name_the_class_and_region(project
     assert {"consistency_px", "sides_px", "edge_loss"} <= set(sig.columns)
 
 
+def test_consistency_accepts_a_muscle_leaving_the_plane_and_marks_the_segment(project):
+    """Keyframes that disagree on whether a muscle is there (it left the imaging plane between them): labels
+    that follow it out are not flagged, though the read from the keyframe that has it still paints it
+    there; the two reads' disagreement (sides_px) marks the segment for a reviewer."""
+    from sonolabel.phantom import make_sequence
+    from sonolabel.phantom.render import PhantomRenderer
+    from sonolabel.propagation.config import PropagationConfig
+    from sonolabel.propagation.engine import Engine
+    from sonolabel.review.consistency import consistency_signals
+    from sonolabel.review.drift import DriftConfig
+
+    seq = make_sequence(4 + QUALITY_SEED, 1, 61)
+    seq.presence = {"FCU": np.clip((40 - np.arange(61)) / 10, 0, 1)}  # whole until frame 30, gone from 40
+    out = list(PhantomRenderer(seq))
+    frames, truth = np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
+    sig = consistency_signals(_video(project, truth, [0, 60], "leaves", frames), Engine(PropagationConfig(device="cpu"), 8))
+    px = sig["consistency_px"].to_numpy()
+    steady = np.r_[1:31, 40:60]  # whole, then gone (while it shrinks, the reads' spread is only roughly its size)
+    assert np.nanmax(px[steady]) < DriftConfig().consistency_px, px
+    assert np.nanmin(sig["sides_px"]) > 10.0
+
+
 def test_review_states_export_and_audit(project, phantom_labels):
     v = _video(project, phantom_labels[:100], [0, 99])
     log = ReviewLog(project)

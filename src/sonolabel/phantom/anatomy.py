@@ -81,6 +81,17 @@ def make_anatomy(rng: np.random.Generator) -> Anatomy:
     )
 
 
+def radial(s: Structure, size: int, margin: int) -> np.ndarray:
+    """Each canvas pixel's distance from the centre of ``s`` relative to its (irregular) outline in that
+    direction: below 1 inside the structure; the structure scaled by ``f`` about its centre is ``< f``."""
+    n = size + 2 * margin
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float32) - margin
+    dx, dy = (xx - s.cx) / s.rx, (yy - s.cy) / s.ry
+    ang = np.arctan2(dy, dx)
+    edge = 1.0 + sum(a * np.cos((k + 2) * ang + ph) for k, (a, ph) in enumerate(s.harmonics))
+    return np.hypot(dx, dy) / edge
+
+
 def rasterize(anatomy: Anatomy, size: int, margin: int, fascia: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
     """Label map and fascia (boundary) map in tissue coordinates on a ``size + 2*margin`` canvas.
 
@@ -90,15 +101,11 @@ def rasterize(anatomy: Anatomy, size: int, margin: int, fascia: float = 3.0) -> 
     from scipy import ndimage
 
     n = size + 2 * margin
-    yy, xx = np.mgrid[0:n, 0:n].astype(np.float32) - margin
+    yy = np.arange(n, dtype=np.float32)[:, None] - margin
     labels = np.zeros((n, n), np.uint8)
     taken = np.zeros((n, n), bool)
     for s in anatomy.structures:
-        dx, dy = (xx - s.cx) / s.rx, (yy - s.cy) / s.ry
-        r = np.hypot(dx, dy)
-        ang = np.arctan2(dy, dx)
-        edge = 1.0 + sum(a * np.cos((k + 2) * ang + ph) for k, (a, ph) in enumerate(s.harmonics))
-        inside = (r < edge) & ~taken
+        inside = (radial(s, size, margin) < 1.0) & ~taken
         grown = ndimage.binary_dilation(inside, iterations=int(fascia))
         labels[inside] = s.label
         taken |= grown

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from .anatomy import Anatomy, make_anatomy, rasterize
+from .anatomy import Anatomy, make_anatomy, radial, rasterize
 from .kinematics import PEAK, finger_kinematics
 
 SIZE = 480
@@ -41,6 +41,7 @@ class PhantomSequence:
     fps: float
     rotation: np.ndarray | None = None  # (T,) view rotation in degrees about the image centre (probe rocking)
     shifts: dict[str, np.ndarray] | None = None  # structure name -> (T, 2) extra motion in px (x, y), with its surroundings
+    presence: dict[str, np.ndarray] | None = None  # structure name -> (T,) its cross-section's scale in the plane (1 whole, 0 gone)
 
     @property
     def n_frames(self) -> int:
@@ -95,6 +96,14 @@ class PhantomRenderer:
         tissue[:4] /= np.sqrt((tissue[:4] ** 2).mean()) + 1e-6
         self.tissue = torch.from_numpy(tissue)[None]
         self.tissue_labels = torch.from_numpy(labels.astype(np.float32))[None, None]
+        # a structure leaving the plane: what fills its place (the surrounding tissue's echo) and where it lies
+        self.vacated = np.float32(a.background_echo) * np.clip(1.0 + 0.25 * texture, 0.3, None)
+        self.radial = {}
+        for s in a.structures:
+            if seq.presence and s.name in seq.presence:  # its own fascia: the band around it that no other structure shares
+                own, others = labels == s.label, (labels > 0) & (labels != s.label)
+                band = ndimage.binary_dilation(own, iterations=5) & ~own & ~ndimage.binary_dilation(others, iterations=5)
+                self.radial[s.name] = (s.label, radial(s, SIZE, margin), np.where(band, a.fascia_gain * fascia, 0).astype(np.float32))
         self.bone_labels = [s.label for s in a.structures if s.is_bone]
         self.muscles = [s for s in a.structures if not s.is_bone]
         py, px = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
@@ -149,12 +158,35 @@ class PhantomRenderer:
         grid = np.stack([tx / (n - 1) * 2 - 1, ty / (n - 1) * 2 - 1], -1)
         return torch.from_numpy(grid.astype(np.float32))[None]
 
+    def _canvas(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tissue maps and labels at frame ``t``: a structure partly out of the plane (``presence`` < 1)
+        keeps the core of its cross-section, scaled about its centre; the rest becomes surrounding
+        tissue, the new outline gets its fascia and the old one fades."""
+        present = {name: float(self.seq.presence[name][t]) for name in self.radial}
+        if all(p >= 1.0 for p in present.values()):
+            return self.tissue, self.tissue_labels
+        tissue, labels = self.tissue.clone(), self.tissue_labels.clone()
+        echo, lab = tissue[0, 4].numpy(), labels[0, 0].numpy()
+        for name, p in present.items():
+            label, rho, band = self.radial[name]
+            echo -= (1.0 - p) * band
+            own = lab == label
+            gone = own & (rho >= p)
+            echo[gone] = self.vacated[gone]
+            lab[gone] = 0
+            core = own & ~gone
+            if core.any():
+                ring = ndimage.binary_dilation(core, iterations=3) & gone
+                echo[ring] += self.seq.anatomy.fascia_gain * ndimage.gaussian_filter(ring.astype(np.float32), 1.0)[ring]
+        return tissue, labels
+
     def render(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """Frame ``t`` as a (480, 480) grey uint8 image and its (480, 480) uint8 labels."""
         grid = self._grid(t)
+        tissue, tissue_labels = self._canvas(t) if self.radial else (self.tissue, self.tissue_labels)
         with torch.no_grad():
-            maps = F.grid_sample(self.tissue, grid, mode="bilinear", padding_mode="border", align_corners=True)[0].numpy()
-            labels = F.grid_sample(self.tissue_labels, grid, mode="nearest", padding_mode="border", align_corners=True)[0, 0].numpy()
+            maps = F.grid_sample(tissue, grid, mode="bilinear", padding_mode="border", align_corners=True)[0].numpy()
+            labels = F.grid_sample(tissue_labels, grid, mode="nearest", padding_mode="border", align_corners=True)[0, 0].numpy()
         labels = labels.astype(np.uint8)
         ph = self.seq.phase[t]
         re = np.cos(ph) * maps[0] + np.sin(ph) * maps[2]

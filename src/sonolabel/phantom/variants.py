@@ -72,3 +72,23 @@ def thin_bands(seq: PhantomSequence, rng: np.random.Generator, thickness: tuple[
     for s in (top, mid):
         s.harmonics[:, 0] = rng.uniform(0, 0.01, len(s.harmonics))
         s.echo = rng.uniform(1.4, 1.9)  # hyperechoic, as a tendon sheet
+
+
+def leave_plane(
+    seq: PhantomSequence, rng: np.random.Generator, name: str = "FCR", taper: tuple[int, int] = (20, 40), hold: tuple[int, int] = (40, 120)
+) -> list[tuple[int, int]]:
+    """Muscle ``name`` leaves the imaging plane and comes back: its cross-section shrinks to nothing over
+    ``taper`` frames, stays out for ``hold`` frames and grows back (the probe moving along the forearm past
+    the end of the muscle belly, where it becomes a tendon). Once, in the middle half of the recording.
+    Returns the (first, stop) frames during which it is not whole."""
+    n = seq.n_frames
+    down, up = (int(x) for x in rng.integers(*taper, size=2))
+    gap = int(rng.integers(*hold))
+    start = int(rng.integers(n // 4, max(n // 4 + 1, 3 * n // 4 - down - gap - up)))
+    presence = np.ones(n)
+    presence[start : start + down] = np.linspace(1, 0, down + 1)[1:]
+    presence[start + down : start + down + gap] = 0.0
+    back = presence[start + down + gap : start + down + gap + up]
+    back[:] = np.linspace(0, 1, up + 1)[1:][: len(back)]
+    seq.presence = {**(seq.presence or {}), name: presence}
+    return [(start, min(n, start + down + gap + up))]

@@ -15,6 +15,9 @@ class the better side counts:
   is not taken for drift;
 * ``consistency_iou``: the smallest per-class IoU; ``consistency_class`` the class with the
   largest shift, and ``box_y0 .. box_x1`` the bounding box of its disagreeing pixels;
+* a class that neither the stored labels nor a read has agrees with that read: where a structure
+  leaves the imaging plane between two keyframes, labels without it are supported by the read from
+  the keyframe without it. When it left is not for consistency to tell: ``sides_px`` marks the segment;
 * ``sides_px``: the largest shift between the two one-sided reads, where a segment has both: the
   engine's own uncertainty (a probe jump or a decorrelated stretch makes the sides part).
 
@@ -28,8 +31,6 @@ Cost: one pass of the engine per direction over every segment, i.e. about one pr
 """
 
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -53,17 +54,18 @@ def outline_lengths(labels: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 def compare(stored: np.ndarray, read: np.ndarray, n_classes: int, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Per class IoU and boundary shift (px, times ``scale``) of ``read`` against ``stored``; NaN where
-    the class is in neither."""
+    """Per class IoU and boundary shift (px, times ``scale``) of ``read`` against ``stored``. A class in
+    neither map agrees (IoU 1, shift 0): a read without a structure that left the plane supports
+    labels without it."""
     cm = np.bincount(stored.ravel().astype(np.int64) * n_classes + read.ravel(), minlength=n_classes * n_classes)
     cm = cm[: n_classes * n_classes].reshape(n_classes, n_classes).astype(float)
     inter = np.diag(cm)
     rows, cols = cm.sum(1), cm.sum(0)
     union = rows + cols - inter
     with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, inter / union, np.nan)
+        iou = np.where(union > 0, inter / union, 1.0)
         edges = 0.5 * (outline_lengths(stored, n_classes) + outline_lengths(read, n_classes))
-        shift = np.where(union > 0, (union - inter) / np.maximum(edges, 1.0), np.nan) * scale
+        shift = np.where(union > 0, (union - inter) / np.maximum(edges, 1.0), 0.0) * scale
     return iou, shift
 
 
@@ -108,21 +110,16 @@ def consistency_signals(video: Video, engine: Engine, batch: int = 64) -> pd.Dat
             for i, t in enumerate(range(s, e)):
                 reads = [side[t - seg.first] for side in sides]
                 scores = [compare(stored[i], r, k, STRIDE) for r in reads]
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)  # a class in no map: NaN on every side
-                    iou = np.nanmax([sc[0] for sc in scores], 0)
-                    shift = np.nanmin([sc[1] for sc in scores], 0)
-                    between = compare(reads[0], reads[1], k, STRIDE)[1] if len(reads) == 2 else np.zeros(k)
+                iou = np.max([sc[0] for sc in scores], 0)
+                shift = np.min([sc[1] for sc in scores], 0)
+                between = compare(reads[0], reads[1], k, STRIDE)[1] if len(reads) == 2 else np.zeros(k)
                 # labels right to within the engine's own spread lie between the two reads, no farther from
                 # the nearer one than half the distance between them; what lies beyond is the excess
-                excess = shift - 0.5 * np.nan_to_num(between)
-                excess[0] = np.nan  # background's outline is every other class's
-                if np.isnan(excess).all():
-                    continue
-                worst = int(np.nanargmax(excess))
-                best_read = reads[int(np.nanargmin([sc[1][worst] for sc in scores]))]
-                spread = float(np.nanmax(between[1:])) if len(reads) == 2 else np.nan
-                values[t] = [excess[worst], np.nanmin(iou), worst, spread, *_box(stored[i], best_read, worst, STRIDE)]
+                excess = (shift - 0.5 * between)[1:]  # background's outline is every other class's: it is left out
+                worst = 1 + int(np.argmax(excess))
+                best_read = reads[int(np.argmin([sc[1][worst] for sc in scores]))]
+                spread = float(between[1:].max()) if len(reads) == 2 else np.nan
+                values[t] = [excess[worst - 1], iou.min(), worst, spread, *_box(stored[i], best_read, worst, STRIDE)]
     out[list(COLUMNS)] = values
     return out
 
