@@ -13,6 +13,7 @@ import pytest
 from conftest import QUALITY_SEED
 from sonolabel.phantom.corrupt import corrupt_stretch
 from sonolabel.review import DriftConfig, ReviewLog, detect_drift, label_signals, label_stats, project_flags, run_drift, stretches, trend
+from sonolabel.review.drift import outlier_flags
 from sonolabel.review.signals import keyframe_deviation
 from sonolabel.store import Project
 
@@ -242,6 +243,25 @@ def test_consistency_accepts_a_muscle_leaving_the_plane_and_marks_the_segment(pr
     steady = np.r_[1:31, 40:60]  # whole, then gone (while it shrinks, the reads' spread is only roughly its size)
     assert np.nanmax(px[steady]) < DriftConfig().consistency_px, px
     assert np.nanmin(sig["sides_px"]) > 10.0
+    assert (sig["sides_class"].iloc[1:60] == 5).all()  # the reads part on FCU, inside its box
+    y0, x0, y1, x1 = sig.loc[20, ["sides_y0", "sides_x0", "sides_y1", "sides_x1"]].astype(int)
+    ys, xs = np.nonzero(truth[20] == 5)
+    assert ((ys >= y0) & (ys < y1) & (xs >= x0) & (xs < x1)).mean() > 0.9 and (y1 - y0) * (x1 - x0) < 2 * len(ys)
+
+
+def test_reads_parting_flag_names_the_class_and_its_region():
+    """A sides_px outlier (the two keyframes' reads part, as where a structure enters or leaves the plane)
+    names the class the reads part on and the box around where they do."""
+    n = 60
+    sig = pd.DataFrame({"frame": np.arange(n), "sides_px": 1.0 + 0.1 * np.sin(np.arange(n)), "sides_class": 2.0})
+    for c, v in zip(("sides_y0", "sides_x0", "sides_y1", "sides_x1"), (100, 100, 140, 160)):
+        sig[c] = float(v)
+    sig.loc[30:39, ["sides_px", "sides_class"]] = [30.0, 4.0]
+    sig.loc[30:39, ["sides_y0", "sides_x0", "sides_y1", "sides_x1"]] = [10, 20, 60, 90]
+    sig.loc[35, ["sides_y0", "sides_x0", "sides_y1", "sides_x1"]] = [5, 30, 50, 95]
+    names = ["background", "FDS", "FDP", "FPL", "FCR", "FCU", "ulna", "radius"]
+    flags = [f for f in outlier_flags("v", sig, DriftConfig(), names) if f["signal"] == "sides_px"]
+    assert [(f["start"], f["stop"], f["class"], f["box"]) for f in flags] == [(30, 40, "FCR", [5, 20, 60, 95])]
 
 
 def test_review_states_export_and_audit(project, phantom_labels):

@@ -18,7 +18,8 @@ class the better side counts:
 * a class that neither the stored labels nor a read has agrees with that read: where a structure
   leaves the imaging plane between two keyframes, labels without it are supported by the read from
   the keyframe without it. When it left is not for consistency to tell: ``sides_px`` marks the segment;
-* ``sides_px``: the largest shift between the two one-sided reads, where a segment has both: the
+* ``sides_px``: the largest shift between the two one-sided reads (``sides_class`` the class, and
+  ``sides_y0 .. sides_x1`` the box where they part), where a segment has both: the
   engine's own uncertainty (a probe jump or a decorrelated stretch makes the sides part).
 
 **Edge support** (``edge_loss``): ultrasound boundaries sit on fascia and bone cortex, bright
@@ -45,7 +46,8 @@ from ..store.layout import NO_LABEL
 from .signals import mask_box, nearest_keyframe
 
 STRIDE = 2
-COLUMNS = ("consistency_px", "consistency_iou", "consistency_class", "sides_px", "box_y0", "box_x0", "box_y1", "box_x1")
+SIDES_BOX = ("sides_y0", "sides_x0", "sides_y1", "sides_x1")
+COLUMNS = ("consistency_px", "consistency_iou", "consistency_class", "sides_px", "box_y0", "box_x0", "box_y1", "box_x1", "sides_class", *SIDES_BOX)
 
 
 def outline_lengths(labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -118,8 +120,12 @@ def consistency_signals(video: Video, engine: Engine, batch: int = 64) -> pd.Dat
                 excess = (shift - 0.5 * between)[1:]  # background's outline is every other class's: it is left out
                 worst = 1 + int(np.argmax(excess))
                 best_read = reads[int(np.argmin([sc[1][worst] for sc in scores]))]
+                parting = [np.nan] * 5
+                if len(reads) == 2:  # the class the reads part on most, and where
+                    parted = 1 + int(np.argmax(between[1:]))
+                    parting = [parted, *_box(reads[0], reads[1], parted, STRIDE)]
                 spread = float(between[1:].max()) if len(reads) == 2 else np.nan
-                values[t] = [excess[worst - 1], iou.min(), worst, spread, *_box(stored[i], best_read, worst, STRIDE)]
+                values[t] = [excess[worst - 1], iou.min(), worst, spread, *_box(stored[i], best_read, worst, STRIDE), *parting]
     out[list(COLUMNS)] = values
     return out
 

@@ -38,7 +38,8 @@ OUTLIER_SIGNALS = {
     "sides_px": (1, 0.5),
     "model_shift": (1, 0.5),
 }
-NAMED = {"model_shift": "model_shift_class"}  # signals whose flags name the class (and, in run_drift, the region)
+NAMED = {"model_shift": "model_shift_class", "sides_px": "sides_class"}  # signals whose flags name the class
+BOXED = {"sides_px": ("sides_y0", "sides_x0", "sides_y1", "sides_x1")}  # ... and the region, per frame (model_shift's: run_drift)
 PAIR_SIGNALS = ("area_change", "appear_vanish")
 
 
@@ -117,6 +118,13 @@ def _named_class(signals: pd.DataFrame, name: str, start: int, stop: int, class_
     return class_names[cls] if cls < len(class_names) else str(cls)
 
 
+def _span_box(span: pd.DataFrame, class_column: str, cls: int, box_columns) -> list[int] | None:
+    """[y0, x0, y1, x1] around the per-frame boxes of the span's frames that name class ``cls``."""
+    boxes = span.loc[span[class_column] == cls, list(box_columns)].to_numpy(float)
+    boxes = boxes[boxes[:, 0] >= 0]
+    return [int(boxes[:, 0].min()), int(boxes[:, 1].min()), int(boxes[:, 2].max()), int(boxes[:, 3].max())] if len(boxes) else None
+
+
 def trend_flags(video: str, signals: pd.DataFrame, keyframes: list[int], cfg: DriftConfig, class_names: list[str] = (), width: int = 480) -> list[dict]:
     flags = []
     for key, first, stop in stretches(len(signals), keyframes):
@@ -181,6 +189,10 @@ def outlier_flags(video: str, signals: pd.DataFrame, cfg: DriftConfig, class_nam
             if name in PAIR_SIGNALS:  # a change between frames t-1 and t: both are suspects
                 start = max(0, start - 1)
             peak = np.nanmax(values[start:stop])
+            cls = _named_class(signals, name, start, stop, list(class_names))
+            box = None
+            if name in BOXED and cls in class_names:
+                box = _span_box(signals.iloc[start:stop], NAMED[name], list(class_names).index(cls), BOXED[name])
             flags.append(
                 _flag(
                     video,
@@ -191,7 +203,8 @@ def outlier_flags(video: str, signals: pd.DataFrame, cfg: DriftConfig, class_nam
                     (peak - med) / (cfg.mad_k * mad),
                     f"{name} {'above' if direction > 0 else 'below'} median{'+' if direction > 0 else '-'}"
                     f"{cfg.mad_k:g}·MAD ({direction * limit:.3g}) in frames {start}-{stop - 1}",
-                    _named_class(signals, name, start, stop, list(class_names)),
+                    cls,
+                    box,
                 )
             )
     return flags
@@ -215,10 +228,7 @@ def consistency_flags(video: str, signals: pd.DataFrame, cfg: DriftConfig, class
         span = signals.iloc[start:stop]
         bad = span[span["consistency_px"] > limit]
         cls = int(bad["consistency_class"].mode().iloc[0])
-        mine = bad[bad["consistency_class"] == cls]
-        boxes = mine[["box_y0", "box_x0", "box_y1", "box_x1"]].to_numpy(float)
-        boxes = boxes[boxes[:, 0] >= 0]
-        box = [int(boxes[:, 0].min()), int(boxes[:, 1].min()), int(boxes[:, 2].max()), int(boxes[:, 3].max())] if len(boxes) else None
+        box = _span_box(bad, "consistency_class", cls, ("box_y0", "box_x0", "box_y1", "box_x1"))
         peak = float(np.nanmax(values[start:stop]))
         name = class_names[cls] if cls < len(class_names) else str(cls)
         flags.append(
@@ -241,7 +251,8 @@ def detect_drift(
     video: str, signals: pd.DataFrame, keyframes: list[int], cfg: DriftConfig | None = None, class_names: list[str] | None = None, width: int = 480
 ) -> list[dict]:
     """Trend, outlier and consistency flags for one video, most severe first. Flags of a signal that names
-    its class (consistency, ``model_shift``) carry the class; consistency flags also carry the box."""
+    its class (consistency, ``model_shift``, ``sides_px``) carry the class; consistency and ``sides_px``
+    flags also carry the box."""
     cfg = cfg or DriftConfig()
     flags = trend_flags(video, signals, keyframes, cfg, class_names or [], width) + outlier_flags(video, signals, cfg, class_names or [])
     flags += consistency_flags(video, signals, cfg, class_names or [], width)
