@@ -155,3 +155,25 @@ def small_project(tmp_path):
         v.save_annotation(0, labels[0])
         v.save_annotation(40, labels[40])
     return path, labels
+
+
+def sonolabel_cli(*args):
+    """``sonolabel ARGS`` in this process (the parser, the commands and their one-line errors, without an
+    interpreter start-up each time), as a CompletedProcess. test_cli.test_demo runs the real entry point."""
+    import contextlib
+    import io
+    import subprocess
+    import traceback
+
+    from sonolabel.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as e:  # argparse: --help, a bad option
+            code = e.code if isinstance(e.code, int) else int(e.code is not None)
+        except Exception:  # --debug lets it through, as the interpreter would print it
+            traceback.print_exc()
+            code = 1
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())

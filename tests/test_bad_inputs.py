@@ -5,8 +5,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +12,13 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import boxed_frames, write_video
+from conftest import boxed_frames, sonolabel_cli, write_video
 from sonolabel import InputError, StoreError
 from sonolabel.phantom import generate_phantom, phantom_project
 from sonolabel.store import Project
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "sonolabel", *map(str, args)], capture_output=True, text=True, timeout=300)
+cli = sonolabel_cli
 
 
 def tree_digest(path: Path) -> str:

@@ -1,13 +1,10 @@
 """Leave-one-keyframe-out (`sonolabel check`): quality estimated without ground truth, and a keyframe drawn
 wrong found among correct ones; real propagation on a phantom clip with ground truth on every frame."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
-from conftest import make_video
+from conftest import make_video, sonolabel_cli
 from sonolabel import InputError
 from sonolabel.phantom.corrupt import nearest_neighbour_class
 from sonolabel.pipeline import mean_iou
@@ -68,7 +65,7 @@ def test_cli_check_prints_the_estimate_and_drift_keeps_keyframe_flags(project, c
     v.save_annotation(40, lab)
     path = project.path
     project.close()
-    r = subprocess.run([sys.executable, "-m", "sonolabel", "check", str(path), "--mode", "free", "--device", "cpu"], capture_output=True, text=True)
+    r = sonolabel_cli("check", path, "--mode", "free", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     assert "v: estimated mIoU at 20-frame keyframe spacing 0." in r.stdout and "flagged v:keyframe:40" in r.stdout
     assert "FDP IoU 0.00" in r.stdout

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import sonolabel_cli
 from sonolabel.cli.main import main
 
 
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "sonolabel", *map(str, args)], capture_output=True, text=True, timeout=300)
+run = sonolabel_cli
 
 
 def test_cli_end_to_end_on_phantom(tmp_path, phantom_dir):
@@ -116,7 +116,8 @@ def test_phantom_command(tmp_path):
 
 
 def test_demo(tmp_path):
-    r = run("demo", "--out", tmp_path / "demo")
+    """The README's command, as a user runs it (its own interpreter)."""
+    r = subprocess.run([sys.executable, "-m", "sonolabel", "demo", "--out", str(tmp_path / "demo")], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert len(list((tmp_path / "demo" / "masks").iterdir())) == 201  # keyframes and propagated frames
     assert "mIoU against ground truth" in r.stdout

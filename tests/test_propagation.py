@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import make_video
+from conftest import make_video, sonolabel_cli
 from sonolabel import InputError
 from sonolabel.propagation import PropagationConfig, plan_segments, propagate_video
 from sonolabel.propagation.readout import LocalMemory
@@ -223,9 +223,6 @@ def test_auto_chooses_the_better_mode_on_the_videos_own_keyframes(project, clip)
     """With trained weights, auto compares both modes by leave-one-keyframe-out and takes the learned keys only
     for a lead beyond the comparison's noise; the choice and both scores are recorded and reused while the
     keyframes stay; --mode forces."""
-    import subprocess
-    import sys
-
     from sonolabel.propagation.loko import check_keyframes, video_score
     from sonolabel.propagation.modes import Engines, learned_lead
     from sonolabel.propagation.project import propagate_project
@@ -252,7 +249,7 @@ def test_auto_chooses_the_better_mode_on_the_videos_own_keyframes(project, clip)
 
     path = project.path
     project.close()
-    r = subprocess.run([sys.executable, "-m", "sonolabel", "propagation", "train", str(path), "--minutes", "0.05"], capture_output=True, text=True)
+    r = sonolabel_cli("propagation", "train", path, "--minutes", "0.05")
     assert r.returncode == 0, r.stderr
     assert "v: free 0." in r.stdout and ", learned 0." in r.stdout
     scores = [float(x) for x in r.stdout.split("v: free ")[1].split(" ->")[0].replace("learned ", "").split(", ")]

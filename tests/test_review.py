@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import QUALITY_SEED
+from conftest import QUALITY_SEED, sonolabel_cli
 from sonolabel.phantom.corrupt import corrupt_stretch
 from sonolabel.review import DriftConfig, ReviewLog, detect_drift, label_signals, label_stats, project_flags, run_drift, stretches, trend
 from sonolabel.review.drift import outlier_flags
@@ -336,7 +336,7 @@ def test_cli_drift_and_review(tmp_path, phantom_labels):
         key, first, stop = stretches(121, [0, 120])[0]
         v.save_propagated(0, corrupt_stretch(phantom_labels[:121], key, first, stop, "slide", 2))
         vid = v.id
-    run = lambda *a: subprocess.run([sys.executable, "-m", "sonolabel", *a], capture_output=True, text=True)  # noqa: E731
+    run = sonolabel_cli
     r = run("drift", str(path), "--set", "consistency=false")  # the consistency reads are tested in the library
     assert r.returncode == 0 and "1 trend" in r.stdout, r.stdout + r.stderr
     r = run("review", "list", str(path))
