@@ -98,12 +98,12 @@ class PhantomRenderer:
         self.tissue_labels = torch.from_numpy(labels.astype(np.float32))[None, None]
         # a structure leaving the plane: what fills its place (the surrounding tissue's echo) and where it lies
         self.vacated = np.float32(a.background_echo) * np.clip(1.0 + 0.25 * texture, 0.3, None)
-        self.radial = {}
+        self.leaving = {}
         for s in a.structures:
             if seq.presence and s.name in seq.presence:  # its own fascia: the band around it that no other structure shares
                 own, others = labels == s.label, (labels > 0) & (labels != s.label)
                 band = ndimage.binary_dilation(own, iterations=5) & ~own & ~ndimage.binary_dilation(others, iterations=5)
-                self.radial[s.name] = (s.label, radial(s, SIZE, margin), np.where(band, a.fascia_gain * fascia, 0).astype(np.float32))
+                self.leaving[s.name] = (s.label, radial(s, SIZE, margin), np.where(band, a.fascia_gain * fascia, 0).astype(np.float32))
         self.bone_labels = [s.label for s in a.structures if s.is_bone]
         self.muscles = [s for s in a.structures if not s.is_bone]
         py, px = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
@@ -162,13 +162,13 @@ class PhantomRenderer:
         """Tissue maps and labels at frame ``t``: a structure partly out of the plane (``presence`` < 1)
         keeps the core of its cross-section, scaled about its centre; the rest becomes surrounding
         tissue, the new outline gets its fascia and the old one fades."""
-        present = {name: float(self.seq.presence[name][t]) for name in self.radial}
+        present = {name: float(self.seq.presence[name][t]) for name in self.leaving}
         if all(p >= 1.0 for p in present.values()):
             return self.tissue, self.tissue_labels
         tissue, labels = self.tissue.clone(), self.tissue_labels.clone()
         echo, lab = tissue[0, 4].numpy(), labels[0, 0].numpy()
         for name, p in present.items():
-            label, rho, band = self.radial[name]
+            label, rho, band = self.leaving[name]
             echo -= (1.0 - p) * band
             own = lab == label
             gone = own & (rho >= p)
@@ -183,7 +183,7 @@ class PhantomRenderer:
     def render(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """Frame ``t`` as a (480, 480) grey uint8 image and its (480, 480) uint8 labels."""
         grid = self._grid(t)
-        tissue, tissue_labels = self._canvas(t) if self.radial else (self.tissue, self.tissue_labels)
+        tissue, tissue_labels = self._canvas(t) if self.leaving else (self.tissue, self.tissue_labels)
         with torch.no_grad():
             maps = F.grid_sample(tissue, grid, mode="bilinear", padding_mode="border", align_corners=True)[0].numpy()
             labels = F.grid_sample(tissue_labels, grid, mode="nearest", padding_mode="border", align_corners=True)[0, 0].numpy()
