@@ -17,6 +17,9 @@ what is left.
 
 Results: ``benchmarks/results/sonorank_loso.json`` (per fold, mean ± std, Wilcoxon signed-rank tests
 between inputs and between methods) and ``docs/images/sonorank_loso.png`` (quoted in docs/sonorank.md).
+``--set key=value`` runs another variant beside it, with its own runs (``WORK/runs-key_value``), results
+file and plot (``sonorank_loso-key_value.*``); for example ``--set flex_input=embeddings --methods
+sonorank-labels mft-rest-labels`` compares the two methods on what the encoders learnt.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ def cpu_minutes(run: Path, threads: int) -> float:
     return float(pd.read_csv(log)["seconds"].sum()) * threads / 60 if log.is_file() else 0.0
 
 
-def best_input(work: Path, folds: int, done: dict) -> str:
+def best_input(folds: int, done: dict) -> str:
     """The SonoRank input with the highest mean held-out macro F1 over its folds, once all are finished (labels until then)."""
     scores = {}
     for inp in INPUTS:
@@ -90,12 +93,15 @@ def main() -> None:
 
     data = {"subjects": args.subjects, "frames_per_subject": args.frames, "folds": n_folds}
     settings = {"preset": "small", "extra": args.set}
-    done = finished_rows(RESULTS / "sonorank_loso.json", data, settings)
+    variant = "".join(f"-{s}" for s in args.set).replace("=", "_").replace("/", "_")  # other settings: their own runs, results and plot
+    runs = work / f"runs{variant}" if variant else work
+    results, image = RESULTS / f"sonorank_loso{variant}.json", IMAGE.with_name(f"sonorank_loso{variant}.png")
+    done = finished_rows(results, data, settings)
     started, spent, per_fold, todo = time.perf_counter(), 0.0, [], []
     for template in methods:
-        method = template.format(best=best_input(work, n_folds, done))
+        method = template.format(best=best_input(n_folds, done))
         for k in folds:
-            run = work / method / f"fold-{k}"
+            run = runs / method / f"fold-{k}"
             if (method, k) in done:  # its CPU minutes as recorded (the work folder's log does not say with how many threads)
                 print(f"{method} fold {k}: in the results file, held-out flexion macro F1 {done[method, k]['macro_f1']:.3f}", flush=True)
             else:
@@ -108,14 +114,14 @@ def main() -> None:
                     train_rank(ds, run, cfg, progress=False)
                 row = {**fold_row(json.loads((run / "metrics.json").read_text()), k), "cpu_minutes": cpu_minutes(run, threads)}
                 done[method, k] = row
-                save(result_file(work, methods, n_folds, done, data, settings, threads))  # a stopped sitting keeps this fold
+                save(result_file(runs, methods, n_folds, done, data, settings, threads), results, image)  # a stopped sitting keeps this fold
                 print(f"{method} fold {k}: {row['cpu_minutes']:.0f} CPU min, held-out flexion macro F1 {row['macro_f1']:.3f}", flush=True)
             spent += done[method, k]["cpu_minutes"]
             per_fold.append(done[method, k]["cpu_minutes"])
     print(f"CPU minutes: {spent:.0f} in {len(per_fold)} finished folds ({threads} threads)", end="")
     print(f"; {len(todo)} folds left, about {len(todo) * np.mean(per_fold or [30]):.0f} more: rerun to go on" if todo else "; the table is complete")
-    result = result_file(work, methods, n_folds, done, data, settings, threads)
-    save(result)
+    result = result_file(runs, methods, n_folds, done, data, settings, threads)
+    save(result, results, image)
     print(pd.DataFrame(result["compare"]).to_string(index=False))
 
 
@@ -134,7 +140,7 @@ def result_file(work: Path, methods: list[str], n_folds: int, done: dict, data: 
     """The results file's content: every finished fold, mean ± std per method, and the paired tests."""
     from sonolabel.rank.loso import compare_methods, write_loso
 
-    names = list(dict.fromkeys(m.format(best=best_input(work, n_folds, done)) for m in methods))
+    names = list(dict.fromkeys(m.format(best=best_input(n_folds, done)) for m in methods))
     tables = {}
     for m in names:
         rows = sorted((r for (mm, _), r in done.items() if mm == m), key=lambda r: r["fold"])
@@ -155,15 +161,15 @@ def result_file(work: Path, methods: list[str], n_folds: int, done: dict, data: 
     }
 
 
-def save(result: dict) -> None:
+def save(result: dict, path: Path, image: Path) -> None:
     """Write the results file and the plot (after every finished fold)."""
     tables = result.pop("_tables")
-    RESULTS.mkdir(exist_ok=True)
-    tmp = RESULTS / "sonorank_loso.json.tmp"
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(result, indent=1, default=float))
-    tmp.replace(RESULTS / "sonorank_loso.json")
+    tmp.replace(path)
     if tables:
-        draw(tables, IMAGE)
+        draw(tables, image)
 
 
 def summary(table: pd.DataFrame) -> dict:
