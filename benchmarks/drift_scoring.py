@@ -230,7 +230,7 @@ def main() -> None:
     doc = json.loads(path.read_text()) if path.exists() else {}
     doc.update({"machine": f"{platform.machine()}, CPU only", "seeds": args.seeds, "frames": args.frames, "keyframe_every": args.every})
     names = args.signals
-    genuine_sets = {"jump", "decorrelation", "gap", "sweep", "leave_plane"}
+    genuine_sets = {failure for _, failure in genuine}
     if "injected" in args.sets:
         doc.setdefault("injected_stretches", {}).update({name: stretch_table(name) for name in names})
         doc.setdefault("frames_injected", {}).update({name: pooled({"injected"}, name) for name in names})
