@@ -73,6 +73,18 @@ def test_trend_and_stretches():
     assert p > 0.01
 
 
+def test_a_trend_flag_starts_where_the_drift_counts():
+    """A trend flag covers the frames a reviewer must look at: from where the signal has risen by the amount
+    that counts as drift to the far end of the stretch, not the near frames that still match the keyframe."""
+    n = 100
+    kd = np.r_[np.full(50, 0.02), np.linspace(0.02, 0.8, 50)] + np.random.default_rng(2).normal(0, 0.01, n)
+    kd[0] = 0.0
+    flags = detect_drift("v", pd.DataFrame({"frame": np.arange(n), "keyframe_deviation": kd}), [0])
+    assert [(f["kind"], f["signal"]) for f in flags] == [("trend", "keyframe_deviation")]
+    first = 50 + int(np.ceil((0.3) / (0.78 / 49)))  # 0.3 above the level near the keyframe
+    assert abs(flags[0]["start"] - first) <= 3 and flags[0]["stop"] == n, (flags[0]["start"], first)
+
+
 def test_outliers_and_project_checks():
     n = 200
     sig = pd.DataFrame({"frame": np.arange(n), "entropy": np.random.default_rng(1).normal(0.3, 0.01, n)})
@@ -135,7 +147,8 @@ def test_a_model_flag_names_the_class_and_the_region(project):
     flags = [f for f in detect_drift(v.id, sig, [0], DriftConfig(), names, width=48) if f["signal"] == "model_shift"]
     assert flags and flags[0]["kind"] == "trend" and flags[0]["class"] == "FPL"
     start, stop = flags[0]["start"], flags[0]["stop"]
-    assert (start, stop) == (1, 60)
+    # the flag starts where the shift has grown by the 0.4 px (4 px at 480 wide) that counts as drift, not at the keyframe
+    assert 10 <= start <= 20 and stop == 60, (start, stop)
     assert disagreement_box(v, start, stop, 3) == [8, 28, 20, 43]  # the columns the labels and the model part on in most frames
     assert disagreement_box(v, 0, 10, 3) is None  # the first ten frames agree
 
@@ -223,22 +236,27 @@ def test_consistency_flags_realistic_drift_and_name_the_class_and_region(project
     assert {"consistency_px", "sides_px", "edge_loss"} <= set(sig.columns)
 
 
-def test_consistency_accepts_a_muscle_leaving_the_plane_and_marks_the_segment(project):
+def test_consistency_accepts_a_muscle_leaving_the_plane_and_flags_only_where_the_image_disagrees(project):
     """Keyframes that disagree on whether a muscle is there (it left the imaging plane between them): labels
     that follow it out are not flagged, though the read from the keyframe that has it still paints it
-    there; the two reads' disagreement (sides_px) marks the segment for a reviewer."""
+    there. The two reads part (sides_px) over the whole segment; the image says where the muscle is
+    (sides_present), so a flag covers only the frames where the labels do not follow the image: the
+    transition when they are right, and the frames they keep it after it went when they are wrong."""
     from sonolabel.phantom import make_sequence
     from sonolabel.phantom.render import PhantomRenderer
     from sonolabel.propagation.config import PropagationConfig
     from sonolabel.propagation.engine import Engine
     from sonolabel.review.consistency import consistency_signals
-    from sonolabel.review.drift import DriftConfig
+    from sonolabel.review.drift import DriftConfig, detect_drift
 
     seq = make_sequence(4 + QUALITY_SEED, 1, 61)
     seq.presence = {"FCU": np.clip((40 - np.arange(61)) / 10, 0, 1)}  # whole until frame 30, gone from 40
     out = list(PhantomRenderer(seq))
     frames, truth = np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
-    sig = consistency_signals(_video(project, truth, [0, 60], "leaves", frames), Engine(PropagationConfig(device="cpu"), 8))
+    stale = truth.copy()  # labels that keep the muscle after it went
+    stale[35:60][np.broadcast_to(truth[30] == 5, stale[35:60].shape)] = 5
+    engine, names = Engine(PropagationConfig(device="cpu"), 8), project.palette.names
+    sig = consistency_signals(_video(project, truth, [0, 60], "leaves", frames), engine)
     px = sig["consistency_px"].to_numpy()
     steady = np.r_[1:31, 40:60]  # whole, then gone (while it shrinks, the reads' spread is only roughly its size)
     assert np.nanmax(px[steady]) < DriftConfig().consistency_px, px
@@ -247,6 +265,19 @@ def test_consistency_accepts_a_muscle_leaving_the_plane_and_marks_the_segment(pr
     y0, x0, y1, x1 = sig.loc[20, ["sides_y0", "sides_x0", "sides_y1", "sides_x1"]].astype(int)
     ys, xs = np.nonzero(truth[20] == 5)
     assert ((ys >= y0) & (ys < y1) & (xs >= x0) & (xs < x1)).mean() > 0.9 and (y1 - y0) * (x1 - x0) < 2 * len(ys)
+    present = sig["sides_present"].to_numpy()
+    assert np.nanmin(present[1:26]) > 2 / 3 and np.nanmax(present[45:60]) < 1 / 3, present.round(2)
+    parted = [f for f in detect_drift("leaves", sig, [0, 60], DriftConfig(), names) if f["signal"] == "sides_px"]
+    assert all(f["start"] >= 25 and f["stop"] <= 46 for f in parted), parted  # the transition at most, not the segment
+
+    sig = consistency_signals(_video(project, stale, [0, 60], "stale", frames), engine)
+    assert (sig["sides_kept"].iloc[45:60] > 0.9).all() and np.nanmax(sig["sides_present"].iloc[45:60]) < 1 / 3
+    parted = [f for f in detect_drift("stale", sig, [0, 60], DriftConfig(), names) if f["signal"] == "sides_px"]
+    covered = np.zeros(61, bool)
+    for f in parted:
+        covered[f["start"] : f["stop"]] = True
+    assert covered[42:60].all() and not covered[1:25].any(), parted
+    assert {f["class"] for f in parted} == {"FCU"}
 
 
 def test_reads_parting_flag_names_the_class_and_its_region():
@@ -341,7 +372,8 @@ def test_cli_drift_and_review(tmp_path, phantom_labels):
     assert r.returncode == 0 and "1 trend" in r.stdout, r.stdout + r.stderr
     r = run("review", "list", str(path))
     flags = [w for w in r.stdout.split() if w.startswith(f"{vid}:")]
-    assert any(f.startswith(f"{vid}:trend:keyframe_deviation:1-60") for f in flags), r.stdout
+    trend = [f for f in flags if f.startswith(f"{vid}:trend:keyframe_deviation:")]
+    assert len(trend) == 1 and trend[0].endswith("-60"), r.stdout  # the slid half-segment, from where the slide counts
     for flag in flags:
         assert run("review", "exclude", str(path), flag, "--who", "anna", "--note", "slid").returncode == 0
     assert "nothing to review" in run("review", "list", str(path)).stdout

@@ -43,11 +43,13 @@ from ..propagation.propagate import VideoPropagator, plan_segments
 from ..store import Video
 from ..store.chunks import FrameReader
 from ..store.layout import NO_LABEL
+from .drift import presence_doubt
 from .signals import mask_box, nearest_keyframe
 
 STRIDE = 2
 SIDES_BOX = ("sides_y0", "sides_x0", "sides_y1", "sides_x1")
-COLUMNS = ("consistency_px", "consistency_iou", "consistency_class", "sides_px", "box_y0", "box_x0", "box_y1", "box_x1", "sides_class", *SIDES_BOX)
+PRESENCE = ("sides_present", "sides_kept")
+COLUMNS = ("consistency_px", "consistency_iou", "consistency_class", "sides_px", "box_y0", "box_x0", "box_y1", "box_x1", "sides_class", *SIDES_BOX, *PRESENCE)
 
 
 def outline_lengths(labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -106,6 +108,8 @@ def consistency_signals(video: Video, engine: Engine, batch: int = 64) -> pd.Dat
     values = out[list(COLUMNS)].to_numpy(float)
     for seg in plan_segments(n, keys):
         sides = [_read_side(runner, seg, start, rev, size) for start, rev in ((seg.left, False), (seg.right, True)) if start is not None]
+        if len(sides) == 2:
+            values[seg.first : seg.last + 1, -2:] = presence_evidence(video, seg, sides, k, readers)
         for s in range(seg.first, seg.last + 1, batch):
             e = min(s + batch, seg.last + 1)
             stored = _stored(video, s, e, readers)
@@ -125,14 +129,74 @@ def consistency_signals(video: Video, engine: Engine, batch: int = 64) -> pd.Dat
                     parted = 1 + int(np.argmax(between[1:]))
                     parting = [parted, *_box(reads[0], reads[1], parted, STRIDE)]
                 spread = float(between[1:].max()) if len(reads) == 2 else np.nan
-                values[t] = [excess[worst - 1], iou.min(), worst, spread, *_box(stored[i], best_read, worst, STRIDE), *parting]
+                values[t, :-2] = [excess[worst - 1], iou.min(), worst, spread, *_box(stored[i], best_read, worst, STRIDE), *parting]
     out[list(COLUMNS)] = values
     return out
 
 
+def presence_evidence(video: Video, seg, sides: list[np.ndarray], n_classes: int, readers, smooth: int = 5) -> np.ndarray:
+    """(frames of ``seg``, 2): ``sides_present`` and ``sides_kept`` where the segment's keyframes disagree
+    on whether a class is there (it left or entered the imaging plane between them: one keyframe has
+    under a quarter of the other's area of it); NaN elsewhere.
+
+    The read from the keyframe that has the class (``sides``: left read, right read) paints it on
+    every frame; the image says whether it is still there. ``sides_present`` puts the edge support of
+    that read's outline on a scale calibrated per segment: 1 is its support on the frames next to its
+    keyframe (the structure there, outlined by the engine), 0 its support on the other keyframe's
+    image (the same outline where the structure is absent). A read that itself has lost the class
+    (under a quarter of the keyframe's area) reads 0. ``sides_kept`` is the share of that read's class
+    the stored labels keep. Labels are borne out where both say the same: ``drift`` flags the frames
+    where they do not, instead of the whole segment. Where several classes part, the most doubtful
+    frame-by-frame counts; where the image cannot tell the two levels apart, ``sides_present`` is NaN."""
+    keys = [np.asarray(video.annotated[f])[::STRIDE, ::STRIDE] for f in (seg.left, seg.right)]
+    out = np.full((seg.n_frames, 2), np.nan)
+    areas = np.array([np.bincount(key.ravel(), minlength=n_classes)[:n_classes] for key in keys])
+    parted = [c for c in range(1, n_classes) if areas[:, c].min() < 0.25 * areas[:, c].max()]
+    if not parted:
+        return out
+    images = [np.asarray(video.frames[f])[::STRIDE, ::STRIDE] for f in (seg.left, seg.right)]
+    grads = [_ridges(f) for f in np.asarray(video.frames[seg.first : seg.last + 1])[:, ::STRIDE, ::STRIDE]]
+    stored = _stored(video, seg.first, seg.last + 1, readers)
+    rank = np.full(seg.n_frames, -np.inf)
+    for c in parted:
+        j = int(areas[1, c] > areas[0, c])  # the side that keeps the class
+        read, key_area = sides[j], areas[j, c]
+        base = outline_support(_ridges(images[j]), keys[j], n_classes)[c]
+        absent = _ridges(images[1 - j])
+        area = (read == c).sum((1, 2)).astype(float)
+        lost = area < 0.25 * key_area
+        here = np.array([outline_support(g, r, n_classes)[c] for g, r in zip(grads, read)]) / base
+        here = pd.Series(here).rolling(smooth, center=True, min_periods=1).median().to_numpy()
+        there = np.array([outline_support(absent, r, n_classes)[c] for r in read[~lost]]) / base
+        whole = np.nanmedian(here[:smooth] if j == 0 else here[-smooth:])
+        gone = np.nanmedian(there) if len(there) else np.nan
+        present = np.clip((here - gone) / (whole - gone), 0, 1) if whole - gone >= 0.1 else np.full(seg.n_frames, np.nan)
+        present[lost] = 0.0
+        kept = np.clip((stored == c).sum((1, 2)) / np.maximum(area, 1), 0, 1)
+        mine = presence_doubt(present, kept) + np.nan_to_num(np.abs(present - kept), nan=1.0)
+        worse = mine > rank
+        out[worse], rank = np.c_[present, kept][worse], np.maximum(rank, mine)
+    return out
+
+
+def _ridges(image: np.ndarray) -> np.ndarray:
+    """The gradient magnitude's local maximum over 3x3 pixels: an outline that lies a pixel (two at store
+    resolution) off a ridge still counts as on it, as the engine's outline of a whole structure does."""
+    return ndimage.maximum_filter(gradient(image), size=3)
+
+
+def gradient(image: np.ndarray, sigma: float = 1.5) -> np.ndarray:
+    """Gaussian gradient magnitude: fascia and bone cortex are its ridges."""
+    return ndimage.gaussian_gradient_magnitude(image.astype(np.float32), sigma)
+
+
 def edge_support(image: np.ndarray, labels: np.ndarray, n_classes: int, sigma: float = 1.5) -> np.ndarray:
     """(K,) mean gradient magnitude along each class's outline over the frame's mean; NaN where absent."""
-    grad = ndimage.gaussian_gradient_magnitude(image.astype(np.float32), sigma)
+    return outline_support(gradient(image, sigma), labels, n_classes)
+
+
+def outline_support(grad: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """:func:`edge_support` from the frame's gradient magnitude ``grad``."""
     edge = outline(labels)
     lab = labels[edge].ravel()
     counts = np.bincount(lab, minlength=n_classes)[:n_classes]

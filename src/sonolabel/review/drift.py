@@ -41,6 +41,16 @@ OUTLIER_SIGNALS = {
 NAMED = {"model_shift": "model_shift_class", "sides_px": "sides_class"}  # signals whose flags name the class
 BOXED = {"sides_px": ("sides_y0", "sides_x0", "sides_y1", "sides_x1")}  # ... and the region, per frame (model_shift's: run_drift)
 PAIR_SIGNALS = ("area_change", "appear_vanish")
+SIDES_GAP = 10  # frames: doubtful frames of one transition this close together are one flag
+
+
+def presence_doubt(present: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """Frames where the image does not bear out the stored labels' choice between two keyframes that
+    disagree on a structure (``sides_present``, ``sides_kept``; see ``review.consistency``): the image
+    is in the middle third between its "there" and "gone" levels, the labels keep half of it less or
+    more than the image shows, or the image cannot tell (NaN)."""
+    present = np.asarray(present, float)
+    return ~np.isfinite(present) | ((present > 1 / 3) & (present < 2 / 3)) | (np.abs(present - np.asarray(kept, float)) >= 0.5)
 
 
 @dataclass
@@ -145,20 +155,37 @@ def trend_flags(video: str, signals: pd.DataFrame, keyframes: list[int], cfg: Dr
             elif name == "model_shift":
                 rise_needed = cfg.model_shift_px * width / 480
             if p < cfg.alpha and rise > 0 and rise >= rise_needed:
+                a, b = _drifted(values, dist, rise_needed)
+                start, end = first + a, first + b
                 flags.append(
                     _flag(
                         video,
                         "trend",
                         name,
-                        first,
-                        stop,
+                        start,
+                        end,
                         rise / rise_needed,
                         f"{name} {'rises' if direction > 0 else 'falls'} by {rise:.3g} over {stop - first} frames "
-                        f"away from keyframe {key} (tau {tau:.2f}, p {p:.1e})",
-                        _named_class(signals, name, first, stop, list(class_names)),
+                        f"away from keyframe {key} (tau {tau:.2f}, p {p:.1e}); past {rise_needed:.3g} in frames {start}-{end - 1}",
+                        _named_class(signals, name, start, end, list(class_names)),
                     )
                 )
     return flags
+
+
+def _drifted(values: np.ndarray, dist: np.ndarray, rise_needed: float, width: int = 5) -> tuple[int, int]:
+    """The part of a drifting stretch a reviewer should look at, as (start, stop) indices into it: from the
+    frame nearest the keyframe where the signal (running median over ``width`` frames) has risen by
+    ``rise_needed`` above its level near the keyframe, to the stretch's far end. Drift grows with the
+    distance, so the frames before that point are still close to the keyframe's labels. A stretch
+    whose smoothed signal never gets there (a trend made of scattered frames) is flagged whole."""
+    order = np.argsort(dist)
+    v = pd.Series(values[order]).rolling(width, center=True, min_periods=1).median().to_numpy()
+    near = float(np.nanmedian(v[: max(3, len(v) // 4)]))
+    past = np.flatnonzero(v >= near + rise_needed)
+    i = int(past[0]) if len(past) else 0
+    span = np.sort(order[i:])
+    return int(span[0]), int(span[-1]) + 1
 
 
 def _spans(mask: np.ndarray, gap: int = 2) -> list[tuple[int, int]]:
@@ -183,7 +210,12 @@ def outlier_flags(video: str, signals: pd.DataFrame, cfg: DriftConfig, class_nam
         med = np.median(values[ok])
         mad = max(1.4826 * np.median(np.abs(values[ok] - med)), floor)
         limit = med + cfg.mad_k * mad
-        for start, stop in _spans(ok & (values > limit)):
+        suspect, gap = ok & (values > limit), 2
+        if name == "sides_px" and "sides_present" in signals:  # keyframes disagree on a structure: the image, not the screen, decides
+            known = signals["sides_kept"].notna().to_numpy()
+            suspect = (suspect & ~known) | (known & presence_doubt(signals["sides_present"], signals["sides_kept"]))
+            gap = SIDES_GAP
+        for start, stop in _spans(suspect, gap):
             if stop - start < cfg.min_span:
                 continue
             if name in PAIR_SIGNALS:  # a change between frames t-1 and t: both are suspects
