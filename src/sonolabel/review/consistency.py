@@ -17,10 +17,15 @@ class the better side counts:
   largest shift, and ``box_y0 .. box_x1`` the bounding box of its disagreeing pixels;
 * a class that neither the stored labels nor a read has agrees with that read: where a structure
   leaves the imaging plane between two keyframes, labels without it are supported by the read from
-  the keyframe without it. When it left is not for consistency to tell: ``sides_px`` marks the segment;
+  the keyframe without it. When it left is for the image to tell (``sides_present``, below);
 * ``sides_px``: the largest shift between the two one-sided reads (``sides_class`` the class, and
   ``sides_y0 .. sides_x1`` the box where they part), where a segment has both: the
   engine's own uncertainty (a probe jump or a decorrelated stretch makes the sides part).
+* ``sides_present`` and ``sides_kept``, where the keyframes disagree on a structure (one has under a
+  quarter of the other's area of it): whether the image still shows it, from the edge support of the
+  outline that the read from the keyframe having it paints (0: as on the other keyframe's image, 1:
+  as next to its own keyframe), and the share of that outline's area the labels keep
+  (:func:`presence_evidence`). ``drift`` flags the frames where the two do not agree.
 
 **Edge support** (``edge_loss``): ultrasound boundaries sit on fascia and bone cortex, bright
 ridges in the image. Per class, the mean gradient magnitude along its outline, relative to the
