@@ -278,6 +278,8 @@ def test_consistency_accepts_a_muscle_leaving_the_plane_and_flags_only_where_the
         covered[f["start"] : f["stop"]] = True
     assert covered[42:60].all() and not covered[1:25].any(), parted
     assert {f["class"] for f in parted} == {"FCU"}
+    late = max(parted, key=lambda f: f["stop"])
+    assert late["reason"].startswith("FCU: the keyframes disagree on whether it is there") and late["severity"] > 1.5, late
 
 
 def test_reads_parting_flag_names_the_class_and_its_region():

@@ -225,21 +225,26 @@ def outlier_flags(video: str, signals: pd.DataFrame, cfg: DriftConfig, class_nam
             box = None
             if name in BOXED and cls in class_names:
                 box = _span_box(signals.iloc[start:stop], NAMED[name], list(class_names).index(cls), BOXED[name])
-            flags.append(
-                _flag(
-                    video,
-                    "outlier",
-                    name,
-                    start,
-                    stop,
-                    (peak - med) / (cfg.mad_k * mad),
-                    f"{name} {'above' if direction > 0 else 'below'} median{'+' if direction > 0 else '-'}"
-                    f"{cfg.mad_k:g}·MAD ({direction * limit:.3g}) in frames {start}-{stop - 1}",
-                    cls,
-                    box,
-                )
-            )
+            severity = (peak - med) / (cfg.mad_k * mad)
+            side, sign = ("above", "+") if direction > 0 else ("below", "-")
+            reason = f"{name} {side} median{sign}{cfg.mad_k:g}·MAD ({direction * limit:.3g}) in frames {start}-{stop - 1}"
+            if name == "sides_px" and "sides_present" in signals and signals["sides_kept"].iloc[start:stop].notna().all():
+                severity, reason = _presence_reason(signals.iloc[start:stop], cls or "a structure", start, stop)
+            flags.append(_flag(video, "outlier", name, start, stop, severity, reason, cls, box))
     return flags
+
+
+def _presence_reason(span: pd.DataFrame, cls: str, start: int, stop: int) -> tuple[float, str]:
+    """Severity (1 + the largest gap between what the image shows and what the labels keep) and reason of
+    a ``sides_px`` flag decided by the image (see :func:`presence_doubt`)."""
+    present, kept = span["sides_present"].to_numpy(float), span["sides_kept"].to_numpy(float)
+    gap = np.abs(present - kept)
+    worst = int(np.nanargmax(gap)) if np.isfinite(gap).any() else 0
+    shown = f"the image shows {present[worst]:.0%} of it" if np.isfinite(present[worst]) else "the image cannot tell"
+    return 1.0 + float(np.nan_to_num(gap[worst], nan=0.5)), (
+        f"{cls}: the keyframes disagree on whether it is there; in frames {start}-{stop - 1} the labels do not follow the image "
+        f"(frame {start + worst}: {shown}, the labels keep {kept[worst]:.0%})"
+    )
 
 
 def consistency_flags(video: str, signals: pd.DataFrame, cfg: DriftConfig, class_names: list[str], width: int = 480) -> list[dict]:
