@@ -1,5 +1,6 @@
 """Batch work on dask: a 2-worker LocalCluster on loopback gives the same results as a serial run."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -38,9 +39,12 @@ def test_propagate_on_a_two_worker_local_cluster_equals_serial(two_videos, tmp_p
     shutil.copytree(two_videos, parallel)
     with Project.open(serial, "a") as p:
         propagate_project(p, progress=False)
+    threads = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
     with Project.open(parallel, "a") as p:
         reports = propagate_project(p, workers=2, progress=False)
     assert sorted(r.video for r in reports) == sorted(_labels(serial))
+    # dask sets these to 1 in the process that starts a local cluster; processes started after it must not inherit that
+    assert {k: os.environ.get(k) for k in threads} == threads
     a, b = _labels(serial), _labels(parallel)
     for vid in a:
         assert a[vid].any()
@@ -51,15 +55,22 @@ def test_propagate_on_a_two_worker_local_cluster_equals_serial(two_videos, tmp_p
 def test_cli_propagate_on_an_existing_cluster(two_videos, tmp_path):
     from dask.distributed import LocalCluster
 
+    from sonolabel.tasks import environ_kept
+
     path = tmp_path / "p.zarr"
     shutil.copytree(two_videos, path)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as cluster:
+    with environ_kept():  # the cluster's thread settings are its workers', not this test process's
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
+    try:
         r = subprocess.run(
             [sys.executable, "-m", "sonolabel", "propagate", str(path), "sub-01-T1-phantom", "--scheduler", cluster.scheduler_address],
             capture_output=True,
             text=True,
             timeout=600,
         )
+    finally:
+        with environ_kept():
+            cluster.close()
     assert r.returncode == 0, r.stderr[-2000:]
     labels = _labels(path)  # one video is enough to show the CLI's tasks run on the cluster
     assert labels["sub-01-T1-phantom"].any() and not labels["sub-02-T1-phantom"].any()

@@ -9,9 +9,25 @@ the order of the items.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
 
 from .errors import InputError
+
+
+@contextmanager
+def environ_kept() -> Iterator[None]:
+    """Restore this process's environment on leaving. Starting a dask LocalCluster sets
+    OMP_NUM_THREADS, MKL_NUM_THREADS and OPENBLAS_NUM_THREADS to 1 in the *calling* process (meant for
+    its workers, which have them from their start); left there, every process started afterwards
+    (a CLI call, a training run) would run its linear algebra on one thread."""
+    before = dict(os.environ)
+    try:
+        yield
+    finally:
+        for key in set(os.environ) - set(before):
+            del os.environ[key]
+        os.environ.update(before)
 
 
 def _local_workers(n_items: int, workers: int | None) -> int:
@@ -54,9 +70,10 @@ def run_tasks(
     cluster = None
     try:
         if scheduler is None:
-            cluster = LocalCluster(
-                n_workers=_local_workers(len(items), workers), threads_per_worker=1, processes=True, memory_limit=memory_limit, dashboard_address=None
-            )
+            with environ_kept():
+                cluster = LocalCluster(
+                    n_workers=_local_workers(len(items), workers), threads_per_worker=1, processes=True, memory_limit=memory_limit, dashboard_address=None
+                )
             client = Client(cluster)
         else:
             _check_reachable(scheduler)
@@ -71,7 +88,8 @@ def run_tasks(
     finally:
         client.close()
         if cluster is not None:
-            cluster.close()
+            with environ_kept():
+                cluster.close()
 
 
 def _video_task(job: tuple) -> Any:
