@@ -170,9 +170,10 @@ def presence_evidence(video: Video, seg, sides: list[np.ndarray], n_classes: int
         absent = _ridges(images[1 - j])
         area = (read == c).sum((1, 2)).astype(float)
         lost = area < 0.25 * key_area
-        here = np.array([outline_support(g, r, n_classes)[c] for g, r in zip(grads, read)]) / base
+        with np.errstate(invalid="ignore", divide="ignore"):  # a flat keyframe image (base 0) reads NaN: the image cannot tell
+            here = np.array([outline_support(g, r, n_classes)[c] for g, r in zip(grads, read)]) / base
+            there = np.array([outline_support(absent, r, n_classes)[c] for r in read[~lost]]) / base
         here = pd.Series(here).rolling(smooth, center=True, min_periods=1).median().to_numpy()
-        there = np.array([outline_support(absent, r, n_classes)[c] for r in read[~lost]]) / base
         whole = np.nanmedian(here[:smooth] if j == 0 else here[-smooth:])
         gone = np.nanmedian(there) if len(there) else np.nan
         present = np.clip((here - gone) / (whole - gone), 0, 1) if whole - gone >= 0.1 else np.full(seg.n_frames, np.nan)
