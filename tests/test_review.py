@@ -297,6 +297,27 @@ def test_reads_parting_flag_names_the_class_and_its_region():
     assert [(f["start"], f["stop"], f["class"], f["box"]) for f in flags] == [(30, 40, "FCR", [5, 20, 60, 95])]
 
 
+def test_where_keyframes_disagree_on_a_structure_the_image_not_the_screen_decides():
+    """In a segment whose keyframes disagree on a structure (sides_kept set), a sides_px spike is not a flag
+    by itself; frames whose labels the image does not bear out are, merged across short gaps. Outside such
+    segments the robust screen still flags a spike."""
+    from sonolabel.review.drift import detect_drift
+
+    n = 80
+    names = ["background", "FDS", "FDP", "FPL", "FCR", "FCU", "ulna", "radius"]
+    sig = pd.DataFrame({"frame": np.arange(n), "sides_px": 1.0 + 0.1 * np.sin(np.arange(n)), "sides_class": 5.0})
+    for c, v in zip(("sides_y0", "sides_x0", "sides_y1", "sides_x1"), (100, 100, 140, 160)):
+        sig[c] = float(v)
+    sig["sides_present"], sig["sides_kept"] = np.nan, np.nan
+    sig.loc[40:79, ["sides_present", "sides_kept"]] = [1.0, 1.0]  # the image and the labels agree: the muscle is there
+    sig.loc[60:79, "sides_px"] = 30.0  # the reads part, rightly: one keyframe has no muscle
+    sig.loc[50:53, ["sides_present", "sides_kept"]] = [0.5, 1.0]  # the image cannot say
+    sig.loc[60:62, ["sides_present", "sides_kept"]] = [0.0, 1.0]  # the muscle went, the labels keep it
+    sig.loc[10:12, "sides_px"] = 30.0  # outside: an ordinary outlier
+    flags = sorted((f["start"], f["stop"], f["class"]) for f in detect_drift("v", sig, [0, 79], DriftConfig(), names) if f["signal"] == "sides_px")
+    assert flags == [(10, 13, "FCU"), (50, 63, "FCU")]
+
+
 def test_review_states_export_and_audit(project, phantom_labels):
     v = _video(project, phantom_labels[:100], [0, 99])
     log = ReviewLog(project)

@@ -210,12 +210,10 @@ def outlier_flags(video: str, signals: pd.DataFrame, cfg: DriftConfig, class_nam
         med = np.median(values[ok])
         mad = max(1.4826 * np.median(np.abs(values[ok] - med)), floor)
         limit = med + cfg.mad_k * mad
-        suspect, gap = ok & (values > limit), 2
-        if name == "sides_px" and "sides_present" in signals:  # keyframes disagree on a structure: the image, not the screen, decides
-            known = signals["sides_kept"].notna().to_numpy()
-            suspect = (suspect & ~known) | (known & presence_doubt(signals["sides_present"], signals["sides_kept"]))
-            gap = SIDES_GAP
-        for start, stop in _spans(suspect, gap):
+        suspect = ok & (values > limit)
+        if name == "sides_px":  # where the keyframes disagree on a structure the image decides (presence_flags)
+            suspect &= ~_presence_known(signals)
+        for start, stop in _spans(suspect):
             if stop - start < cfg.min_span:
                 continue
             if name in PAIR_SIGNALS:  # a change between frames t-1 and t: both are suspects
@@ -228,23 +226,43 @@ def outlier_flags(video: str, signals: pd.DataFrame, cfg: DriftConfig, class_nam
             severity = (peak - med) / (cfg.mad_k * mad)
             side, sign = ("above", "+") if direction > 0 else ("below", "-")
             reason = f"{name} {side} median{sign}{cfg.mad_k:g}·MAD ({direction * limit:.3g}) in frames {start}-{stop - 1}"
-            if name == "sides_px" and "sides_present" in signals and signals["sides_kept"].iloc[start:stop].notna().all():
-                severity, reason = _presence_reason(signals.iloc[start:stop], cls or "a structure", start, stop)
             flags.append(_flag(video, "outlier", name, start, stop, severity, reason, cls, box))
     return flags
 
 
-def _presence_reason(span: pd.DataFrame, cls: str, start: int, stop: int) -> tuple[float, str]:
-    """Severity (1 + the largest gap between what the image shows and what the labels keep) and reason of
-    a ``sides_px`` flag decided by the image (see :func:`presence_doubt`)."""
-    present, kept = span["sides_present"].to_numpy(float), span["sides_kept"].to_numpy(float)
-    gap = np.abs(present - kept)
-    worst = int(np.nanargmax(gap)) if np.isfinite(gap).any() else 0
-    shown = f"the image shows {present[worst]:.0%} of it" if np.isfinite(present[worst]) else "the image cannot tell"
-    return 1.0 + float(np.nan_to_num(gap[worst], nan=0.5)), (
-        f"{cls}: the keyframes disagree on whether it is there; in frames {start}-{stop - 1} the labels do not follow the image "
-        f"(frame {start + worst}: {shown}, the labels keep {kept[worst]:.0%})"
-    )
+def _presence_known(signals: pd.DataFrame) -> np.ndarray:
+    """Frames of segments whose keyframes disagree on a structure (``sides_kept`` is set there)."""
+    if "sides_kept" not in signals:
+        return np.zeros(len(signals), bool)
+    return signals["sides_kept"].notna().to_numpy()
+
+
+def presence_flags(video: str, signals: pd.DataFrame, class_names: list[str] = ()) -> list[dict]:
+    """Where two keyframes disagree on whether a structure is there (it left or entered the imaging
+    plane between them), the frames whose labels the image does not bear out (:func:`presence_doubt`).
+    Their reads part over the whole segment, rightly, so a screen of ``sides_px`` would flag all of it;
+    the image says which frames to look at. Doubtful frames closer than :data:`SIDES_GAP` are one flag,
+    named by the structure, boxed around it, and kept under the ``sides_px`` signal (so a flag's id, and
+    the review decisions made on it, do not depend on which rule found it)."""
+    known = _presence_known(signals)
+    if not known.any():
+        return []
+    doubt = known & presence_doubt(signals["sides_present"], signals["sides_kept"])
+    flags = []
+    for start, stop in _spans(doubt, SIDES_GAP):
+        span = signals.iloc[start:stop]
+        cls = _named_class(signals, "sides_px", start, stop, list(class_names))
+        box = _span_box(span, "sides_class", list(class_names).index(cls), BOXED["sides_px"]) if cls in class_names else None
+        present, kept = span["sides_present"].to_numpy(float), span["sides_kept"].to_numpy(float)
+        gap = np.abs(present - kept)
+        worst = int(np.nanargmax(gap)) if np.isfinite(gap).any() else 0
+        shown = f"the image shows {present[worst]:.0%} of it" if np.isfinite(present[worst]) else "the image cannot tell"
+        reason = (
+            f"{cls or 'a structure'}: the keyframes disagree on whether it is there; in frames {start}-{stop - 1} the labels do not "
+            f"follow the image (frame {start + worst}: {shown}, the labels keep {kept[worst]:.0%})"
+        )
+        flags.append(_flag(video, "outlier", "sides_px", start, stop, 1.0 + float(np.nan_to_num(gap[worst], nan=0.5)), reason, cls, box))
+    return flags
 
 
 def consistency_flags(video: str, signals: pd.DataFrame, cfg: DriftConfig, class_names: list[str], width: int = 480) -> list[dict]:
@@ -287,12 +305,12 @@ def consistency_flags(video: str, signals: pd.DataFrame, cfg: DriftConfig, class
 def detect_drift(
     video: str, signals: pd.DataFrame, keyframes: list[int], cfg: DriftConfig | None = None, class_names: list[str] | None = None, width: int = 480
 ) -> list[dict]:
-    """Trend, outlier and consistency flags for one video, most severe first. Flags of a signal that names
-    its class (consistency, ``model_shift``, ``sides_px``) carry the class; consistency and ``sides_px``
-    flags also carry the box."""
+    """Trend, outlier, presence and consistency flags for one video, most severe first. Flags of a signal
+    that names its class (consistency, ``model_shift``, ``sides_px``) carry the class; consistency and
+    ``sides_px`` flags also carry the box."""
     cfg = cfg or DriftConfig()
     flags = trend_flags(video, signals, keyframes, cfg, class_names or [], width) + outlier_flags(video, signals, cfg, class_names or [])
-    flags += consistency_flags(video, signals, cfg, class_names or [], width)
+    flags += presence_flags(video, signals, class_names or []) + consistency_flags(video, signals, cfg, class_names or [], width)
     return sorted(flags, key=lambda f: -f["severity"])
 
 
