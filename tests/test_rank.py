@@ -316,6 +316,42 @@ def test_flexion_from_class_areas_against_the_rest_frame(rank_data, tmp_path):
     assert len(probs) > 200 and probs.std(0).max() > 1e-3
 
 
+def test_flexion_from_the_images_motion_against_the_rest_frame(rank_data, tmp_path):
+    """flex_input=flow: the classifier reads where the image moved against the rest frame (rank/flow.py)."""
+    from scipy import ndimage
+
+    from sonolabel.rank.flow import GRID, frame_flow
+    from sonolabel.rank.train import train_rank
+    from sonolabel.store import Project
+    from sonolabel.training.config import config_from
+
+    # by hand: a speckle-like image whose right half slides 1.5 px down, once alone and once with the
+    # whole frame also moved 2 px right (the probe's own shift: taken out)
+    rng = np.random.default_rng(0)
+    rest = ndimage.gaussian_filter(rng.normal(0, 1, (112, 112)), 1.5)
+    moved = rest.copy()
+    moved[:, 56:] = ndimage.shift(rest, (1.5, 0), mode="nearest")[:, 56:]
+    for frame in (moved, ndimage.shift(moved, (0, 2), mode="nearest")):
+        rows, cols = frame_flow(rest, frame).reshape(2, GRID, GRID)[:, 1:-1, 1:-1]  # edge cells see the border
+        left, right = rows[:, :2].mean(), rows[:, -2:].mean()
+        assert right - left == pytest.approx(1.5, abs=0.4), (left, right)
+        assert np.abs(cols).mean() < 0.4  # nothing moved sideways but the whole frame
+    assert np.abs(frame_flow(rest, rest)).max() < 1e-3
+    with pytest.raises(InputError, match="label input"):
+        RankConfig(input="labels", flex_input="flow").check()
+    with pytest.raises(ValueError, match="raw frames"):
+        SonoRank(ArchConfig(in_channels=3, label_channels=3, flex_input="flow"))
+    # a real run from raw frames, and inference over a session with it
+    cfg = config_from(RankConfig, sets=[*TINY, "input=raw", "fold=1", "flex_epochs=1", "baseline=mft-rest", "flex_input=flow"])
+    res = train_rank(rank_data / "ds", tmp_path / "flow", cfg, progress=False)
+    assert 0.0 <= res.metrics["test"]["flex"]["macro"]["f1"] <= 1.0
+    with Project.open(rank_data / "p.zarr") as p:
+        vid = p.video_ids()[1]
+    assert cli(["rank", "infer", str(rank_data / "p.zarr"), "--video", vid, "--model", str(tmp_path / "flow"), "--out", str(tmp_path / "inf")]) == 0
+    probs = pd.read_csv(tmp_path / "inf" / "flexion.csv")[[f"p_{f}" for f in FINGERS]].dropna().to_numpy()
+    assert len(probs) > 200 and probs.std(0).max() > 1e-3
+
+
 def test_stage_flex_needs_a_ranking_run_and_rank_only_has_no_baseline(rank_data, tmp_path):
     from sonolabel.rank.train import train_rank
 

@@ -42,7 +42,7 @@ class RankConfig:
     ema_decay: float = 0.0  # > 0: stage 1 validates and keeps an exponential moving average of the weights (0: off)
     flex_epochs: int = 10  # stage 2
     flex_batch_size: int = 8  # windows (each with its rest reference) per batch
-    flex_input: str = "auto"  # flexion reads: embeddings | areas (class shapes less the rest frame's) | both; auto: areas given labels
+    flex_input: str = "auto"  # flexion reads: embeddings | areas (class shapes vs the rest frame) | both | flow (image motion); auto: areas, or flow for raw
     flex_strips: int = 4  # areas: strips across each class (0: whole-class shares); see rank/shapes.py
     motion: bool = False  # raw frames: the encoder also sees each frame's difference from the window's previous frame
     flex_fraction: float = 0.5  # flexed: above min + fraction * range of the finger in the session
@@ -79,10 +79,11 @@ class RankConfig:
 
     @property
     def resolved_flex_input(self) -> str:
-        """``auto``: class areas where the input has labels (they generalise to a new subject; docs/sonorank.md), else embeddings."""
+        """``auto``: class areas where the input has labels, else where the image moved (flow): both find the
+        flexed finger of a new subject better than learnt embeddings do (docs/sonorank.md)."""
         if self.flex_input != "auto":
             return self.flex_input
-        return "embeddings" if self.input == "raw" else "areas"
+        return "flow" if self.input == "raw" else "areas"
 
     def check(self) -> None:
         if self.stage not in STAGES:
@@ -91,8 +92,10 @@ class RankConfig:
             raise InputError(f"baseline {self.baseline!r} is not one of {', '.join(BASELINES)}")
         if self.flex_input not in (*FLEX_INPUTS, "auto"):
             raise InputError(f"flex_input {self.flex_input!r} is not one of auto, {', '.join(FLEX_INPUTS)}")
-        if self.resolved_flex_input != "embeddings" and self.input == "raw":
+        if self.resolved_flex_input in ("areas", "both") and self.input == "raw":
             raise InputError(f"flex_input {self.flex_input} reads class areas, which raw input has not", hint="use --set input=labels or both")
+        if self.resolved_flex_input == "flow" and self.input == "labels":
+            raise InputError("flex_input flow reads the image's motion, which label input has not", hint="use --set input=raw or both")
         if self.motion and self.input == "labels":
             raise InputError("motion is the difference of raw frames, which label input has not", hint="use --set input=raw or both")
         if self.baseline and self.stage == "rank":

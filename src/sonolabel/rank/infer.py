@@ -23,6 +23,7 @@ from ..errors import InputError
 from ..kinematics import flex_labels
 from ..store.layout import FINGERS
 from ..training.reports import save_plot, write_csv_atomic
+from . import flow
 from .evaluate import REST_SECONDS, rest_thresholds
 from .model import SonoRank
 from .shapes import column_profile
@@ -102,10 +103,13 @@ def flexion_curves(model: SonoRank, session: Session, input: str, n_classes: int
         return torch.cat(parts, 1).to(device)
 
     feats, profiles = [], []
+    moved = model.cfg.flex_input == "flow" and model.cfg.rest  # per-frame flow against the rest frame (the first)
     for i in range(0, n, batch):
         rows = np.arange(i, min(n, i + batch))
         x = frames(rows)
-        if model.area_norm is not None:
+        if moved:
+            profiles.append(torch.from_numpy(np.stack([flow.frame_flow(session.images[0], session.images[r]) for r in rows])))
+        elif model.area_norm is not None and model.cfg.flex_input != "flow":
             profiles.append(column_profile(x[:, -n_classes:]))
         if model.uses_embeddings:  # with motion, each frame's predecessor is the frame one window step back
             previous = frames(np.maximum(rows - subsample, 0))[None] if model.cfg.motion else None
@@ -122,7 +126,12 @@ def flexion_curves(model: SonoRank, session: Session, input: str, n_classes: int
         idx = e[:, None] - span + torch.arange(t, device=device)[None] * subsample
         z = model.embed_sequence(feats[idx[:, t - model.tokens :]]) if feats is not None else None
         zr = rest.expand(len(idx), -1) if rest is not None else None
-        areas = model.profile_change(profile[idx], profile[:1].expand(len(idx), *profile.shape[1:])) if profile is not None else None
+        if moved:
+            areas = profile[idx[:, list(flow.window_frames(t))]].mean(1).to(device)
+        elif model.cfg.flex_input == "flow":  # no rest reference: the flow from each window's first frame
+            areas = model.area_change(frames(idx.flatten().cpu().numpy()).view(len(idx), t, -1, *session.images.shape[1:]), None)
+        else:
+            areas = model.profile_change(profile[idx], profile[:1].expand(len(idx), *profile.shape[1:])) if profile is not None else None
         probs[ends[i : i + batch]] = torch.sigmoid(model.classify(z, zr, areas).float()).cpu().numpy()
     return probs
 

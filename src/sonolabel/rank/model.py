@@ -9,7 +9,7 @@ stage 2 replaces them by a flexion classifier on the query window and a rest ref
 With label input the classifier can also (or only) read where each class changed in the window
 against the rest frame (:mod:`.shapes`): features that the rest reference normalises per subject,
 where learned embeddings also encode each subject's anatomy (docs/sonorank.md, "Flexion on a new
-subject").
+subject"). With raw frames it can read where the image moved against the rest frame (:mod:`.flow`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..store.layout import FINGERS
+from . import flow
 from .shapes import column_profile, feature_count, profile_change
 
 
@@ -37,12 +38,12 @@ class ArchConfig:
     dropout: float = 0.3
     rest: bool = True  # the classifier sees [query, rest]; False: the query alone (the MFT baseline)
     label_channels: int = 0  # the input's trailing one-hot label channels (0: raw frames only)
-    flex_input: str = "embeddings"  # the flexion classifier sees: embeddings | areas | both (see SonoRank.area_change)
+    flex_input: str = "embeddings"  # the flexion classifier sees: embeddings | areas | both | flow (see SonoRank.area_change)
     strips: int = 0  # areas: strips per class (0: whole-class shares, as before strips existed; see shapes.py)
     motion: bool = False  # each frame also shows the encoder its difference from the window's previous frame
 
 
-FLEX_INPUTS = ("embeddings", "areas", "both")
+FLEX_INPUTS = ("embeddings", "areas", "both", "flow")
 
 
 class ResidualBlock(nn.Module):
@@ -102,11 +103,13 @@ class SonoRank(nn.Module):
         self.temporal = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d)
         self.rank_heads = nn.ModuleList(_mlp([2 * d, 256, 128, 64, 1], cfg.dropout) for _ in FINGERS)
-        areas = cfg.flex_input in ("areas", "both")
-        if areas and cfg.label_channels < 1:
+        areas = cfg.flex_input in ("areas", "both", "flow")
+        if cfg.flex_input in ("areas", "both") and cfg.label_channels < 1:
             raise ValueError("flexion from class areas needs label input")
-        n_areas = feature_count(cfg.label_channels, cfg.strips) if areas else 0
-        width = (2 * d if cfg.rest else d) * (cfg.flex_input != "areas") + n_areas
+        if cfg.flex_input == "flow" and cfg.in_channels - cfg.label_channels < 1:
+            raise ValueError("flexion from the image's motion needs raw frames")
+        n_areas = (flow.feature_count() if cfg.flex_input == "flow" else feature_count(cfg.label_channels, cfg.strips)) if areas else 0
+        width = (2 * d if cfg.rest else d) * self.uses_embeddings + n_areas
         self.area_norm = nn.BatchNorm1d(n_areas, affine=False) if areas else None
         self.classifier = _mlp([width, 128, 64, len(FINGERS)], cfg.dropout)
 
@@ -155,13 +158,16 @@ class SonoRank(nn.Module):
 
     @property
     def uses_embeddings(self) -> bool:
-        return self.cfg.flex_input != "areas"
+        return self.cfg.flex_input not in ("areas", "flow")
 
     def area_change(self, x: torch.Tensor, rest: torch.Tensor | None) -> torch.Tensor | None:
         """(B, features): where each label class of the window's frames (B, T, C, H, W) changed against
-        the rest frame (B, 1, C, H, W) (see :mod:`.shapes`); None when the classifier does not read areas."""
+        the rest frame (B, 1, C, H, W) (see :mod:`.shapes`), or with ``flex_input`` flow, where the image
+        moved (see :mod:`.flow`); None when the classifier reads embeddings only."""
         if self.area_norm is None:
             return None
+        if self.cfg.flex_input == "flow":
+            return flow.flow_change(x[:, :, 0], rest[:, 0, 0] if rest is not None and self.cfg.rest else None)
         c = self.cfg.label_channels
         return self.profile_change(column_profile(x[:, :, -c:]), column_profile(rest[:, 0, -c:]) if rest is not None else None)
 

@@ -209,7 +209,9 @@ class Run:
 
     def train_flexion(self, state: dict | None) -> None:
         cfg, dev = self.cfg, self.device
-        ds = FlexWindows(self.train_windows.subset(np.arange(len(self.train_windows))[:: cfg.window_step]), self.reader)
+        # features compared against the rest frame (areas, flow) need the window as seen, like the rest
+        # frame: a crop of one and not the other is a change of its own
+        ds = FlexWindows(self.train_windows.subset(np.arange(len(self.train_windows))[:: cfg.window_step]), self.reader, augment=self.model.area_norm is None)
         pos_weight = balancing_weights(ds.windows.flexed).to(dev)
         steps = max(1, len(ds) // cfg.flex_batch_size)
         steps = steps if cfg.steps_per_epoch is None else min(steps, cfg.steps_per_epoch)
