@@ -31,10 +31,12 @@ def feature_count() -> int:
 
 def frame_flow(reference: np.ndarray, frame: np.ndarray) -> np.ndarray:
     """(2 * GRID * GRID,) float32: the flow (rows, then columns) from ``reference`` to ``frame`` (H, W
-    grey, any scale), less its median, averaged per grid cell, in px at 112 wide."""
+    grey: floats in [0, 1], as the model reads them, or 8-bit), less its median, averaged per grid
+    cell, in px at 112 wide. The scale matters: Lucas-Kanade leaves out windows whose system is near
+    singular by an absolute limit, so 8-bit frames are brought to [0, 1] first."""
     from skimage.registration import optical_flow_ilk
 
-    reference, frame = np.asarray(reference, np.float32), np.asarray(frame, np.float32)
+    reference, frame = (np.asarray(a, np.float32) / (255.0 if np.asarray(a).dtype == np.uint8 else 1.0) for a in (reference, frame))
     scale = reference.shape[-1] / 112
     flow = np.stack(optical_flow_ilk(reference, frame, radius=max(2, round(RADIUS * scale)), num_warp=WARPS))
     flow -= np.median(flow.reshape(2, -1), 1)[:, None, None]
