@@ -225,8 +225,12 @@ def test_groups_rank_every_pair_of_windows_of_one_video(rank_data):
 def test_resume_continues_from_the_saved_stage_and_epoch(rank_data, tmp_path):
     # groups of 4 windows and a moving average of the weights, both carried across the restart
     sets = sum(
-        (["--set", s] for s in [*TINY, "fold=0", "pairs_per_epoch=96", "flex_epochs=1", "eval_pairs=200", "group_size=4", "ema_decay=0.9"]), []
-    )  # 2 batches of 8 x 6 pairs
+        (
+            ["--set", s]
+            for s in [*TINY, "fold=0", "pairs_per_epoch=96", "flex_epochs=1", "eval_pairs=200", "group_size=4", "ema_decay=0.9", "flex_input=embeddings"]
+        ),
+        [],
+    )  # 2 batches of 8 x 6 pairs; embeddings, as stage 2 resumes the encoder
     run = ["train", "rank", str(rank_data / "ds"), "--out", str(tmp_path / "r"), *sets]
     assert cli([*run, "--stage", "rank", "--set", "epochs=1"]) == 0
     first = pd.read_csv(tmp_path / "r" / "log.csv")
@@ -405,7 +409,8 @@ def test_compare_methods_wilcoxon_by_hand(tmp_path):
 
 
 def test_cli_loso_folds_and_compare(rank_data, tmp_path):
-    sets = sum((["--set", s] for s in [*TINY, "pairs_per_epoch=16", "epochs=1", "flex_epochs=1", "eval_pairs=200"]), [])
+    # the folds' mechanics, not the features: embeddings keep it quick (the flow has its own test)
+    sets = sum((["--set", s] for s in [*TINY, "pairs_per_epoch=16", "epochs=1", "flex_epochs=1", "eval_pairs=200", "flex_input=embeddings"]), [])
     assert cli(["train", "rank", str(rank_data / "ds"), "--out", str(tmp_path / "loso"), "--loso", "--folds", "0,2", *sets]) == 0
     table = pd.read_csv(tmp_path / "loso" / "loso.csv")
     assert table["subject"].tolist() == ["sub-01", "sub-03"] and table["val_subject"].tolist() == ["sub-03", "sub-02"]
