@@ -284,9 +284,6 @@ def test_the_measured_finger_is_the_one_above_half_its_range():
 
 
 def test_flexion_from_class_areas_against_the_rest_frame(rank_data, tmp_path):
-    from sonolabel.rank.train import train_rank
-    from sonolabel.store import Project
-    from sonolabel.training.config import config_from
 
     # by hand: channel 0 is the raw frame, channels 1-3 the labels; class 1 covers a quarter of the
     # rest frame and half of every window frame (class 0's channel is left at 1: only shares count)
@@ -310,12 +307,22 @@ def test_flexion_from_class_areas_against_the_rest_frame(rank_data, tmp_path):
     with pytest.raises(InputError, match="raw input"):
         RankConfig(input="raw", flex_input="areas").check()
     # a real run (flexion from the areas alone), and inference over a session with it
-    cfg = config_from(RankConfig, sets=[*TINY, "input=labels", "fold=1", "flex_epochs=2", "lr_heads=0.01", "baseline=mft-rest", "flex_input=areas"])
-    res = train_rank(rank_data / "ds", tmp_path / "areas", cfg, progress=False)
+    _flexion_run_and_inference(rank_data, tmp_path, ["input=labels", "flex_epochs=2", "lr_heads=0.01", "flex_input=areas"])
+
+
+def _flexion_run_and_inference(rank_data, tmp_path, sets: list[str]) -> None:
+    """Train the flexion classifier alone (MFT+Rest, fold 1) with ``sets``, then run `rank infer` on a session
+    with it: the run reports a held-out F1 and the probabilities move over the session."""
+    from sonolabel.rank.train import train_rank
+    from sonolabel.store import Project
+    from sonolabel.training.config import config_from
+
+    cfg = config_from(RankConfig, sets=[*TINY, "fold=1", "flex_epochs=1", "baseline=mft-rest", *sets])
+    res = train_rank(rank_data / "ds", tmp_path / "run", cfg, progress=False)
     assert 0.0 <= res.metrics["test"]["flex"]["macro"]["f1"] <= 1.0
     with Project.open(rank_data / "p.zarr") as p:
         vid = p.video_ids()[1]
-    assert cli(["rank", "infer", str(rank_data / "p.zarr"), "--video", vid, "--model", str(tmp_path / "areas"), "--out", str(tmp_path / "inf")]) == 0
+    assert cli(["rank", "infer", str(rank_data / "p.zarr"), "--video", vid, "--model", str(tmp_path / "run"), "--out", str(tmp_path / "inf")]) == 0
     probs = pd.read_csv(tmp_path / "inf" / "flexion.csv")[[f"p_{f}" for f in FINGERS]].dropna().to_numpy()
     assert len(probs) > 200 and probs.std(0).max() > 1e-3
 
@@ -325,9 +332,6 @@ def test_flexion_from_the_images_motion_against_the_rest_frame(rank_data, tmp_pa
     from scipy import ndimage
 
     from sonolabel.rank.flow import GRID, frame_flow
-    from sonolabel.rank.train import train_rank
-    from sonolabel.store import Project
-    from sonolabel.training.config import config_from
 
     # by hand: a speckle-like image whose right half slides 1.5 px down, once alone and once with the
     # whole frame also moved 2 px right (the probe's own shift: taken out)
@@ -355,14 +359,7 @@ def test_flexion_from_the_images_motion_against_the_rest_frame(rank_data, tmp_pa
     with pytest.raises(ValueError, match="raw frames"):
         SonoRank(ArchConfig(in_channels=3, label_channels=3, flex_input="flow"))
     # a real run from raw frames, and inference over a session with it
-    cfg = config_from(RankConfig, sets=[*TINY, "input=raw", "fold=1", "flex_epochs=1", "baseline=mft-rest", "flex_input=flow"])
-    res = train_rank(rank_data / "ds", tmp_path / "flow", cfg, progress=False)
-    assert 0.0 <= res.metrics["test"]["flex"]["macro"]["f1"] <= 1.0
-    with Project.open(rank_data / "p.zarr") as p:
-        vid = p.video_ids()[1]
-    assert cli(["rank", "infer", str(rank_data / "p.zarr"), "--video", vid, "--model", str(tmp_path / "flow"), "--out", str(tmp_path / "inf")]) == 0
-    probs = pd.read_csv(tmp_path / "inf" / "flexion.csv")[[f"p_{f}" for f in FINGERS]].dropna().to_numpy()
-    assert len(probs) > 200 and probs.std(0).max() > 1e-3
+    _flexion_run_and_inference(rank_data, tmp_path, ["input=raw", "flex_input=flow"])
 
 
 def test_stage_flex_needs_a_ranking_run_and_rank_only_has_no_baseline(rank_data, tmp_path):
