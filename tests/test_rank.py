@@ -331,7 +331,7 @@ def test_flexion_from_the_images_motion_against_the_rest_frame(rank_data, tmp_pa
     """flex_input=flow: the classifier reads where the image moved against the rest frame (rank/flow.py)."""
     from scipy import ndimage
 
-    from sonolabel.rank.flow import GRID, frame_flow
+    from sonolabel.rank.flow import GRID, VERSION, frame_flow
 
     # by hand: a speckle-like image whose right half slides 1.5 px down, once alone and once with the
     # whole frame also moved 2 px right (the probe's own shift: taken out)
@@ -354,12 +354,30 @@ def test_flexion_from_the_images_motion_against_the_rest_frame(rank_data, tmp_pa
         return out
 
     np.testing.assert_allclose(frame_flow(eight_bit(rest), eight_bit(moved)), frame_flow(eight_bit(rest) / 255, eight_bit(moved) / 255), atol=1e-4)
+
+    # on a phantom subject, the pooled flow is the tissue's true motion: most of its variance, at its scale
+    # (version 1, with speckle-sized windows, reads R^2 below 0 here)
+    from sonolabel.phantom.render import PhantomRenderer, make_sequence
+
+    renderer = PhantomRenderer(make_sequence(777, 1, 400))
+
+    def small(t):
+        return F.interpolate(torch.from_numpy(renderer.render(t)[0] / 255.0)[None, None].float(), size=(112, 112), mode="area")[0, 0].numpy()
+
+    flexed = np.argsort(-renderer.seq.kinematics.max(1))[::40][:6]
+    estimated = np.stack([frame_flow(small(0), small(int(t))) for t in flexed])
+    true = F.adaptive_avg_pool2d(torch.from_numpy(np.stack([renderer.motion(int(t)) for t in flexed])), GRID).numpy() * 112 / 480
+    true = (true - np.median(true.reshape(len(true), 2, -1), -1)[..., None, None]).reshape(len(true), -1)
+    assert 1 - ((estimated - true) ** 2).sum() / ((true - true.mean()) ** 2).sum() > 0.8
     with pytest.raises(InputError, match="label input"):
         RankConfig(input="labels", flex_input="flow").check()
     with pytest.raises(ValueError, match="raw frames"):
         SonoRank(ArchConfig(in_channels=3, label_channels=3, flex_input="flow"))
-    # a real run from raw frames, and inference over a session with it
+    # a real run from raw frames, and inference over a session with it; the version of its features is
+    # kept with the weights (a checkpoint from before it was recorded reads version 1)
     _flexion_run_and_inference(rank_data, tmp_path, ["input=raw", "flex_input=flow"])
+    assert torch.load(tmp_path / "run" / "best.pt", weights_only=True)["arch"]["flow_version"] == VERSION
+    assert ArchConfig().flow_version == 1
 
 
 def test_stage_flex_needs_a_ranking_run_and_rank_only_has_no_baseline(rank_data, tmp_path):

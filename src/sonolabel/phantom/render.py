@@ -158,6 +158,16 @@ class PhantomRenderer:
         grid = np.stack([tx / (n - 1) * 2 - 1, ty / (n - 1) * 2 - 1], -1)
         return torch.from_numpy(grid.astype(np.float32))[None]
 
+    def motion(self, t: int) -> np.ndarray:
+        """(2, 480, 480) float32: how far the tissue seen at each pixel of frame ``t`` has moved in the image
+        (rows, then columns, px), less the probe's translation: the true motion that optical flow from a
+        frame at rest estimates (flexion bulges and slides, rocking, structure shifts)."""
+        grid = self._grid(t)[0].numpy()
+        n = SIZE + 2 * self.margin
+        tx = (grid[..., 0] + 1) / 2 * (n - 1) - self.margin - self.seq.drift[t, 0]
+        ty = (grid[..., 1] + 1) / 2 * (n - 1) - self.margin - self.seq.drift[t, 1]
+        return np.stack([self.py - ty, self.px - tx]).astype(np.float32)
+
     def _canvas(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Tissue maps and labels at frame ``t``: a structure partly out of the plane (``presence`` < 1)
         keeps the core of its cross-section, scaled about its centre; the rest becomes surrounding

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import InputError
+from . import flow
 from .model import FLEX_INPUTS, ArchConfig
 
 STAGES = ("rank", "flex", "both")
@@ -75,6 +76,7 @@ class RankConfig:
             flex_input=self.resolved_flex_input,
             strips=self.flex_strips,
             motion=self.motion,
+            flow_version=flow.VERSION,
         )
 
     @property

@@ -108,7 +108,7 @@ def flexion_curves(model: SonoRank, session: Session, input: str, n_classes: int
         rows = np.arange(i, min(n, i + batch))
         x = frames(rows)
         if moved:
-            profiles.append(torch.from_numpy(np.stack([flow.frame_flow(session.images[0], session.images[r]) for r in rows])))
+            profiles.append(torch.from_numpy(np.stack([flow.frame_flow(session.images[0], session.images[r], model.cfg.flow_version) for r in rows])))
         elif model.area_norm is not None and model.cfg.flex_input != "flow":
             profiles.append(column_profile(x[:, -n_classes:]))
         if model.uses_embeddings:  # with motion, each frame's predecessor is the frame one window step back
@@ -127,7 +127,7 @@ def flexion_curves(model: SonoRank, session: Session, input: str, n_classes: int
         z = model.embed_sequence(feats[idx[:, t - model.tokens :]]) if feats is not None else None
         zr = rest.expand(len(idx), -1) if rest is not None else None
         if moved:
-            areas = profile[idx[:, list(flow.window_frames(t))]].mean(1).to(device)
+            areas = profile[idx[:, list(flow.window_frames(t, model.cfg.flow_version))]].mean(1).to(device)
         elif model.cfg.flex_input == "flow":  # no rest reference: the flow from each window's first frame
             areas = model.area_change(frames(idx.flatten().cpu().numpy()).view(len(idx), t, -1, *session.images.shape[1:]), None)
         else:

@@ -41,6 +41,7 @@ class ArchConfig:
     flex_input: str = "embeddings"  # the flexion classifier sees: embeddings | areas | both | flow (see SonoRank.area_change)
     strips: int = 0  # areas: strips per class (0: whole-class shares, as before strips existed; see shapes.py)
     motion: bool = False  # each frame also shows the encoder its difference from the window's previous frame
+    flow_version: int = 1  # flow: which definition of the features (1 in checkpoints made before it was recorded; see rank/flow.py)
 
 
 FLEX_INPUTS = ("embeddings", "areas", "both", "flow")
@@ -167,7 +168,7 @@ class SonoRank(nn.Module):
         if self.area_norm is None:
             return None
         if self.cfg.flex_input == "flow":
-            return flow.flow_change(x[:, :, 0], rest[:, 0, 0] if rest is not None and self.cfg.rest else None)
+            return flow.flow_change(x[:, :, 0], rest[:, 0, 0] if rest is not None and self.cfg.rest else None, self.cfg.flow_version)
         c = self.cfg.label_channels
         return self.profile_change(column_profile(x[:, :, -c:]), column_profile(rest[:, 0, -c:]) if rest is not None else None)
 
