@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import wilcoxon
 
-from conftest import QUALITY_SEED
+from conftest import QUALITY_SEED, SHARED
 from sonolabel import InputError
 from sonolabel.cli.main import main as cli
 from sonolabel.kinematics import FINGERS
@@ -378,6 +378,44 @@ def test_flexion_from_the_images_motion_against_the_rest_frame(rank_data, tmp_pa
     _flexion_run_and_inference(rank_data, tmp_path, ["input=raw", "flex_input=flow"])
     assert torch.load(tmp_path / "run" / "best.pt", weights_only=True)["arch"]["flow_version"] == VERSION
     assert ArchConfig().flow_version == 1
+
+
+@pytest.mark.skipif(not (SHARED / "logiq-gastroc" / "frames").is_dir(), reason="shared/data/logiq-gastroc is not beside the project")
+def test_flow_follows_a_known_motion_on_real_muscle_texture_that_partly_decorrelates():
+    """Real scanner frames (GE Logiq, gastrocnemius), each moved by known smooth bulges of 1.5-3 px with a fifth
+    of its texture replaced by another frame's (speckle decorrelating, as over a session): the flow the
+    classifier reads follows the known motion; speckle-sized windows (version 1) do not."""
+    from scipy import ndimage
+    from skimage.io import imread
+
+    from sonolabel.rank.flow import GRID, frame_flow
+
+    def frame(path):
+        a = imread(path)
+        box = (a[..., :3].mean(-1) if a.ndim == 3 else a)[60:521, 111:689]  # the B-mode box of these captures
+        return F.interpolate(torch.from_numpy(box.astype(np.float32))[None, None], size=(112, 112), mode="area")[0, 0].numpy() / 255
+
+    frames = [frame(p) for p in sorted((SHARED / "logiq-gastroc" / "frames").glob("*.png"))]
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:112, 0:112].astype(np.float32)
+    est, true = {1: [], 2: []}, []
+    for i, im in enumerate(frames):
+        u = np.zeros((2, 112, 112), np.float32)
+        for _ in range(3):
+            (cy, cx), s, a = rng.uniform(25, 87, 2), rng.uniform(10, 20), rng.uniform(1.5, 3) * rng.choice([-1, 1], 2)
+            u += a[:, None, None] * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * s * s))
+        moved = 0.8 * ndimage.map_coordinates(im, [yy - u[0], xx - u[1]], order=3, mode="nearest") + 0.2 * frames[(i + 11) % len(frames)]
+        pooled = F.adaptive_avg_pool2d(torch.from_numpy(u)[None], GRID)[0].numpy()
+        true.append((pooled - np.median(pooled.reshape(2, -1), 1)[:, None, None]).ravel())
+        for version in est:
+            est[version].append(frame_flow(im, moved.astype(np.float32), version))
+    true = np.stack(true)
+
+    def r2(e):
+        return 1 - ((np.stack(e) - true) ** 2).sum() / ((true - true.mean()) ** 2).sum()
+
+    assert len(frames) >= 20
+    assert r2(est[2]) > 0.8 and r2(est[1]) < r2(est[2]) - 0.2
 
 
 def test_stage_flex_needs_a_ranking_run_and_rank_only_has_no_baseline(rank_data, tmp_path):
