@@ -22,7 +22,8 @@ flex labels), from features taken with the truth the phantom knows:
 
 Window features are the mean over the window's frames, less the rest frame (the first). ``within``
 trains on the first half of one subject's windows and tests on the second half: what the features
-say at all, before any transfer. Results: ``benchmarks/results/sonorank_ceiling.json``.
+say at all, before any transfer. Results: ``benchmarks/results/sonorank_ceiling.json`` (another
+``--subjects``: ``sonorank_ceiling-<n>.json``).
 """
 
 from __future__ import annotations
@@ -183,10 +184,11 @@ def main() -> None:
             }
         )
         print(f"{name:58s} held-out {macro.mean():.3f} ± {macro.std(ddof=1):.3f}  within {np.mean(within):.3f}  {rows[-1]['per_finger']}", flush=True)
-    RESULTS.parent.mkdir(exist_ok=True)
+    results = RESULTS if args.subjects == ap.get_default("subjects") else RESULTS.with_name(f"sonorank_ceiling-{args.subjects}.json")
+    results.parent.mkdir(exist_ok=True)
     out = {"subjects": args.subjects, "frames": args.frames, "seed": 11, "flow_radius": flow.RADIUS, "seconds": time.perf_counter() - started, "rows": rows}
-    RESULTS.write_text(json.dumps(out, indent=1))
-    print(f"{RESULTS} ({out['seconds']:.0f} s)")
+    results.write_text(json.dumps(out, indent=1))
+    print(f"{results} ({out['seconds']:.0f} s)")
 
 
 if __name__ == "__main__":
