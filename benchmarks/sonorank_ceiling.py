@@ -41,7 +41,7 @@ from sonolabel.kinematics import FINGERS, flex_labels
 from sonolabel.phantom.render import PhantomRenderer, make_sequence
 from sonolabel.rank import flow
 from sonolabel.rank.objectives import binary_scores, window_labels
-from sonolabel.rank.shapes import column_profile, profile_change
+from sonolabel.rank.shapes import EXTENT, column_profile, profile_change
 
 RESULTS = Path(__file__).parent / "results" / "sonorank_ceiling.json"
 MUSCLES = (1, 2, 3, 4, 5)  # FDS, FDP, FPL, FCR, FCU
@@ -50,11 +50,11 @@ LENGTH, SUBSAMPLE, STEP = 8, 2, 4  # the small configuration's windows
 
 
 def strip_edges(rest: np.ndarray) -> list[np.ndarray]:
-    """Per muscle, STRIPS + 1 column edges across its rest-frame extent (2% to 98% of its pixels)."""
+    """Per muscle, STRIPS + 1 column edges across its rest-frame extent (as rank/shapes.py cuts its strips)."""
     out = []
     for c in MUSCLES:
         mass = np.cumsum((rest == c).sum(0)) / max((rest == c).sum(), 1)
-        out.append(np.linspace((mass < 0.02).sum(), (mass < 0.98).sum() + 1, STRIPS + 1))
+        out.append(np.linspace((mass < EXTENT[0]).sum(), (mass < EXTENT[1]).sum() + 1, STRIPS + 1))
     return out
 
 
