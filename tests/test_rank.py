@@ -418,6 +418,44 @@ def test_flow_follows_a_known_motion_on_real_muscle_texture_that_partly_decorrel
     assert r2(est[2]) > 0.8 and r2(est[1]) < r2(est[2]) - 0.2
 
 
+def test_pretraining_warm_starts_the_frame_encoder_from_the_frames_alone(rank_data, tmp_path):
+    """Self-supervised warm start (rank/pretrain.py): InfoNCE by hand; partners are nearby frames of one
+    video; a real run on raw frames trains the encoder, keeps it in pretrain.pt, starts ranking from it,
+    logs its cost, and a repeated run reuses it; label input and another network are refused. What it
+    buys (held-out ranking on a new subject) takes more data and minutes than a unit test has:
+    benchmarks/sonorank_pretrain.py measures it."""
+    from sonolabel.export.dataset import ExportedDataset
+    from sonolabel.rank.pretrain import GAP, frame_pairs, info_nce
+    from sonolabel.rank.train import train_rank
+    from sonolabel.training.config import config_from
+
+    assert info_nce(torch.eye(4).repeat_interleave(2, 0)).item() < 1e-3  # partners alike, the rest orthogonal
+    assert info_nce(torch.ones(8, 4)).item() == pytest.approx(math.log(7), rel=1e-5)  # all alike: chance
+    with pytest.raises(InputError, match="raw frames only"):
+        RankConfig(input="labels", pretrain_steps=10).check()
+    rows, videos = frame_pairs(ExportedDataset.open(rank_data / "ds"), ["sub-02"], 2)
+    table = ExportedDataset.open(rank_data / "ds").table
+    assert (table.loc[rows[:, 1], "frame"].to_numpy() - table.loc[rows[:, 0], "frame"].to_numpy() == 2).all()
+    assert len(set(videos.tolist())) == 1 and GAP >= 1
+    sets = [*TINY, "fold=0", "input=raw", "motion=true", "stage=rank", "epochs=1", "pairs_per_epoch=16", "eval_pairs=10", "pretrain_batch=8"]
+    cfg = config_from(RankConfig, sets=[*sets, "pretrain_steps=6"])
+    torch.manual_seed(cfg.seed)
+    untrained = SonoRank(cfg.arch(1)).frames.state_dict()
+    train_rank(rank_data / "ds", tmp_path / "r", cfg, progress=False)
+    log = pd.read_csv(tmp_path / "r" / "log.csv")
+    assert log["stage"].tolist() == ["pretrain", "rank"] and log["seconds"].iloc[0] > 0 and np.isfinite(log["train_loss"].iloc[0])
+    kept = torch.load(tmp_path / "r" / "pretrain.pt", weights_only=True)["frames"]
+    assert not torch.equal(kept["stages.0.0.weight"], untrained["stages.0.0.weight"])  # the encoder was trained
+    # a repeated run in the same folder reuses pretrain.pt instead of training it again
+    (tmp_path / "r" / "last.pt").unlink()
+    train_rank(rank_data / "ds", tmp_path / "r", cfg, progress=False)
+    again = pd.read_csv(tmp_path / "r" / "log.csv")
+    assert again["stage"].tolist() == ["pretrain", "rank"] and again["seconds"].iloc[0] == log["seconds"].iloc[0]
+    (tmp_path / "r" / "last.pt").unlink()
+    with pytest.raises(InputError, match="another dataset, fold or network"):
+        train_rank(rank_data / "ds", tmp_path / "r", config_from(RankConfig, sets=[*sets, "pretrain_steps=6", "embed=16"]), progress=False)
+
+
 def test_stage_flex_needs_a_ranking_run_and_rank_only_has_no_baseline(rank_data, tmp_path):
     from sonolabel.rank.train import train_rank
 

@@ -46,6 +46,8 @@ class RankConfig:
     flex_input: str = "auto"  # flexion reads: embeddings | areas (class shapes vs the rest frame) | both | flow (image motion); auto: areas, or flow for raw
     flex_strips: int = 4  # areas: strips across each class (0: whole-class shares); see rank/shapes.py
     motion: bool = False  # raw frames: the encoder also sees each frame's difference from the window's previous frame
+    pretrain_steps: int = 0  # raw frames: batches of self-supervised (time-contrastive) encoder training before stage 1 (0: none; rank/pretrain.py)
+    pretrain_batch: int = 32  # pairs of frames per pretraining batch
     flex_fraction: float = 0.5  # flexed: above min + fraction * range of the finger in the session
     flex_min_range: float = 10.0  # degrees; a finger that moved less never counts as flexed
     window_step: int = 4  # frames between window starts for flexion and evaluation
@@ -100,6 +102,8 @@ class RankConfig:
             raise InputError("flex_input flow reads the image's motion, which label input has not", hint="use --set input=raw or both")
         if self.motion and self.input == "labels":
             raise InputError("motion is the difference of raw frames, which label input has not", hint="use --set input=raw or both")
+        if self.pretrain_steps and self.input != "raw":
+            raise InputError("pretraining reads raw frames only", hint="use --set input=raw, or pretrain_steps=0")
         if self.baseline and self.stage == "rank":
             raise InputError("the baselines skip ranking: --stage rank has no baseline")
 

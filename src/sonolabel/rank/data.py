@@ -9,13 +9,14 @@ exported frame (the session starts at rest), repeated over the window as the rea
 
 from __future__ import annotations
 
+import multiprocessing
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from ..errors import InputError
 from ..training.augment import Augment
@@ -195,3 +196,17 @@ def sample_eval_pairs(windows: Windows, n_pairs: int, seed: int = 12345) -> np.n
     for v in rng.choice(len(by_video), n_pairs, p=counts / counts.sum()):
         out.append(rng.choice(by_video[v], 2, replace=False))
     return np.asarray(out, np.int64)
+
+
+def batch_loader(ds: Dataset, cfg, batch_size: int, shuffle: bool, device: torch.device, seed: int) -> DataLoader:
+    """Batches of ``ds`` with the run's worker count (``cfg.workers``; none inside dask workers, which cannot fork)."""
+    workers = 0 if multiprocessing.current_process().daemon else cfg.workers  # no children inside dask workers
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=workers,
+        drop_last=shuffle,
+        generator=torch.Generator().manual_seed(seed),
+        pin_memory=device.type == "cuda",
+    )

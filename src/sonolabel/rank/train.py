@@ -1,6 +1,7 @@
 """Train SonoRank on an exported dataset: stage 1 ranks pairs of windows, stage 2 classifies flexion.
 
-A run folder holds ``rank_best.pt`` (stage 1, highest validation ranking AUC), ``best.pt`` (the
+A run folder holds ``pretrain.pt`` (with ``pretrain_steps``: the self-supervised frame encoder
+stage 1 starts from), ``rank_best.pt`` (stage 1, highest validation ranking AUC), ``best.pt`` (the
 final model: stage 2's best by validation macro F1, or stage 1's when only ranking was trained), ``last.pt`` (everything
 needed to resume, optimiser and schedule included), ``log.csv`` / ``curves.png`` and
 ``metrics.json`` (ranking AUC and flexion scores on the validation and, for a fold, test subject).
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torch.utils.data import DataLoader
 
 from ..errors import InputError
 from ..training.augment import Augment
@@ -30,10 +29,11 @@ from ..training.config import config_dict
 from ..training.reports import save_plot, write_csv_atomic
 from ..training.device import resolve_device
 from ..training.loop import Optimisation, run_epoch
-from .data import FlexWindows, RankGroups, WindowReader, build_windows, group_pairs
+from .data import FlexWindows, RankGroups, WindowReader, batch_loader, build_windows, group_pairs
 from .evaluate import evaluate_flexion, evaluate_ranking
 from .config import RankConfig
 from .model import ArchConfig, SonoRank, count_parameters, parameter_groups
+from .pretrain import pretrain_frames
 from .objectives import balancing_weights, flexion_loss, pair_targets, ranking_loss
 
 
@@ -42,19 +42,6 @@ class RankResult:
     out: Path
     metrics: dict
     parameters: int
-
-
-def _loader(ds, cfg: RankConfig, batch_size: int, shuffle: bool, device: torch.device, seed: int) -> DataLoader:
-    workers = 0 if multiprocessing.current_process().daemon else cfg.workers  # no children inside dask workers
-    return DataLoader(
-        ds,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        num_workers=workers,
-        drop_last=shuffle,
-        generator=torch.Generator().manual_seed(seed),
-        pin_memory=device.type == "cuda",
-    )
 
 
 def _optimizer(model: SonoRank, cfg: RankConfig, total_steps: int):
@@ -138,6 +125,24 @@ class Run:
         write_rank_log(self.out, self.history)
 
     # -- stages ----------------------------------------------------------------------------
+    def pretrain(self) -> None:
+        """The frame encoder from ``pretrain.pt``, or trained self-supervised on the training subjects' frames
+        (:mod:`.pretrain`) and kept there."""
+        path = self.out / "pretrain.pt"
+        if path.exists():
+            state = load_checkpoint(path, "rank")
+            if state.get("arch") != self.meta["arch"] or state.get("dataset_sha256") != self.checksum or state["config"].get("fold") != self.cfg.fold:
+                raise InputError("pretrain.pt here was made for another dataset, fold or network", path, "delete it, or choose a new --out folder")
+            self.model.frames.load_state_dict(state["frames"])
+            self.history = [r for r in state["history"]]
+            return
+        data = ExportedDataset.open(self.dataset)
+        row = pretrain_frames(self.model, data, self.subjects["train"], self.cfg, self.device, self.progress)
+        self.log(row)
+        save_checkpoint(path, {**self.meta, "frames": self.model.frames.state_dict(), "history": self.history})
+        if self.progress:
+            print(f"pretrain: {self.cfg.pretrain_steps} batches, loss {row['train_loss']:.3f} ({row['seconds']:.0f} s)")
+
     def _epochs(self, stage: str, n_epochs: int, steps: int, state: dict | None, step_fn, validate, score: str) -> None:
         """Shared loop of both stages: train ``steps`` batches per epoch, validate, keep the best (highest
         validation ``score``) and the last."""
@@ -196,7 +201,7 @@ class Run:
 
         def batches(epoch: int):
             groups.set_epoch(epoch)
-            for x, travel in _loader(groups, cfg, cfg.batch_size, False, dev, cfg.seed + epoch):
+            for x, travel in batch_loader(groups, cfg, cfg.batch_size, False, dev, cfg.seed + epoch):
                 travel = travel.to(dev)
                 y, m = pair_targets(travel[:, ia].flatten(0, 1), travel[:, ib].flatten(0, 1), cfg.informative_deg)
                 yield lambda x=x, y=y, m=m: ranking_loss(self.model.rank_groups(x.to(dev), ia, ib).float(), y, m, cfg.tie_weight)
@@ -217,7 +222,7 @@ class Run:
         steps = steps if cfg.steps_per_epoch is None else min(steps, cfg.steps_per_epoch)
 
         def batches(epoch: int):
-            for x, rest, lab in _loader(ds, cfg, cfg.flex_batch_size, True, dev, cfg.seed + epoch):
+            for x, rest, lab in batch_loader(ds, cfg, cfg.flex_batch_size, True, dev, cfg.seed + epoch):
 
                 def loss(x=x, rest=rest, lab=lab):
                     return flexion_loss(self.model.flex_logits(x.to(dev), rest.to(dev)).float(), lab.to(dev), pos_weight)
@@ -266,6 +271,8 @@ def train_rank(dataset: "str | Path | ExportedDataset", out: str | Path, cfg: Ra
         run.model.load_state_dict(state["model"])
         if progress:
             print(f"resuming {out} after {state['stage']} epoch {int(state['epoch']) + 1}")
+    if state is None and cfg.pretrain_steps:
+        run.pretrain()
     ranking = cfg.baseline is None and cfg.stage in ("rank", "both")
     if ranking and (state is None or state.get("stage") == "rank"):
         run.train_ranking(state)
@@ -305,11 +312,15 @@ def load_rank_model(path: str | Path, classes: list[str] | None = None) -> tuple
 
 
 def write_rank_log(out: Path, history: list[dict]) -> None:
-    """``log.csv`` and ``curves.png``: training and validation loss per epoch of each stage, and the validation score."""
+    """``log.csv`` and ``curves.png``: training and validation loss per epoch of each stage, and the validation
+    score. The pretraining row (one, on another loss's scale) is logged, not drawn: its cost is what it tells."""
     import pandas as pd
 
     df = pd.DataFrame(history)
     write_csv_atomic(df, out / "log.csv", index=False)
+    df = df[df["stage"] != "pretrain"]
+    if df.empty:
+        return
 
     def draw(plt):
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
