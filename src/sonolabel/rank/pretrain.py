@@ -85,9 +85,8 @@ def info_nce(z: torch.Tensor, temperature: float = TEMPERATURE) -> torch.Tensor:
 def pretrain_frames(model: nn.Module, data: ExportedDataset, subjects: list[str], cfg, device: torch.device, progress: bool = False) -> dict:
     """Train ``model.frames`` (a :class:`~.model.SonoRank`'s encoder) in place by time-contrastive learning on
     ``subjects``' raw frames for ``cfg.pretrain_steps`` batches of ``cfg.pretrain_batch`` pairs; returns the
-    log row (final loss, seconds). ``cfg`` is the run's :class:`~.config.RankConfig`."""
-    if cfg.input != "raw":
-        raise InputError(f"pretraining reads raw frames only, and this run's input is {cfg.input}", data.path, "use --set input=raw, or pretrain_steps=0")
+    log row (mean loss over the steps, seconds). ``cfg`` is the run's :class:`~.config.RankConfig`, checked
+    (raw input only) by :meth:`~.config.RankConfig.check`."""
     augment = Augment(resized_crop=1.0, crop_scale=CROP, hflip=0.0, gamma=tuple(cfg.gamma or (0.7, 1.5)), speckle_std=cfg.speckle_std or 0.1, seed=cfg.seed)
     reader = WindowReader(data, "raw", cfg.size, augment)
     rows, videos = frame_pairs(data, subjects, cfg.subsample)
