@@ -27,11 +27,11 @@ import pandas as pd
 import torch
 from scipy.stats import wilcoxon
 
+from sonolabel.kinematics import FINGERS
 from sonorank import build_dataset
 
 RESULTS = Path(__file__).parent / "results" / "sonorank_pretrain.json"
 TABLE = RESULTS.with_name("sonorank_loso.json")
-FINGERS = ("thumb", "index", "middle", "ring", "little")
 
 
 def fold_result(run: Path, threads: int) -> dict:

@@ -433,8 +433,9 @@ def test_pretraining_warm_starts_the_frame_encoder_from_the_frames_alone(rank_da
     assert info_nce(torch.ones(8, 4)).item() == pytest.approx(math.log(7), rel=1e-5)  # all alike: chance
     with pytest.raises(InputError, match="raw frames only"):
         RankConfig(input="labels", pretrain_steps=10).check()
-    rows, videos = frame_pairs(ExportedDataset.open(rank_data / "ds"), ["sub-02"], 2)
-    table = ExportedDataset.open(rank_data / "ds").table
+    data = ExportedDataset.open(rank_data / "ds")
+    rows, videos = frame_pairs(data, ["sub-02"], 2)
+    table = data.table
     assert (table.loc[rows[:, 1], "frame"].to_numpy() - table.loc[rows[:, 0], "frame"].to_numpy() == 2).all()
     assert len(set(videos.tolist())) == 1 and GAP >= 1
     sets = [*TINY, "fold=0", "input=raw", "motion=true", "stage=rank", "epochs=1", "pairs_per_epoch=16", "eval_pairs=10", "pretrain_batch=8"]

@@ -56,7 +56,7 @@ class Run:
     def __init__(self, data: ExportedDataset, out: Path, cfg: RankConfig, progress: bool):
         cfg.check()
         dataset = data.path
-        self.dataset, self.out, self.cfg, self.progress = dataset, out, cfg, progress
+        self.data, self.dataset, self.out, self.cfg, self.progress = data, dataset, out, cfg, progress
         self.classes, self.checksum = data.classes, data.info["provenance"]["content_sha256"]
         self.subjects = data.fold(cfg.fold)
         if not self.subjects["train"]:
@@ -134,10 +134,9 @@ class Run:
             if state.get("arch") != self.meta["arch"] or state.get("dataset_sha256") != self.checksum or state["config"].get("fold") != self.cfg.fold:
                 raise InputError("pretrain.pt here was made for another dataset, fold or network", path, "delete it, or choose a new --out folder")
             self.model.frames.load_state_dict(state["frames"])
-            self.history = [r for r in state["history"]]
+            self.history = list(state["history"])
             return
-        data = ExportedDataset.open(self.dataset)
-        row = pretrain_frames(self.model, data, self.subjects["train"], self.cfg, self.device, self.progress)
+        row = pretrain_frames(self.model, self.data, self.subjects["train"], self.cfg, self.device, self.progress)
         self.log(row)
         save_checkpoint(path, {**self.meta, "frames": self.model.frames.state_dict(), "history": self.history})
         if self.progress:
