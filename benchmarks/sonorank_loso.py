@@ -17,8 +17,8 @@ what is left.
 
 Results: ``benchmarks/results/sonorank_loso.json`` (per fold, mean ± std, Wilcoxon signed-rank tests
 between inputs and between methods) and ``docs/images/sonorank_loso.png`` (quoted in docs/sonorank.md).
-``--set key=value`` runs another variant beside it, with its own runs (``WORK/runs-key_value``), results
-file and plot (``sonorank_loso-key_value.*``); for example ``--set flex_input=embeddings --methods
+``--subjects N`` (other than 5) or ``--set key=value`` runs another variant beside it, with its own runs (``WORK/runs-N-key_value``), results
+file and plot (``sonorank_loso-N-key_value.*``); for example ``--set flex_input=embeddings --methods
 sonorank-labels mft-rest-labels`` compares the two methods on what the encoders learnt.
 """
 
@@ -46,7 +46,8 @@ def method_settings(method: str) -> list[str]:
     kind, _, inp = method.rpartition("-")
     frames = ["motion=true"] if inp != "labels" else []  # raw frames transfer to a new subject with their differences (docs/sonorank.md)
     if kind == "sonorank":
-        return [f"input={inp}", *frames]
+        warm = ["pretrain_steps=300"] if inp == "raw" else []  # raw frames rank a new subject far better from a self-supervised start
+        return [f"input={inp}", *frames, *warm]
     if kind in ("mft", "mft-rest"):
         return [f"input={inp}", f"baseline={kind}", "stage=flex", *frames]
     raise SystemExit(f"unknown method {method!r}: sonorank-<input>, mft-<input> or mft-rest-<input>, with input one of {', '.join(INPUTS)}")
@@ -93,7 +94,8 @@ def main() -> None:
 
     data = {"subjects": args.subjects, "frames_per_subject": args.frames, "folds": n_folds}
     settings = {"preset": "small", "extra": args.set}
-    variant = "".join(f"-{s}" for s in args.set).replace("=", "_").replace("/", "_")  # other settings: their own runs, results and plot
+    # another phantom size or other settings: their own runs, results and plot
+    variant = ("" if args.subjects == 5 else f"-{args.subjects}") + "".join(f"-{s}" for s in args.set).replace("=", "_").replace("/", "_")
     runs = work / f"runs{variant}" if variant else work
     results, image = RESULTS / f"sonorank_loso{variant}.json", IMAGE.with_name(f"sonorank_loso{variant}.png")
     done = finished_rows(results, data, settings)
@@ -126,23 +128,35 @@ def main() -> None:
 
 
 def finished_rows(path: Path, data: dict, settings: dict) -> dict[tuple[str, int], dict]:
-    """Fold rows already in the results file, keyed by (method, fold), when it was made with the same data and settings."""
+    """Fold rows already in the results file, keyed by (method, fold), when it was made with the same data and
+    settings and the method's own settings (:func:`method_settings`) are what they were: a method whose
+    settings changed is trained again, the others are kept."""
     if not path.is_file():
         return {}
     old = json.loads(path.read_text())
     if old.get("data") != data or old.get("settings") != settings:
         print(f"{path}: made with other data or settings; its folds are trained again")
         return {}
-    return {(m, int(r["fold"])): r for m, rows in old["folds"].items() for r in rows}
+    kept = {}
+    for m, rows in old["folds"].items():
+        if old.get("method_settings", {}).get(m) != method_settings(m):
+            print(f"{path}: {m} was trained with {old.get('method_settings', {}).get(m)}, now {method_settings(m)}; its folds are trained again")
+            continue
+        kept.update({(m, int(r["fold"])): r for r in rows})
+    return kept
+
+
+def names(methods: list[str], done: dict, n_folds: int) -> list[str]:
+    """The method names of ``methods`` with ``{best}`` filled in (see :func:`best_input`)."""
+    return list(dict.fromkeys(m.format(best=best_input(n_folds, done)) for m in methods))
 
 
 def result_file(work: Path, methods: list[str], n_folds: int, done: dict, data: dict, settings: dict, threads: int) -> dict:
     """The results file's content: every finished fold, mean ± std per method, and the paired tests."""
     from sonolabel.rank.loso import compare_methods, write_loso
 
-    names = list(dict.fromkeys(m.format(best=best_input(n_folds, done)) for m in methods))
     tables = {}
-    for m in names:
+    for m in names(methods, done, n_folds):
         rows = sorted((r for (mm, _), r in done.items() if mm == m), key=lambda r: r["fold"])
         if rows:
             (work / m).mkdir(parents=True, exist_ok=True)
@@ -153,7 +167,8 @@ def result_file(work: Path, methods: list[str], n_folds: int, done: dict, data: 
         "data": data,
         "settings": settings,
         "cpu_minutes": {m: float(t["cpu_minutes"].sum()) for m, t in tables.items()},
-        "folds_left": [f"{m} fold {k}" for m in names for k in range(n_folds) if (m, k) not in done],
+        "method_settings": {m: method_settings(m) for m in tables},
+        "folds_left": [f"{m} fold {k}" for m in names(methods, done, n_folds) for k in range(n_folds) if (m, k) not in done],
         "folds": {m: t.to_dict("records") for m, t in tables.items()},
         "summary": {m: summary(t) for m, t in tables.items()},
         "compare": compare.to_dict("records"),
