@@ -310,6 +310,39 @@ def test_flexion_from_class_areas_against_the_rest_frame(rank_data, tmp_path):
     _flexion_run_and_inference(rank_data, tmp_path, ["input=labels", "flex_epochs=2", "lr_heads=0.01", "flex_input=areas"])
 
 
+def test_session_standardised_features_read_each_subject_on_its_own_scale():
+    """feature_norm session: a subject whose muscles move twice as far from another baseline gives the
+    classifier the same input; inference over a session standardises over its windows as evaluation does
+    over a video's, and checkpoints made before the setting existed keep the training set's scale."""
+    from sonolabel.rank.infer import Session, flexion_curves
+    from sonolabel.rank.model import session_standardise
+
+    a = torch.randn(20, 3)
+    z = session_standardise(torch.cat([a, 3 * a + 5]), torch.tensor([0] * 20 + [1] * 20))
+    np.testing.assert_allclose(z[:20], z[20:], atol=1e-3)
+    np.testing.assert_allclose(z.mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(z[:20].std(0, unbiased=False), 1, atol=1e-3)
+    assert ArchConfig().feature_norm == "training" and RankConfig().arch(1).feature_norm == "session"
+    with pytest.raises(InputError, match="feature_norm"):
+        RankConfig(feature_norm="subject").check()
+
+    torch.manual_seed(0)
+    arch = ArchConfig(in_channels=3, widths=[8] * 5, embed=16, length=3, feedforward=32, label_channels=3, flex_input="areas", strips=2, feature_norm="session")
+    model = SonoRank(arch).eval()
+    rng = np.random.default_rng(0)
+    labels = np.zeros((14, 32, 32), np.uint8)
+    for t in range(14):
+        labels[t, 8 : 12 + rng.integers(0, 6), 4:28], labels[t, 20 : 22 + rng.integers(0, 4), 2 + t % 3 : 20] = 1, 2
+    probs = flexion_curves(model, Session("s", np.zeros((14, 32, 32), np.uint8), labels, 20.0), "labels", 3, subsample=2, device=torch.device("cpu"))
+    onehot = F.one_hot(torch.from_numpy(labels.astype(np.int64)), 3).permute(0, 3, 1, 2).float()
+    with torch.no_grad():
+        ends = np.arange(4, 14)
+        feats = torch.cat([model.area_change(onehot[e - 4 : e + 1 : 2][None], onehot[:1][None]) for e in ends])
+        expected = torch.sigmoid(model.classify(None, None, session_standardise(feats, torch.zeros(len(ends), dtype=torch.long))))
+    np.testing.assert_allclose(probs[ends], expected.numpy(), atol=1e-5)
+    assert np.isnan(probs[:4]).all()
+
+
 def _flexion_run_and_inference(rank_data, tmp_path, sets: list[str]) -> None:
     """Train the flexion classifier alone (MFT+Rest, fold 1) with ``sets``, then run `rank infer` on a session
     with it: the run reports a held-out F1 and the probabilities move over the session."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from ..errors import InputError
 from . import flow
-from .model import FLEX_INPUTS, ArchConfig
+from .model import FEATURE_NORMS, FLEX_INPUTS, ArchConfig
 
 STAGES = ("rank", "flex", "both")
 BASELINES = ("mft", "mft-rest")
@@ -45,6 +45,7 @@ class RankConfig:
     flex_batch_size: int = 8  # windows (each with its rest reference) per batch
     flex_input: str = "auto"  # flexion reads: embeddings | areas (class shapes vs the rest frame) | both | flow (image motion); auto: areas, or flow for raw
     flex_strips: int = 4  # areas: strips across each class (0: whole-class shares); see rank/shapes.py
+    feature_norm: str = "session"  # areas / flow: standardised by each session's own statistics, or by the training set's (training)
     motion: bool = False  # raw frames: the encoder also sees each frame's difference from the window's previous frame
     pretrain_steps: int = 0  # raw frames: batches of self-supervised (time-contrastive) encoder training before stage 1 (0: none; rank/pretrain.py)
     pretrain_batch: int = 32  # pairs of frames per pretraining batch
@@ -79,6 +80,7 @@ class RankConfig:
             strips=self.flex_strips,
             motion=self.motion,
             flow_version=flow.VERSION,
+            feature_norm=self.feature_norm,
         )
 
     @property
@@ -96,6 +98,8 @@ class RankConfig:
             raise InputError(f"baseline {self.baseline!r} is not one of {', '.join(BASELINES)}")
         if self.flex_input not in (*FLEX_INPUTS, "auto"):
             raise InputError(f"flex_input {self.flex_input!r} is not one of auto, {', '.join(FLEX_INPUTS)}")
+        if self.feature_norm not in FEATURE_NORMS:
+            raise InputError(f"feature_norm {self.feature_norm!r} is not one of {', '.join(FEATURE_NORMS)}")
         if self.resolved_flex_input in ("areas", "both") and self.input == "raw":
             raise InputError(f"flex_input {self.flex_input} reads class areas, which raw input has not", hint="use --set input=labels or both")
         if self.resolved_flex_input == "flow" and self.input == "labels":
@@ -120,7 +124,7 @@ SMALL = {
     "batch_size": 2,
     "pairs_per_epoch": 8000,
     "epochs": 8,
-    "flex_epochs": 4,
+    "flex_epochs": 8,  # with features standardised per session, 8 epochs find a new subject's flexion better than 4 (docs/sonorank.md)
     "eval_pairs": 3000,
     "dropout": 0.0,
     "augment": False,

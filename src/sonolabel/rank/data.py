@@ -170,18 +170,23 @@ def group_pairs(size: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class FlexWindows(Dataset):
-    """(window, rest frame (1, C, S, S), flex labels (5,)) for flexion training and evaluation."""
+    """(window, rest frame (1, C, S, S), flex labels (5,), window index) for flexion training. With
+    ``frames`` False the window and rest frame are empty: a classifier that reads precomputed features
+    only (class areas, flow) needs no pixels."""
 
-    def __init__(self, windows: Windows, reader: WindowReader, augment: bool = True):
-        self.windows, self.reader, self.augment = windows, reader, augment
+    def __init__(self, windows: Windows, reader: WindowReader, augment: bool = True, frames: bool = True):
+        self.windows, self.reader, self.augment, self.frames = windows, reader, augment, frames
 
     def __len__(self) -> int:
         return len(self.windows)
 
     def __getitem__(self, i: int):
         w = self.windows
+        label = torch.from_numpy(w.flexed[i].astype(np.float32))
+        if not self.frames:
+            return torch.zeros(0), torch.zeros(0), label, i
         rest = self.reader.read(w.rest_rows[w.video[i] : w.video[i] + 1], augment=False)
-        return self.reader.read(w.rows[i], self.augment), rest, torch.from_numpy(w.flexed[i].astype(np.float32))
+        return self.reader.read(w.rows[i], self.augment), rest, label, i
 
 
 def sample_eval_pairs(windows: Windows, n_pairs: int, seed: int = 12345) -> np.ndarray:

@@ -55,18 +55,41 @@ def evaluate_ranking(
     }
 
 
+def _rest_frames(reader: WindowReader, windows: Windows, device: torch.device) -> torch.Tensor:
+    return torch.stack([reader.read(np.array([r]), augment=False) for r in windows.rest_rows]).to(device)
+
+
 @torch.no_grad()
-def flexion_probabilities(model: SonoRank, reader: WindowReader, windows: Windows, device: torch.device, batch: int = 16) -> np.ndarray:
-    """P(flexed) per window and finger (W, 5), against each video's rest reference."""
-    model.eval()
-    rest = torch.stack([reader.read(np.array([r]), augment=False) for r in windows.rest_rows]).to(device)
-    zr = model.encode_rest(rest).float() if model.cfg.rest and model.uses_embeddings else None
+def window_features(model: SonoRank, reader: WindowReader, windows: Windows, device: torch.device, batch: int = 32) -> torch.Tensor | None:
+    """What the flexion classifier reads besides embeddings, for every window (W, F): where each class
+    changed or the image moved against its video's rest frame (:meth:`SonoRank.area_change`), standardised
+    per video when the model says so (:meth:`SonoRank.standardise`). None when it reads embeddings only.
+    The features do not depend on the weights, so training computes them once."""
+    if model.area_norm is None:
+        return None
+    rest = _rest_frames(reader, windows, device)
     out = []
     for i in range(0, len(windows), batch):
         video = torch.from_numpy(windows.video[i : i + batch]).to(device)
         x = torch.stack([reader.read(r, augment=False) for r in windows.rows[i : i + batch]]).to(device)
-        zq = model.encode(x).float() if model.uses_embeddings else None
-        logits = model.classify(zq, zr[video] if zr is not None else None, model.area_change(x, rest[video]))
+        out.append(model.area_change(x, rest[video]).float())
+    feats = torch.cat(out) if out else torch.zeros(0, model.area_norm.num_features, device=device)
+    return model.standardise(feats, torch.from_numpy(windows.video))
+
+
+@torch.no_grad()
+def flexion_probabilities(model: SonoRank, reader: WindowReader, windows: Windows, device: torch.device, batch: int = 16) -> np.ndarray:
+    """P(flexed) per window and finger (W, 5), against each video's rest reference."""
+    model.eval()
+    feats = window_features(model, reader, windows, device)
+    zr = model.encode_rest(_rest_frames(reader, windows, device)).float() if model.cfg.rest and model.uses_embeddings else None
+    out = []
+    for i in range(0, len(windows), batch):
+        video = torch.from_numpy(windows.video[i : i + batch]).to(device)
+        zq = None
+        if model.uses_embeddings:
+            zq = model.encode(torch.stack([reader.read(r, augment=False) for r in windows.rows[i : i + batch]]).to(device)).float()
+        logits = model.classify(zq, zr[video] if zr is not None else None, feats[i : i + batch] if feats is not None else None)
         out.append(torch.sigmoid(logits.float()).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, len(FINGERS)), np.float32)
 

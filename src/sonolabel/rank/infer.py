@@ -2,7 +2,9 @@
 
 Every frame is encoded once; the window ending at frame *t* (T frames, every ``subsample``-th)
 reuses the cached frame features, so each new frame costs one frame encoding and the small
-temporal model. The rest reference is the session's first frame. Per-finger thresholds come
+temporal model. The rest reference is the session's first frame. A model whose class-area or
+flow features are standardised per session (``feature_norm`` session) takes the statistics over
+the whole recorded session: that step is not causal. Per-finger thresholds come
 from the rest period at the start (the highest probability seen there plus a margin, between 0.5
 and 0.99); at each frame the finger furthest above its threshold is reported, or ``rest``.
 """
@@ -121,18 +123,21 @@ def flexion_curves(model: SonoRank, session: Session, input: str, n_classes: int
     span = (t - 1) * subsample
     probs = np.full((n, len(FINGERS)), np.nan, np.float32)
     ends = np.arange(span, n)
-    for i in range(0, len(ends), batch):
-        e = torch.from_numpy(ends[i : i + batch]).to(device)
-        idx = e[:, None] - span + torch.arange(t, device=device)[None] * subsample
+    offsets = torch.arange(t, device=device)[None] * subsample
+    windows = [torch.from_numpy(ends[i : i + batch]).to(device)[:, None] - span + offsets for i in range(0, len(ends), batch)]
+    areas = []  # every window's features first: with feature_norm session they are standardised over the whole session
+    for idx in windows if model.area_norm is not None else []:
+        if moved:
+            areas.append(profile[idx[:, list(flow.window_frames(t, model.cfg.flow_version))]].mean(1).to(device))
+        elif model.cfg.flex_input == "flow":  # no rest reference: the flow from each window's first frame
+            areas.append(model.area_change(frames(idx.flatten().cpu().numpy()).view(len(idx), t, -1, *session.images.shape[1:]), None))
+        else:
+            areas.append(model.profile_change(profile[idx], profile[:1].expand(len(idx), *profile.shape[1:])))
+    areas = model.standardise(torch.cat(areas), torch.zeros(len(ends), dtype=torch.long)).split(batch) if areas else [None] * len(windows)
+    for i, (idx, a) in enumerate(zip(windows, areas)):
         z = model.embed_sequence(feats[idx[:, t - model.tokens :]]) if feats is not None else None
         zr = rest.expand(len(idx), -1) if rest is not None else None
-        if moved:
-            areas = profile[idx[:, list(flow.window_frames(t, model.cfg.flow_version))]].mean(1).to(device)
-        elif model.cfg.flex_input == "flow":  # no rest reference: the flow from each window's first frame
-            areas = model.area_change(frames(idx.flatten().cpu().numpy()).view(len(idx), t, -1, *session.images.shape[1:]), None)
-        else:
-            areas = model.profile_change(profile[idx], profile[:1].expand(len(idx), *profile.shape[1:])) if profile is not None else None
-        probs[ends[i : i + batch]] = torch.sigmoid(model.classify(z, zr, areas).float()).cpu().numpy()
+        probs[ends[i * batch : (i + 1) * batch]] = torch.sigmoid(model.classify(z, zr, a).float()).cpu().numpy()
     return probs
 
 

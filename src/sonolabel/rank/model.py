@@ -10,6 +10,9 @@ With label input the classifier can also (or only) read where each class changed
 against the rest frame (:mod:`.shapes`): features that the rest reference normalises per subject,
 where learned embeddings also encode each subject's anatomy (docs/sonorank.md, "Flexion on a new
 subject"). With raw frames it can read where the image moved against the rest frame (:mod:`.flow`).
+With ``feature_norm`` session those features are standardised by their own session's mean and
+spread (:func:`session_standardise`): how far a subject's muscles bulge and slide differs between
+subjects, and a session's own statistics take that out without a label.
 """
 
 from __future__ import annotations
@@ -42,9 +45,25 @@ class ArchConfig:
     strips: int = 0  # areas: strips per class (0: whole-class shares, as before strips existed; see shapes.py)
     motion: bool = False  # each frame also shows the encoder its difference from the window's previous frame
     flow_version: int = 1  # flow: which definition of the features (1 in checkpoints made before it was recorded; see rank/flow.py)
+    feature_norm: str = "training"  # areas / flow: standardised by the training set's statistics, or by each session's own (see session_standardise)
 
 
 FLEX_INPUTS = ("embeddings", "areas", "both", "flow")
+FEATURE_NORMS = ("training", "session")
+
+
+def session_standardise(features: torch.Tensor, session: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """Each row of ``features`` (N, F) less the mean of the rows of its session (``session``, (N,) ids) and
+    divided by their standard deviation. No label is needed: the statistics are the session's own windows,
+    so they describe one subject's anatomy and range of motion, and taking them out makes a classifier
+    trained on other subjects read a new one on its own scale (adaptive normalisation). The session
+    should cover the fingers' motion, as a recording of the protocol does."""
+    out = torch.empty_like(features)
+    for s in torch.unique(session):
+        mine = session == s
+        part = features[mine]
+        out[mine] = (part - part.mean(0)) / (part.std(0, unbiased=False) + eps)
+    return out
 
 
 class ResidualBlock(nn.Module):
@@ -177,19 +196,30 @@ class SonoRank(nn.Module):
         frame's (B, C, W, 2), for callers that keep profiles rather than frames."""
         return profile_change(window, rest if self.cfg.rest else None, self.cfg.strips)
 
+    def standardise(self, areas: torch.Tensor | None, session: torch.Tensor) -> torch.Tensor | None:
+        """:meth:`area_change` features of many windows (N, F) as the classifier reads them: with ``feature_norm``
+        session, standardised per session (``session``: (N,) ids; :func:`session_standardise`), else as they are."""
+        if areas is None or self.cfg.feature_norm != "session":
+            return areas
+        return session_standardise(areas, session.to(areas.device))
+
     def classify(self, zq: torch.Tensor | None, zr: torch.Tensor | None = None, areas: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, 5): finger f is flexed in the query window (against the rest reference ``zr``;
-        ``areas`` from :meth:`area_change` when the classifier reads them)."""
+        ``areas`` from :meth:`area_change`, through :meth:`standardise`, when the classifier reads them)."""
         parts = ([zq, zr] if self.cfg.rest else [zq]) if self.uses_embeddings else []
         if self.area_norm is not None:
             parts.append(self.area_norm(areas))
         return self.classifier(torch.cat(parts, 1))
 
-    def flex_logits(self, x: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
-        """Flexion logits (B, 5) of windows (B, T, C, H, W) against their rest frames (B, 1, C, H, W)."""
+    def flex_logits(self, x: torch.Tensor, rest: torch.Tensor, areas: torch.Tensor | None = None) -> torch.Tensor:
+        """Flexion logits (B, 5) of windows (B, T, C, H, W) against their rest frames (B, 1, C, H, W);
+        ``areas``: the windows' features as :meth:`standardise` gives them (computed here when None, which
+        with ``feature_norm`` session is the batch taken as one session)."""
         zq = self.encode(x) if self.uses_embeddings else None
         zr = self.encode_rest(rest) if self.uses_embeddings and self.cfg.rest else None
-        return self.classify(zq, zr, self.area_change(x, rest))
+        if areas is None:
+            areas = self.standardise(self.area_change(x, rest), torch.zeros(len(x), dtype=torch.long))
+        return self.classify(zq, zr, areas)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Ranking logits of two batches of windows (B, T, C, H, W)."""

@@ -30,7 +30,7 @@ from ..training.reports import save_plot, write_csv_atomic
 from ..training.device import resolve_device
 from ..training.loop import Optimisation, run_epoch
 from .data import FlexWindows, RankGroups, WindowReader, batch_loader, build_windows, group_pairs
-from .evaluate import evaluate_flexion, evaluate_ranking
+from .evaluate import evaluate_flexion, evaluate_ranking, window_features
 from .config import RankConfig
 from .model import ArchConfig, SonoRank, count_parameters, parameter_groups
 from .pretrain import pretrain_frames
@@ -214,17 +214,22 @@ class Run:
     def train_flexion(self, state: dict | None) -> None:
         cfg, dev = self.cfg, self.device
         # features compared against the rest frame (areas, flow) need the window as seen, like the rest
-        # frame: a crop of one and not the other is a change of its own
-        ds = FlexWindows(self.train_windows.subset(np.arange(len(self.train_windows))[:: cfg.window_step]), self.reader, augment=self.model.area_norm is None)
+        # frame: a crop of one and not the other is a change of its own; they are computed once, and
+        # standardised per video with feature_norm session
+        model = self.model
+        windows = self.train_windows.subset(np.arange(len(self.train_windows))[:: cfg.window_step])
+        feats = window_features(model, self.reader, windows, dev)
+        ds = FlexWindows(windows, self.reader, augment=feats is None, frames=model.uses_embeddings)
         pos_weight = balancing_weights(ds.windows.flexed).to(dev)
         steps = max(1, len(ds) // cfg.flex_batch_size)
         steps = steps if cfg.steps_per_epoch is None else min(steps, cfg.steps_per_epoch)
 
         def batches(epoch: int):
-            for x, rest, lab in batch_loader(ds, cfg, cfg.flex_batch_size, True, dev, cfg.seed + epoch):
+            for x, rest, lab, i in batch_loader(ds, cfg, cfg.flex_batch_size, True, dev, cfg.seed + epoch):
 
-                def loss(x=x, rest=rest, lab=lab):
-                    return flexion_loss(self.model.flex_logits(x.to(dev), rest.to(dev)).float(), lab.to(dev), pos_weight)
+                def loss(x=x, rest=rest, lab=lab, i=i):
+                    areas = feats[i.to(feats.device)] if feats is not None else None
+                    return flexion_loss(model.flex_logits(x.to(dev), rest.to(dev), areas).float(), lab.to(dev), pos_weight)
 
                 yield loss
 
