@@ -187,7 +187,7 @@ def test_two_stage_run_learns_to_rank_and_reports_held_out_scores(rank_data, mar
     assert 0.0 <= test["rank"]["mean_auc"] <= 1.0 and set(test["rank"]["auc"]) == set(FINGERS)
     assert set(test["flex"]["macro"]) == {"accuracy", "precision", "recall", "f1", "auc"}
     log = pd.read_csv(rank_data / "run" / "log.csv")
-    assert log["stage"].tolist() == ["rank"] * 4 + ["flex"] * 2
+    assert log["stage"].tolist() == ["rank"] * 4 + ["features"] + ["flex"] * 2  # the flexion features cost once, logged
     for name in ("best.pt", "rank_best.pt", "last.pt", "curves.png", "metrics.json"):
         assert (rank_data / "run" / name).is_file()
     ckpt = torch.load(rank_data / "run" / "best.pt", weights_only=True)

@@ -218,7 +218,10 @@ class Run:
         # standardised per video with feature_norm session
         model = self.model
         windows = self.train_windows.subset(np.arange(len(self.train_windows))[:: cfg.window_step])
+        t0 = time.perf_counter()
         feats = window_features(model, self.reader, windows, dev)
+        if feats is not None:  # their cost, in the log like pretraining's (not drawn)
+            self.log({"stage": "features", "epoch": 0, "seconds": time.perf_counter() - t0})
         ds = FlexWindows(windows, self.reader, augment=feats is None, frames=model.uses_embeddings)
         pos_weight = balancing_weights(ds.windows.flexed).to(dev)
         steps = max(1, len(ds) // cfg.flex_batch_size)
@@ -317,12 +320,13 @@ def load_rank_model(path: str | Path, classes: list[str] | None = None) -> tuple
 
 def write_rank_log(out: Path, history: list[dict]) -> None:
     """``log.csv`` and ``curves.png``: training and validation loss per epoch of each stage, and the validation
-    score. The pretraining row (one, on another loss's scale) is logged, not drawn: its cost is what it tells."""
+    score. The pretraining row (one, on another loss's scale) and the flexion features' row are logged, not
+    drawn: their cost is what they tell."""
     import pandas as pd
 
     df = pd.DataFrame(history)
     write_csv_atomic(df, out / "log.csv", index=False)
-    df = df[df["stage"] != "pretrain"]
+    df = df[~df["stage"].isin(("pretrain", "features"))]
     if df.empty:
         return
 
