@@ -53,6 +53,16 @@ def method_settings(method: str) -> list[str]:
     raise SystemExit(f"unknown method {method!r}: sonorank-<input>, mft-<input> or mft-rest-<input>, with input one of {', '.join(INPUTS)}")
 
 
+def method_config(method: str, extra: list[str]) -> dict:
+    """Every RankConfig value a method trains with (the small preset, its settings, ``extra``), less the
+    fold and the machine's: what the results file records, so that a changed default retrains the method."""
+    from sonolabel.rank.config import PRESETS, RankConfig
+    from sonolabel.training.config import config_dict, config_from
+
+    cfg = config_dict(config_from(RankConfig, PRESETS["small"], sets=[*method_settings(method), *extra]))
+    return {k: v for k, v in cfg.items() if k not in ("fold", "workers", "device")}
+
+
 def cpu_minutes(run: Path, threads: int) -> float:
     log = run / "log.csv"
     return float(pd.read_csv(log)["seconds"].sum()) * threads / 60 if log.is_file() else 0.0
@@ -98,7 +108,7 @@ def main() -> None:
     variant = ("" if args.subjects == 5 else f"-{args.subjects}") + "".join(f"-{s}" for s in args.set).replace("=", "_").replace("/", "_")
     runs = work / f"runs{variant}" if variant else work
     results, image = RESULTS / f"sonorank_loso{variant}.json", IMAGE.with_name(f"sonorank_loso{variant}.png")
-    done = finished_rows(results, data, settings)
+    done = finished_rows(results, data, settings, args.set)
     started, spent, per_fold, todo = time.perf_counter(), 0.0, [], []
     for template in methods:
         method = template.format(best=best_input(n_folds, done))
@@ -116,21 +126,21 @@ def main() -> None:
                     train_rank(ds, run, cfg, progress=False)
                 row = {**fold_row(json.loads((run / "metrics.json").read_text()), k), "cpu_minutes": cpu_minutes(run, threads)}
                 done[method, k] = row
-                save(result_file(runs, methods, n_folds, done, data, settings, threads), results, image)  # a stopped sitting keeps this fold
+                save(result_file(runs, methods, n_folds, done, data, settings, threads, args.set), results, image)  # a stopped sitting keeps this fold
                 print(f"{method} fold {k}: {row['cpu_minutes']:.0f} CPU min, held-out flexion macro F1 {row['macro_f1']:.3f}", flush=True)
             spent += done[method, k]["cpu_minutes"]
             per_fold.append(done[method, k]["cpu_minutes"])
     print(f"CPU minutes: {spent:.0f} in {len(per_fold)} finished folds ({threads} threads)", end="")
     print(f"; {len(todo)} folds left, about {len(todo) * np.mean(per_fold or [30]):.0f} more: rerun to go on" if todo else "; the table is complete")
-    result = result_file(runs, methods, n_folds, done, data, settings, threads)
+    result = result_file(runs, methods, n_folds, done, data, settings, threads, args.set)
     save(result, results, image)
     print(pd.DataFrame(result["compare"]).to_string(index=False))
 
 
-def finished_rows(path: Path, data: dict, settings: dict) -> dict[tuple[str, int], dict]:
+def finished_rows(path: Path, data: dict, settings: dict, extra: list[str]) -> dict[tuple[str, int], dict]:
     """Fold rows already in the results file, keyed by (method, fold), when it was made with the same data and
-    settings and the method's own settings (:func:`method_settings`) are what they were: a method whose
-    settings changed is trained again, the others are kept."""
+    settings and the method's configuration (:func:`method_config`) is what it was: a method whose settings
+    or defaults changed is trained again, the others are kept."""
     if not path.is_file():
         return {}
     old = json.loads(path.read_text())
@@ -139,8 +149,10 @@ def finished_rows(path: Path, data: dict, settings: dict) -> dict[tuple[str, int
         return {}
     kept = {}
     for m, rows in old["folds"].items():
-        if old.get("method_settings", {}).get(m) != method_settings(m):
-            print(f"{path}: {m} was trained with {old.get('method_settings', {}).get(m)}, now {method_settings(m)}; its folds are trained again")
+        was, now = old.get("method_config", {}).get(m, {}), method_config(m, extra)
+        if was != now:
+            changed = ", ".join(f"{k} {was.get(k)} -> {now.get(k)}" for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k))
+            print(f"{path}: {m} was trained with other settings ({changed}); its folds are trained again")
             continue
         kept.update({(m, int(r["fold"])): r for r in rows})
     return kept
@@ -151,7 +163,7 @@ def names(methods: list[str], done: dict, n_folds: int) -> list[str]:
     return list(dict.fromkeys(m.format(best=best_input(n_folds, done)) for m in methods))
 
 
-def result_file(work: Path, methods: list[str], n_folds: int, done: dict, data: dict, settings: dict, threads: int) -> dict:
+def result_file(work: Path, methods: list[str], n_folds: int, done: dict, data: dict, settings: dict, threads: int, extra: list[str]) -> dict:
     """The results file's content: every finished fold, mean ± std per method, and the paired tests."""
     from sonolabel.rank.loso import compare_methods, write_loso
 
@@ -167,7 +179,7 @@ def result_file(work: Path, methods: list[str], n_folds: int, done: dict, data: 
         "data": data,
         "settings": settings,
         "cpu_minutes": {m: float(t["cpu_minutes"].sum()) for m, t in tables.items()},
-        "method_settings": {m: method_settings(m) for m in tables},
+        "method_config": {m: method_config(m, extra) for m in tables},
         "folds_left": [f"{m} fold {k}" for m in names(methods, done, n_folds) for k in range(n_folds) if (m, k) not in done],
         "folds": {m: t.to_dict("records") for m, t in tables.items()},
         "summary": {m: summary(t) for m, t in tables.items()},
