@@ -108,11 +108,15 @@ class Run:
             return None
         state = load_checkpoint(last, "rank")
         same = [state["config"].get(k) == self.meta["config"][k] for k in ("fold", "input", "size", "subsample")]
-        if state.get("dataset_sha256") != self.checksum or state.get("arch") != self.meta["arch"] or not all(same):
+        if state.get("dataset_sha256") != self.checksum or not self.same_network(state) or not all(same):
             raise InputError(
                 "this run folder holds a run on another dataset, fold, input, size or network", self.out, "choose a new --out folder to start afresh"
             )
         return state
+
+    def same_network(self, state: dict) -> bool:
+        """Whether a checkpoint's network is this run's; settings it predates take their defaults (as it loads)."""
+        return "arch" in state and asdict(ArchConfig(**state["arch"])) == self.meta["arch"]
 
     def load_ranking(self) -> None:
         """Stage 1's best weights; a flexion classifier of another shape (one that reads class areas) keeps its own."""
@@ -131,7 +135,7 @@ class Run:
         path = self.out / "pretrain.pt"
         if path.exists():
             state = load_checkpoint(path, "rank")
-            if state.get("arch") != self.meta["arch"] or state.get("dataset_sha256") != self.checksum or state["config"].get("fold") != self.cfg.fold:
+            if not self.same_network(state) or state.get("dataset_sha256") != self.checksum or state["config"].get("fold") != self.cfg.fold:
                 raise InputError("pretrain.pt here was made for another dataset, fold or network", path, "delete it, or choose a new --out folder")
             self.model.frames.load_state_dict(state["frames"])
             self.history = list(state["history"])
