@@ -78,10 +78,13 @@ def window_features(model: SonoRank, reader: WindowReader, windows: Windows, dev
 
 
 @torch.no_grad()
-def flexion_probabilities(model: SonoRank, reader: WindowReader, windows: Windows, device: torch.device, batch: int = 16) -> np.ndarray:
-    """P(flexed) per window and finger (W, 5), against each video's rest reference."""
+def flexion_probabilities(
+    model: SonoRank, reader: WindowReader, windows: Windows, device: torch.device, batch: int = 16, features: torch.Tensor | None = None
+) -> np.ndarray:
+    """P(flexed) per window and finger (W, 5), against each video's rest reference; ``features``: the
+    windows' :func:`window_features` when the caller keeps them (they do not change with the weights)."""
     model.eval()
-    feats = window_features(model, reader, windows, device)
+    feats = features if features is not None else window_features(model, reader, windows, device)
     zr = model.encode_rest(_rest_frames(reader, windows, device)).float() if model.cfg.rest and model.uses_embeddings else None
     out = []
     for i in range(0, len(windows), batch):
@@ -115,11 +118,13 @@ def calibrated_thresholds(probs: np.ndarray, windows: Windows, rest_seconds: flo
     return out
 
 
-def evaluate_flexion(model: SonoRank, reader: WindowReader, windows: Windows, device: torch.device, threshold: float = 0.5) -> dict:
+def evaluate_flexion(
+    model: SonoRank, reader: WindowReader, windows: Windows, device: torch.device, threshold: float = 0.5, features: torch.Tensor | None = None
+) -> dict:
     """BCE, and accuracy, precision, recall and F1 per finger and macro, of flexion at ``threshold``; the same
     scores calibrated (``calibrated``: thresholds from each session's rest period, as ``rank infer``); and the
     threshold-free ROC AUC of P(flexed) per finger (how well the windows are ordered, whatever the calibration)."""
-    p = flexion_probabilities(model, reader, windows, device)
+    p = flexion_probabilities(model, reader, windows, device, features=features)
     truth = windows.flexed
     logits = torch.logit(torch.from_numpy(p).clamp(1e-6, 1 - 1e-6))
     scores = binary_scores(p >= threshold, truth)

@@ -224,6 +224,7 @@ class Run:
         windows = self.train_windows.subset(np.arange(len(self.train_windows))[:: cfg.window_step])
         t0 = time.perf_counter()
         feats = window_features(model, self.reader, windows, dev)
+        val_feats = window_features(model, self.reader, self.val_windows, dev)  # once, not every epoch
         if feats is not None:  # their cost, in the log like pretraining's (not drawn)
             self.log({"stage": "features", "epoch": 0, "seconds": time.perf_counter() - t0})
         ds = FlexWindows(windows, self.reader, augment=feats is None, frames=model.uses_embeddings)
@@ -241,7 +242,7 @@ class Run:
                 yield loss
 
         def validate() -> dict:
-            r = evaluate_flexion(self.model, self.reader, self.val_windows, dev)
+            r = evaluate_flexion(self.model, self.reader, self.val_windows, dev, features=val_feats)
             return {"loss": r["loss"], "val_macro_f1": r["macro"]["f1"], "val_calibrated_f1": r["calibrated"]["f1"]}
 
         self._epochs("flex", cfg.flex_epochs, steps, state, batches, validate, "val_calibrated_f1")
