@@ -45,7 +45,13 @@ RESULTS = Path(__file__).parent / "results"
 SIZES = {"slide": (4, 16), "bleed": (4, 12), "shrink": (0.2, 0.6), "swap": (1, 1)}
 
 
-def render(seed: int, n: int, failure: str | None, rng: np.random.Generator):
+GENUINE = ("jump", "decorrelation", "gap", "sweep", "leave_plane")
+
+
+def render(seed: int, n: int, failure: str | None):
+    """A phantom video and its truth; a genuine failure's draws come from its own generator (seed and kind),
+    so a video is the same whichever sets run before it."""
+    rng = np.random.default_rng([seed, GENUINE.index(failure)] if failure else seed)
     from sonolabel.phantom import make_sequence
     from sonolabel.phantom.render import MARGIN, PhantomRenderer
     from sonolabel.phantom.variants import WIDE_MARGIN, fast_structure, leave_plane, sweep
@@ -132,7 +138,7 @@ def main() -> None:
     ap.add_argument("--sets", nargs="+", default=["injected", "genuine"], choices=["injected", "genuine"])
     ap.add_argument("--signals", nargs="+", default=["label_only", "all"], choices=list(SIGNAL_SETS))
     ap.add_argument("--model-epochs", type=int, default=0, help="train a U-Net for the model set this many epochs (default: 3 when the set runs)")
-    ap.add_argument("--work", help="keep the U-Net and every video's project (with its review CSVs and flags) here; a U-Net already there is reused")
+    ap.add_argument("--work", help="keep the U-Net, every video's project (review CSVs, flags) and its truth.npy here; a U-Net there is reused")
     args = ap.parse_args()
     args.signals = sorted(set(args.signals), key=lambda s: s == "model")  # predicting leaves model columns in the store: the model set runs last
 
@@ -156,7 +162,7 @@ def main() -> None:
     stretch_rows, frame_rows, seconds = [], [], {"propagate": 0.0}
     for seed, failure in cases:
         n, e = (args.sweep_frames, 400) if failure == "sweep" else (args.frames, args.every)
-        frames, truth = render(seed, n, failure, rng)
+        frames, truth = render(seed, n, failure)
         with tempfile.TemporaryDirectory() as tmp:
             tmp = root / f"{failure or 'injected'}-{seed}" if args.work else Path(tmp)
             if tmp.exists():
@@ -184,6 +190,8 @@ def main() -> None:
                     stretch_rows.append(row)
                 v.save_propagated(0, labels)
             final = np.where(np.isin(np.arange(n), keys)[:, None, None], truth, labels)
+            if args.work:  # the truth beside the project, to score other rules on the kept signals
+                np.save(Path(tmp) / "truth.npy", truth)
             bad = frame_errors(final, truth)
             for name in args.signals:
                 t = time.perf_counter()

@@ -282,6 +282,36 @@ def test_consistency_accepts_a_muscle_leaving_the_plane_and_flags_only_where_the
     assert late["reason"].startswith("FCU: the keyframes disagree on whether it is there") and late["severity"] > 1.5, late
 
 
+def test_a_keyframe_caught_halfway_out_of_the_plane_counts_as_disagreeing(project):
+    """A keyframe drawn while a muscle is leaving the plane holds a part of it (here about 36 % of its
+    area): the keyframes disagree on the structure as much as when it is gone, and labels that keep the
+    whole muscle up to that keyframe are flagged, named by the muscle, near it."""
+    from sonolabel.phantom import make_sequence
+    from sonolabel.phantom.render import PhantomRenderer
+    from sonolabel.propagation.config import PropagationConfig
+    from sonolabel.propagation.engine import Engine
+    from sonolabel.review.consistency import PARTED, consistency_signals
+    from sonolabel.review.drift import DriftConfig, detect_drift
+
+    seq = make_sequence(4 + QUALITY_SEED, 1, 61)
+    seq.presence = {"FCU": np.clip(1 - (np.arange(61) - 30) / 75, 0.6, 1)}  # whole until 30, then to 0.6 of its size at 60
+    out = list(PhantomRenderer(seq))
+    frames, truth = np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
+    share = (truth[60] == 5).sum() / (truth[0] == 5).sum()
+    assert 0.25 < share < PARTED, share  # a quarter was the limit before: this keyframe did not count
+    stale = truth.copy()  # labels that keep the whole muscle until the keyframe
+    stale[31:60][np.broadcast_to(truth[30] == 5, stale[31:60].shape)] = 5
+    engine, names = Engine(PropagationConfig(device="cpu"), 8), project.palette.names
+    sig = consistency_signals(_video(project, stale, [0, 60], "halfway", frames), engine)
+    assert sig["sides_kept"].iloc[1:60].notna().all()  # the keyframes disagree on FCU
+    flags = [f for f in detect_drift("halfway", sig, [0, 60], DriftConfig(), names) if f["signal"] == "sides_px"]
+    covered = np.zeros(61, bool)
+    for f in flags:
+        covered[f["start"] : f["stop"]] = True
+    assert covered[50:60].all(), flags  # the muscle at 0.6-0.73 of its size (0.36-0.53 of its area), labelled whole
+    assert {f["class"] for f in flags} == {"FCU"}
+
+
 def test_reads_parting_flag_names_the_class_and_its_region():
     """A sides_px outlier (the two keyframes' reads part, as where a structure enters or leaves the plane)
     names the class the reads part on and the box around where they do."""
@@ -316,6 +346,17 @@ def test_where_keyframes_disagree_on_a_structure_the_image_not_the_screen_decide
     sig.loc[10:12, "sides_px"] = 30.0  # outside: an ordinary outlier
     flags = sorted((f["start"], f["stop"], f["class"]) for f in detect_drift("v", sig, [0, 79], DriftConfig(), names) if f["signal"] == "sides_px")
     assert flags == [(10, 13, "FCU"), (50, 63, "FCU")]
+
+
+def test_a_piece_kept_where_the_image_shows_the_structure_gone_is_doubted():
+    """Where the image shows a structure gone, labels that keep a piece of it (a ghost left behind by
+    propagation, or the last of it too small for the image to tell) are doubted; a speck is not, nor
+    labels that dropped it."""
+    from sonolabel.review.drift import RESIDUE, presence_doubt
+
+    present = np.array([0.0, 0.0, 0.0, 0.2, 1.0, 1.0, 0.9])
+    kept = np.array([0.05, RESIDUE / 2, 0.0, 0.2, 1.0, 0.4, 0.95])
+    assert presence_doubt(present, kept).tolist() == [True, False, False, True, False, True, False]
 
 
 def test_review_states_export_and_audit(project, phantom_labels):

@@ -21,8 +21,8 @@ class the better side counts:
 * ``sides_px``: the largest shift between the two one-sided reads (``sides_class`` the class, and
   ``sides_y0 .. sides_x1`` the box where they part), where a segment has both: the
   engine's own uncertainty (a probe jump or a decorrelated stretch makes the sides part).
-* ``sides_present`` and ``sides_kept``, where the keyframes disagree on a structure (one has under a
-  quarter of the other's area of it): whether the image still shows it, from the edge support of the
+* ``sides_present`` and ``sides_kept``, where the keyframes disagree on a structure (one has under
+  half of the other's area of it, :data:`PARTED`): whether the image still shows it, from the edge support of the
   outline that the read from the keyframe having it paints (0: as on the other keyframe's image, 1:
   as next to its own keyframe), and the share of that outline's area the labels keep
   (:func:`presence_evidence`). ``drift`` flags the frames where the two do not agree.
@@ -54,6 +54,9 @@ from .signals import mask_box, nearest_keyframe
 STRIDE = 2
 SIDES_BOX = ("sides_y0", "sides_x0", "sides_y1", "sides_x1")
 PRESENCE = ("sides_present", "sides_kept")
+# keyframes disagree on a structure when one has under this share of the other's area of it: it left or
+# entered the plane, or a keyframe was drawn while it did (a muscle bulging with a finger changes far less)
+PARTED = 0.5
 COLUMNS = ("consistency_px", "consistency_iou", "consistency_class", "sides_px", "box_y0", "box_x0", "box_y1", "box_x1", "sides_class", *SIDES_BOX, *PRESENCE)
 
 
@@ -142,7 +145,8 @@ def consistency_signals(video: Video, engine: Engine, batch: int = 64) -> pd.Dat
 def presence_evidence(video: Video, seg, sides: list[np.ndarray], n_classes: int, readers, smooth: int = 5) -> np.ndarray:
     """(frames of ``seg``, 2): ``sides_present`` and ``sides_kept`` where the segment's keyframes disagree
     on whether a class is there (it left or entered the imaging plane between them: one keyframe has
-    under a quarter of the other's area of it); NaN elsewhere.
+    under :data:`PARTED` of the other's area of it, as a keyframe drawn while the structure was going
+    does); NaN elsewhere.
 
     The read from the keyframe that has the class (``sides``: left read, right read) paints it on
     every frame; the image says whether it is still there. ``sides_present`` puts the edge support of
@@ -156,7 +160,7 @@ def presence_evidence(video: Video, seg, sides: list[np.ndarray], n_classes: int
     keys = [np.asarray(video.annotated[f])[::STRIDE, ::STRIDE] for f in (seg.left, seg.right)]
     out = np.full((seg.n_frames, 2), np.nan)
     areas = np.array([np.bincount(key.ravel(), minlength=n_classes)[:n_classes] for key in keys])
-    parted = [c for c in range(1, n_classes) if areas[:, c].min() < 0.25 * areas[:, c].max()]
+    parted = [c for c in range(1, n_classes) if areas[:, c].min() < PARTED * areas[:, c].max()]
     if not parted:
         return out
     images = [np.asarray(video.frames[f])[::STRIDE, ::STRIDE] for f in (seg.left, seg.right)]

@@ -42,15 +42,19 @@ NAMED = {"model_shift": "model_shift_class", "sides_px": "sides_class"}  # signa
 BOXED = {"sides_px": ("sides_y0", "sides_x0", "sides_y1", "sides_x1")}  # ... and the region, per frame (model_shift's: run_drift)
 PAIR_SIGNALS = ("area_change", "appear_vanish")
 SIDES_GAP = 10  # frames: doubtful frames of one transition this close together are one flag
+RESIDUE = 0.01  # share of a structure that labels keep where the image shows it gone: less is a speck, not a piece
 
 
 def presence_doubt(present: np.ndarray, kept: np.ndarray) -> np.ndarray:
     """Frames where the image does not bear out the stored labels' choice between two keyframes that
     disagree on a structure (``sides_present``, ``sides_kept``; see ``review.consistency``): the image
     is in the middle third between its "there" and "gone" levels, the labels keep half of it less or
-    more than the image shows, or the image cannot tell (NaN)."""
-    present = np.asarray(present, float)
-    return ~np.isfinite(present) | ((present > 1 / 3) & (present < 2 / 3)) | (np.abs(present - np.asarray(kept, float)) >= 0.5)
+    more than the image shows, the image shows it gone while the labels keep a piece of it (at least
+    :data:`RESIDUE` of it: a ghost left behind, or the last of a structure too small for the image to
+    tell), or the image cannot tell (NaN)."""
+    present, kept = np.asarray(present, float), np.asarray(kept, float)
+    ghost = (present <= 1 / 3) & (kept >= RESIDUE)
+    return ~np.isfinite(present) | ((present > 1 / 3) & (present < 2 / 3)) | (np.abs(present - kept) >= 0.5) | ghost
 
 
 @dataclass
