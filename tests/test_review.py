@@ -236,23 +236,29 @@ def test_consistency_flags_realistic_drift_and_name_the_class_and_region(project
     assert {"consistency_px", "sides_px", "edge_loss"} <= set(sig.columns)
 
 
+def _fcu_leaving(presence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Phantom frames and truth (one frame per entry of ``presence``) with FCU at that scale in the plane."""
+    from sonolabel.phantom import make_sequence
+    from sonolabel.phantom.render import PhantomRenderer
+
+    seq = make_sequence(4 + QUALITY_SEED, 1, len(presence))
+    seq.presence = {"FCU": presence}
+    out = list(PhantomRenderer(seq))
+    return np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
+
+
 def test_consistency_accepts_a_muscle_leaving_the_plane_and_flags_only_where_the_image_disagrees(project):
     """Keyframes that disagree on whether a muscle is there (it left the imaging plane between them): labels
     that follow it out are not flagged, though the read from the keyframe that has it still paints it
     there. The two reads part (sides_px) over the whole segment; the image says where the muscle is
     (sides_present), so a flag covers only the frames where the labels do not follow the image: the
     transition when they are right, and the frames they keep it after it went when they are wrong."""
-    from sonolabel.phantom import make_sequence
-    from sonolabel.phantom.render import PhantomRenderer
     from sonolabel.propagation.config import PropagationConfig
     from sonolabel.propagation.engine import Engine
     from sonolabel.review.consistency import consistency_signals
     from sonolabel.review.drift import DriftConfig, detect_drift
 
-    seq = make_sequence(4 + QUALITY_SEED, 1, 61)
-    seq.presence = {"FCU": np.clip((40 - np.arange(61)) / 10, 0, 1)}  # whole until frame 30, gone from 40
-    out = list(PhantomRenderer(seq))
-    frames, truth = np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
+    frames, truth = _fcu_leaving(np.clip((40 - np.arange(61)) / 10, 0, 1))  # whole until frame 30, gone from 40
     stale = truth.copy()  # labels that keep the muscle after it went
     stale[35:60][np.broadcast_to(truth[30] == 5, stale[35:60].shape)] = 5
     engine, names = Engine(PropagationConfig(device="cpu"), 8), project.palette.names
@@ -286,17 +292,12 @@ def test_a_keyframe_caught_halfway_out_of_the_plane_counts_as_disagreeing(projec
     """A keyframe drawn while a muscle is leaving the plane holds a part of it (here about 36 % of its
     area): the keyframes disagree on the structure as much as when it is gone, and labels that keep the
     whole muscle up to that keyframe are flagged, named by the muscle, near it."""
-    from sonolabel.phantom import make_sequence
-    from sonolabel.phantom.render import PhantomRenderer
     from sonolabel.propagation.config import PropagationConfig
     from sonolabel.propagation.engine import Engine
     from sonolabel.review.consistency import PARTED, consistency_signals
     from sonolabel.review.drift import DriftConfig, detect_drift
 
-    seq = make_sequence(4 + QUALITY_SEED, 1, 61)
-    seq.presence = {"FCU": np.clip(1 - (np.arange(61) - 30) / 75, 0.6, 1)}  # whole until 30, then to 0.6 of its size at 60
-    out = list(PhantomRenderer(seq))
-    frames, truth = np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
+    frames, truth = _fcu_leaving(np.clip(1 - (np.arange(61) - 30) / 75, 0.6, 1))  # whole until 30, then to 0.6 of its size at 60
     share = (truth[60] == 5).sum() / (truth[0] == 5).sum()
     assert 0.25 < share < PARTED, share  # a quarter was the limit before: this keyframe did not count
     stale = truth.copy()  # labels that keep the whole muscle until the keyframe
