@@ -29,7 +29,7 @@ Workflows, each followed by the same final pass that fixes every frame still bel
 * **c**, (b) with the click assist, and the first keyframe of the subject's second recording
   drafted from the first recording's keyframes (``propagation/draft.py``).
 
-Results go to benchmarks/results/annotation_effort.json and a table in docs/review.md.
+Results go to benchmarks/results/annotation_effort.json and a table in docs/annotation-effort.md.
 """
 
 from __future__ import annotations
