@@ -360,6 +360,48 @@ def test_a_piece_kept_where_the_image_shows_the_structure_gone_is_doubted():
     assert presence_doubt(present, kept).tolist() == [True, False, False, True, False, True, False]
 
 
+def test_labels_that_drop_a_structure_while_the_image_still_shows_it_going_are_doubted():
+    """While the image's reading of a structure is still moving between its levels (it is shrinking out of
+    the plane or growing back, partly there though a full-size outline finds little of it), labels that
+    keep none of it are doubted. A steady "gone" reading, noise and all, is not doubted, nor a change
+    across a keyframe (NaN), where two segments' readings meet."""
+    from sonolabel.review.drift import TRANSIT, presence_doubt
+
+    present = np.r_[np.linspace(0.3, 0.0, 10), 0.05 + 0.04 * np.sin(np.arange(15)), np.nan, 0.0, 0.0, 0.0, 0.0, TRANSIT, 0.3, 0.3, 0.3, 0.3, 0.3]
+    kept = np.zeros_like(present)
+    doubt = presence_doubt(present, kept)
+    assert doubt[4:7].all()  # the reading falls 0.27 over 8 frames there: still going
+    assert not doubt[10:25].any()  # gone, steadily
+    assert not doubt[27:29].any()  # across the keyframe at 25 the readings are not compared
+    assert doubt[30:34].any()  # growing back within one segment
+
+
+def test_labels_that_drop_a_shrinking_muscle_early_are_flagged_where_the_image_still_shows_it(project):
+    """A muscle shrinking out of the plane over 25 frames: labels that drop it at a fifth of its area,
+    ten frames early, are flagged on to where the image's reading settles; labels that follow it out
+    are not flagged once it has gone."""
+    from sonolabel.propagation.config import PropagationConfig
+    from sonolabel.propagation.engine import Engine
+    from sonolabel.review.consistency import consistency_signals
+    from sonolabel.review.drift import DriftConfig, detect_drift
+
+    frames, truth = _fcu_leaving(np.clip((50 - np.arange(61)) / 25, 0, 1))  # whole until 25, gone at 50
+    early = truth.copy()
+    early[40:60][early[40:60] == 5] = 0
+    engine, names = Engine(PropagationConfig(device="cpu"), 8), project.palette.names
+    for name, labels in (("early", early), ("right", truth)):
+        sig = consistency_signals(_video(project, labels, [0, 60], name, frames), engine)
+        covered = np.zeros(61, bool)
+        for f in detect_drift(name, sig, [0, 60], DriftConfig(), names):
+            if f["signal"] == "sides_px":
+                covered[f["start"] : f["stop"]] = True
+        assert not covered[50:60].any(), name
+        if name == "early":
+            share = (truth[40:45] == 5).sum((1, 2)) / (truth[0] == 5).sum()
+            assert share.max() < 0.25 and np.nanmax(sig["sides_present"].iloc[40:45]) < 1 / 3  # below what the other rules see
+            assert covered[40:45].all(), covered.nonzero()
+
+
 def test_review_states_export_and_audit(project, phantom_labels):
     v = _video(project, phantom_labels[:100], [0, 99])
     log = ReviewLog(project)

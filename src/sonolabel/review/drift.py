@@ -43,6 +43,8 @@ BOXED = {"sides_px": ("sides_y0", "sides_x0", "sides_y1", "sides_x1")}  # ... an
 PAIR_SIGNALS = ("area_change", "appear_vanish")
 SIDES_GAP = 10  # frames: doubtful frames of one transition this close together are one flag
 RESIDUE = 0.01  # share of a structure that labels keep where the image shows it gone: less is a speck, not a piece
+TRANSIT = 0.15  # the image's reading moving this much over 2 * TRANSIT_FRAMES frames: the structure is coming or going
+TRANSIT_FRAMES = 4
 
 
 def presence_doubt(present: np.ndarray, kept: np.ndarray) -> np.ndarray:
@@ -51,10 +53,18 @@ def presence_doubt(present: np.ndarray, kept: np.ndarray) -> np.ndarray:
     is in the middle third between its "there" and "gone" levels, the labels keep half of it less or
     more than the image shows, the image shows it gone while the labels keep a piece of it (at least
     :data:`RESIDUE` of it: a ghost left behind, or the last of a structure too small for the image to
-    tell), or the image cannot tell (NaN)."""
+    tell), the image's reading is still moving between its levels while the labels keep none of it
+    (:data:`TRANSIT` over :data:`TRANSIT_FRAMES` frames either side: the structure is partly there,
+    shrinking or growing back, though a full-size outline finds little of it), or the image cannot
+    tell (NaN)."""
     present, kept = np.asarray(present, float), np.asarray(kept, float)
     ghost = (present <= 1 / 3) & (kept >= RESIDUE)
-    return ~np.isfinite(present) | ((present > 1 / 3) & (present < 2 / 3)) | (np.abs(present - kept) >= 0.5) | ghost
+    w = TRANSIT_FRAMES
+    read = np.convolve(np.isfinite(present), np.ones(2 * w + 1))[w : w + len(present)] == 2 * w + 1  # one segment's reading all along
+    with np.errstate(invalid="ignore"):
+        moving = read & (np.abs(np.r_[present[w:], np.full(w, np.nan)] - np.r_[np.full(w, np.nan), present[:-w]]) >= TRANSIT)
+    dropped = moving & (kept < RESIDUE)
+    return ~np.isfinite(present) | ((present > 1 / 3) & (present < 2 / 3)) | (np.abs(present - kept) >= 0.5) | ghost | dropped
 
 
 @dataclass
