@@ -374,6 +374,8 @@ def test_labels_that_drop_a_structure_while_the_image_still_shows_it_going_are_d
     assert not doubt[10:25].any()  # gone, steadily
     assert not doubt[27:29].any()  # across the keyframe at 25 the readings are not compared
     assert doubt[30:34].any()  # growing back within one segment
+    for n in (0, 1, 3, 9):  # segments shorter than the comparison
+        assert presence_doubt(np.zeros(n), np.zeros(n)).tolist() == [False] * n
 
 
 def test_labels_that_drop_a_shrinking_muscle_early_are_flagged_where_the_image_still_shows_it(project):

@@ -59,10 +59,12 @@ def presence_doubt(present: np.ndarray, kept: np.ndarray) -> np.ndarray:
     tell (NaN)."""
     present, kept = np.asarray(present, float), np.asarray(kept, float)
     ghost = (present <= 1 / 3) & (kept >= RESIDUE)
-    w = TRANSIT_FRAMES
-    read = np.convolve(np.isfinite(present), np.ones(2 * w + 1))[w : w + len(present)] == 2 * w + 1  # one segment's reading all along
+    w, n = TRANSIT_FRAMES, len(present)
+    padded = np.r_[np.full(w, np.nan), present, np.full(w, np.nan)]
+    finite = np.r_[0, np.cumsum(np.isfinite(padded))]
+    read = finite[2 * w + 1 :] - finite[:n] == 2 * w + 1  # one segment's reading all along the 2w + 1 frames
     with np.errstate(invalid="ignore"):
-        moving = read & (np.abs(np.r_[present[w:], np.full(w, np.nan)] - np.r_[np.full(w, np.nan), present[:-w]]) >= TRANSIT)
+        moving = read & (np.abs(padded[2 * w :] - padded[:n]) >= TRANSIT)
     dropped = moving & (kept < RESIDUE)
     return ~np.isfinite(present) | ((present > 1 / 3) & (present < 2 / 3)) | (np.abs(present - kept) >= 0.5) | ghost | dropped
 
