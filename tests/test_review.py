@@ -247,6 +247,14 @@ def _fcu_leaving(presence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
 
 
+def _covered(flags: list[dict], n: int = 61) -> np.ndarray:
+    """The frames that ``flags`` cover."""
+    out = np.zeros(n, bool)
+    for f in flags:
+        out[f["start"] : f["stop"]] = True
+    return out
+
+
 def test_consistency_accepts_a_muscle_leaving_the_plane_and_flags_only_where_the_image_disagrees(project):
     """Keyframes that disagree on whether a muscle is there (it left the imaging plane between them): labels
     that follow it out are not flagged, though the read from the keyframe that has it still paints it
@@ -279,9 +287,7 @@ def test_consistency_accepts_a_muscle_leaving_the_plane_and_flags_only_where_the
     sig = consistency_signals(_video(project, stale, [0, 60], "stale", frames), engine)
     assert (sig["sides_kept"].iloc[45:60] > 0.9).all() and np.nanmax(sig["sides_present"].iloc[45:60]) < 1 / 3
     parted = [f for f in detect_drift("stale", sig, [0, 60], DriftConfig(), names) if f["signal"] == "sides_px"]
-    covered = np.zeros(61, bool)
-    for f in parted:
-        covered[f["start"] : f["stop"]] = True
+    covered = _covered(parted)
     assert covered[42:60].all() and not covered[1:25].any(), parted
     assert {f["class"] for f in parted} == {"FCU"}
     late = max(parted, key=lambda f: f["stop"])
@@ -306,9 +312,7 @@ def test_a_keyframe_caught_halfway_out_of_the_plane_counts_as_disagreeing(projec
     sig = consistency_signals(_video(project, stale, [0, 60], "halfway", frames), engine)
     assert sig["sides_kept"].iloc[1:60].notna().all()  # the keyframes disagree on FCU
     flags = [f for f in detect_drift("halfway", sig, [0, 60], DriftConfig(), names) if f["signal"] == "sides_px"]
-    covered = np.zeros(61, bool)
-    for f in flags:
-        covered[f["start"] : f["stop"]] = True
+    covered = _covered(flags)
     assert covered[50:60].all(), flags  # the muscle at 0.6-0.73 of its size (0.36-0.53 of its area), labelled whole
     assert {f["class"] for f in flags} == {"FCU"}
 
@@ -393,10 +397,7 @@ def test_labels_that_drop_a_shrinking_muscle_early_are_flagged_where_the_image_s
     engine, names = Engine(PropagationConfig(device="cpu"), 8), project.palette.names
     for name, labels in (("early", early), ("right", truth)):
         sig = consistency_signals(_video(project, labels, [0, 60], name, frames), engine)
-        covered = np.zeros(61, bool)
-        for f in detect_drift(name, sig, [0, 60], DriftConfig(), names):
-            if f["signal"] == "sides_px":
-                covered[f["start"] : f["stop"]] = True
+        covered = _covered([f for f in detect_drift(name, sig, [0, 60], DriftConfig(), names) if f["signal"] == "sides_px"])
         assert not covered[50:60].any(), name
         if name == "early":
             share = (truth[40:45] == 5).sum((1, 2)) / (truth[0] == 5).sum()
