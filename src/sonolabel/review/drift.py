@@ -42,7 +42,8 @@ NAMED = {"model_shift": "model_shift_class", "sides_px": "sides_class"}  # signa
 BOXED = {"sides_px": ("sides_y0", "sides_x0", "sides_y1", "sides_x1")}  # ... and the region, per frame (model_shift's: run_drift)
 PAIR_SIGNALS = ("area_change", "appear_vanish")
 SIDES_GAP = 10  # frames: doubtful frames of one transition this close together are one flag
-RESIDUE = 0.01  # share of a structure that labels keep where the image shows it gone: less is a speck, not a piece
+GHOST = 0.0  # share of a structure that labels may keep where the image shows it gone: any pixel more is doubted
+RESIDUE = 0.01  # share of a structure under which labels keep none of it (a speck at most)
 TRANSIT = 0.15  # the image's reading moving this much over 2 * TRANSIT_FRAMES frames: the structure is coming or going
 TRANSIT_FRAMES = 4
 
@@ -51,14 +52,15 @@ def presence_doubt(present: np.ndarray, kept: np.ndarray) -> np.ndarray:
     """Frames where the image does not bear out the stored labels' choice between two keyframes that
     disagree on a structure (``sides_present``, ``sides_kept``; see ``review.consistency``): the image
     is in the middle third between its "there" and "gone" levels, the labels keep half of it less or
-    more than the image shows, the image shows it gone while the labels keep a piece of it (at least
-    :data:`RESIDUE` of it: a ghost left behind, or the last of a structure too small for the image to
-    tell), the image's reading is still moving between its levels while the labels keep none of it
-    (:data:`TRANSIT` over :data:`TRANSIT_FRAMES` frames either side: the structure is partly there,
+    more than the image shows, the image shows it gone while the labels keep any of it (more than
+    :data:`GHOST`: a ghost piece left behind, a speck that seeds an early regrowth, or the last of a
+    structure too small for the image to tell), the image's reading is still moving between its levels
+    while the labels keep none of it (under :data:`RESIDUE`; :data:`TRANSIT` over
+    :data:`TRANSIT_FRAMES` frames either side: the structure is partly there,
     shrinking or growing back, though a full-size outline finds little of it), or the image cannot
     tell (NaN)."""
     present, kept = np.asarray(present, float), np.asarray(kept, float)
-    ghost = (present <= 1 / 3) & (kept >= RESIDUE)
+    ghost = (present <= 1 / 3) & (kept > GHOST)
     w, n = TRANSIT_FRAMES, len(present)
     padded = np.r_[np.full(w, np.nan), present, np.full(w, np.nan)]
     finite = np.r_[0, np.cumsum(np.isfinite(padded))]
