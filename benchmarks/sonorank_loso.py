@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import time
 from pathlib import Path
 
@@ -66,6 +67,25 @@ def method_config(method: str, extra: list[str]) -> dict:
 def cpu_minutes(run: Path, threads: int) -> float:
     log = run / "log.csv"
     return float(pd.read_csv(log)["seconds"].sum()) * threads / 60 if log.is_file() else 0.0
+
+
+def set_aside_if_stale(run: Path, method: str, extra: list[str]) -> None:
+    """Move a fold's run folder to ``fold-<k>.stale`` when its checkpoint was trained with other settings
+    than the method's now (a changed default): its metrics must not stand in the table, nor its
+    ``last.pt`` be resumed, under the new settings."""
+    from sonolabel.checkpoint import load_checkpoint
+
+    ckpt = next((run / n for n in ("last.pt", "best.pt") if (run / n).is_file()), None)
+    if ckpt is None:
+        return
+    was = load_checkpoint(ckpt, "rank")["config"]
+    now = method_config(method, extra)
+    changed = sorted(k for k in now if was.get(k) != now[k])
+    if changed:
+        aside = run.with_name(f"{run.name}.stale")
+        shutil.rmtree(aside, ignore_errors=True)
+        run.rename(aside)
+        print(f"{run}: trained with other settings ({', '.join(f'{k} {was.get(k)} -> {now[k]}' for k in changed)}); moved to {aside.name}, trained again")
 
 
 def best_input(folds: int, done: dict) -> str:
@@ -117,6 +137,7 @@ def main() -> None:
             if (method, k) in done:  # its CPU minutes as recorded (the work folder's log does not say with how many threads)
                 print(f"{method} fold {k}: in the results file, held-out flexion macro F1 {done[method, k]['macro_f1']:.3f}", flush=True)
             else:
+                set_aside_if_stale(run, method, args.set)
                 if not (run / "metrics.json").is_file():
                     if args.budget is not None and (time.perf_counter() - started) * threads / 60 >= args.budget:
                         todo.append((method, k))
