@@ -5,9 +5,9 @@ around the strokes, seeded by the strokes (the class being drawn), by the other 
 (they stay what they are) and by everything farther than a reach from the strokes (not this structure).
 Forearm boundaries are fascia and bone cortex, thin bright ridges, so the floods meet on a ridge's crest
 rather than on either of its flanks (a gradient map has its peaks there). How far the structure extends
-is not known from a click, so the fill is flooded for several reaches, nearest first, and the first one
-that the next reach no longer changes is kept: the image, not the reach, bounds it. Where every reach
-changes it (a faint boundary), the fill at the default reach is kept. The result is a proposal: the
+is not known from a click, so the fill is flooded for several reaches and the nearest one whose fill
+the farther reaches no longer change is kept: the image, not the reach, bounds it. Where even the two
+farthest reaches disagree (a faint boundary), the fill at the default reach is kept. The result is a proposal: the
 napari dock previews it and applies it only when accepted (undoable there like a brush stroke).
 ``benchmarks/click_assist.py`` measures it on the phantom and on real stills; docs/napari.md has the
 table and what was compared (a gradient map, a random walker).
@@ -26,8 +26,9 @@ class AssistConfig:
     """How far a fill may reach and how the frame is read.
 
     Lengths are at 480 px wide and scale with the frame. ``reaches`` (fractions of the frame width: a forearm
-    muscle is a fifth to a third of a 480-px frame) are tried nearest first; the first fill that the next
-    reach leaves unchanged (IoU at least ``agree``) is kept, else the fill at ``reach``. ``ridge_sigmas`` are
+    muscle is a fifth to a third of a 480-px frame) are all flooded; the fill of the nearest reach that,
+    like every reach beyond it, agrees with the farthest one (IoU at least ``agree``) is kept, else the fill
+    at ``reach``. ``ridge_sigmas`` are
     the scales, in px, of the bright ridges (fascia, cortex) the floods meet on."""
 
     reaches: tuple[float, ...] = (0.1, 0.15, 0.2, 0.3, 0.4)
