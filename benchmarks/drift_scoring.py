@@ -111,6 +111,22 @@ def train_model(work: Path, frames: int, epochs: int) -> Path:
     return work / "unet" / "best.pt"
 
 
+def localised(flag: dict, labels: np.ndarray, reference: np.ndarray, names: list[str]) -> tuple[bool, bool]:
+    """Whether ``flag`` names a class the damage is about (one that at least a fifth of the pixels where
+    ``labels`` and ``reference`` differ over its frames left or took) and whether its box holds at least half
+    of the differing pixels that involve that class."""
+    a, b = labels[flag["start"] : flag["stop"]], reference[flag["start"] : flag["stop"]]
+    wrong = a != b
+    if flag.get("class") not in names or not wrong.any():
+        return False, False
+    c = names.index(flag["class"])
+    mine = wrong & ((a == c) | (b == c))
+    named = mine.sum() >= 0.2 * wrong.sum()
+    box = flag.get("box")
+    boxed = bool(box) and mine[:, box[0] : box[2], box[1] : box[3]].sum() >= 0.5 * max(mine.sum(), 1)
+    return bool(named), bool(named and boxed)
+
+
 def covered(flags: list[dict], n: int) -> np.ndarray:
     out = np.zeros(n, bool)
     for f in flags:
@@ -175,6 +191,8 @@ def main() -> None:
             propagate_video(v)
             seconds["propagate"] += time.perf_counter() - t
             labels = np.asarray(v.propagated[:])
+            propagated = np.where(np.isin(np.arange(n), keys)[:, None, None], truth, labels)  # before any damage
+            classes = list(p.palette.names)
             rows = []
             if failure is None:
                 for i, (key, first, stop) in enumerate(stretches(n, keys)):
@@ -203,6 +221,14 @@ def main() -> None:
                 frame_rows.append({"seed": seed, "set": case, "signals": name, **score(bad, flagged)})
                 for row in rows:
                     row[f"flagged_{name}"] = bool(inside(flags, row))
+                    if row["kind"] != "clean":  # does the flag point at the damaged structure and place?
+                        found = [localised(f, final, propagated, classes) for f in inside(flags, row)]
+                        row[f"named_{name}"], row[f"boxed_{name}"] = (any(x[0] for x in found), any(x[1] for x in found)) if found else (None, None)
+                if failure is not None:  # flags that cover an error frame: named and boxed against the truth
+                    hits = [localised(f, final, truth, classes) for f in flags if bad[f["start"] : f["stop"]].any()]
+                    frame_rows[-1]["flags_on_errors"] = len(hits)
+                    frame_rows[-1]["named"] = sum(h[0] for h in hits)
+                    frame_rows[-1]["boxed"] = sum(h[1] for h in hits)
                 for signal in sorted(SIGNALS | {f["signal"] for f in flags}):  # every signal, flagging or not
                     own = [f for f in flags if f["signal"] == signal]
                     per_signal.append(
@@ -219,6 +245,9 @@ def main() -> None:
             "recall": float(np.mean([r[f"flagged_{name}"] for r in inj])),
             "false_flag_rate": float(np.mean([r[f"flagged_{name}"] for r in clean])),
             "recall_by_kind": {k: float(np.mean([r[f"flagged_{name}"] for r in inj if r["kind"] == k])) for k in REALISTIC},
+            # of the damaged stretches flagged: a flag inside names a damaged class / also boxes the damage
+            "named": float(np.mean([r[f"named_{name}"] for r in inj if r.get(f"named_{name}") is not None] or [np.nan])),
+            "boxed": float(np.mean([r[f"boxed_{name}"] for r in inj if r.get(f"boxed_{name}") is not None] or [np.nan])),
         }
 
     def pooled(set_names: set[str], name: str) -> dict:
@@ -232,6 +261,10 @@ def main() -> None:
             "recall": hit / max(bad, 1),
             "precision": hit / max(flagged, 1),
             "frames_per_error_found": flagged / hit if hit else None,
+            # flags that cover an error frame, and how many of them name a wrong class / also box it
+            "flags_on_errors": sum(r.get("flags_on_errors", 0) for r in rows),
+            "named": sum(r.get("named", 0) for r in rows),
+            "boxed": sum(r.get("boxed", 0) for r in rows),
         }
 
     path = RESULTS / "drift_scoring.json"

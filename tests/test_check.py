@@ -52,6 +52,12 @@ def test_a_keyframe_drawn_wrong_is_flagged_and_its_neighbours_are_not(project, c
     (r,) = run_check(project, ["v"], FREE)
     assert [f["start"] for f in r.flags] == [wrong], "\n".join(f["reason"] for f in r.flags)
     assert "disagrees with its neighbours" in r.flags[0]["reason"]
+    # the flag names a class drawn wrong and boxes where it is (in the keyframe and where the neighbours have it)
+    drawn_wrong = {a, b} if damage == "swap" else {bone}
+    assert r.flags[0]["class"] in {project.palette.names[c] for c in drawn_wrong}, r.flags[0]["class"]
+    y0, x0, y1, x1 = r.flags[0]["box"]
+    changed = lab != clip[1][30]
+    assert changed[y0:y1, x0:x1].sum() >= 0.99 * changed.sum()
     queue = ReviewLog(project).queue()
     assert queue["kind"].tolist() == ["keyframe"] and queue["start"].tolist() == [wrong]
 

@@ -237,6 +237,13 @@ def test_review_dock_click_on_plot_moves_viewer_and_actions_are_logged(make_napa
         fdp = np.asarray(p.video(p.video_ids()[0]).labels(20)) == 2
     ys, xs = np.nonzero(fdp)
     assert y0 <= np.median(ys) <= y1 and x0 <= np.median(xs) <= x1
+    # every flag, label-only ones included, names its class and outlines its region
+    queue = w._queue()
+    assert queue["class"].notna().all() and queue["box"].notna().all(), queue[["signal", "class", "box"]]
+    other = int(np.flatnonzero(queue["kind"] != "consistency")[0])
+    w.select_flag(other)
+    assert np.allclose(region.data[0].min(0), queue.loc[other, "box"][:2]) and np.allclose(region.data[0].max(0), queue.loc[other, "box"][2:])
+    w.select_flag(row)
     w.who.value, w.note.value = "anna", "FDP boundary slid"
     w.review_selected("exclude")
     w.close_project()

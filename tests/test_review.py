@@ -12,7 +12,7 @@ import pytest
 
 from conftest import QUALITY_SEED, sonolabel_cli
 from sonolabel.phantom.corrupt import corrupt_stretch
-from sonolabel.review import DriftConfig, ReviewLog, detect_drift, label_signals, label_stats, project_flags, run_drift, stretches, trend
+from sonolabel.review import DriftConfig, ReviewLog, detect_drift, label_signals, label_stats, project_flags, run_drift, signal_table, stretches, trend
 from sonolabel.review.drift import outlier_flags
 from sonolabel.review.signals import keyframe_deviation
 from sonolabel.store import Project
@@ -128,7 +128,7 @@ def test_the_model_shift_that_counts_is_the_rise_since_the_keyframe():
 
 
 def test_a_model_flag_names_the_class_and_the_region(project):
-    from sonolabel.review.signals import disagreement_box
+    from sonolabel.review.regions import disagreement_box
     from sonolabel.store.chunks import FrameWriter
 
     n = 60
@@ -186,6 +186,18 @@ def test_injected_drift_is_flagged_and_clean_stretches_are_not(project, phantom_
     margin(len(flagged[v.id] & injected) / len(injected), 0.99, f"{kind}: share of injected stretches flagged")
     margin(len(flagged[v.id] - injected - flagged[clean.id]), 0.5, f"{kind}: clean stretches flagged because of the corruption", higher=False)
     assert (project.path / "review" / f"{v.id}.png").is_file()
+    # each flag on a corrupted stretch names a class the damage is about (one that at least a fifth of the
+    # changed pixels left or took) and boxes the damage: most of the changed pixels lie inside the box
+    names = list(project.palette.names)
+    damaged = lab != phantom_labels
+    for f in ReviewLog(project).flags(v.id):
+        if not any(first <= (f["start"] + f["stop"]) // 2 < stop for i, (_, first, stop) in enumerate(st) if i in injected):
+            continue
+        hit = damaged[f["start"] : f["stop"]]
+        involved = np.bincount(phantom_labels[f["start"] : f["stop"]][hit], minlength=8) + np.bincount(lab[f["start"] : f["stop"]][hit], minlength=8)
+        assert f["class"] in names and involved[names.index(f["class"])] >= 0.2 * hit.sum(), (f["signal"], f["class"], involved)
+        y0, x0, y1, x1 = f["box"]
+        assert hit[:, y0:y1, x0:x1].sum() >= 0.5 * hit.sum(), (f["signal"], f["box"])
 
 
 @pytest.fixture(scope="module")
@@ -490,3 +502,36 @@ def test_cli_drift_and_review(tmp_path, phantom_labels):
     r = run("review", "accept", str(path), "--video", vid, "--frames", "500-600")
     assert r.returncode == 2 and "outside video" in r.stderr and "Traceback" not in r.stderr
     assert "anna" in run("review", "log", str(path)).stdout
+
+
+def test_every_flag_names_its_class_and_boxes_its_region(project):
+    """Label-only and propagation flags point at a structure and a place, as the consistency and model flags do."""
+    from sonolabel.review.regions import locate
+
+    n = 60
+    labels = np.zeros((n, 32, 48), np.uint8)
+    labels[:, 4:14, 4:14] = 1  # FDS
+    labels[:, 18:28, 20:40] = 3  # FPL
+    for y in (20, 24):  # frames 30-32: eight stray pieces of FDS below it
+        for x in (2, 6, 10, 14):
+            labels[30:33, y : y + 2, x : x + 2] = 1
+    v = _video(project, labels, keyframes=(0, 59))
+    names = list(project.palette.names)
+    sig = label_signals(v)
+    assert sig["fragments_class"].tolist()[30:33] == [1, 1, 1] and sig["fragments_class"][29] == -1
+    flags = [locate(v, f, names) for f in detect_drift(v.id, sig, [0, 59], DriftConfig(), names, width=48)]
+    frag = [f for f in flags if f["signal"] == "fragments"]
+    assert frag and frag[0]["class"] == "FDS" and frag[0]["box"] == [20, 2, 26, 16]  # the stray pieces, not the muscle
+
+    margin = np.ones((n, 16, 24), np.float32)
+    margin[40:45, 9:14, 10:20] = 0.1  # propagation unsure over part of FPL (rows 18-27, columns 20-39 at full size)
+    v.save_margin(0, margin)
+    unsure = locate(v, {"signal": "entropy", "kind": "outlier", "start": 40, "stop": 45, "class": None, "box": None}, names)
+    assert unsure["class"] == "FPL" and unsure["box"] == [18, 20, 28, 40]
+    whole = locate(v, {"signal": "area_FCU", "kind": "project", "start": 0, "stop": n, "class": None, "box": None}, names)
+    assert whole["class"] == "FCU" and whole["box"] is None
+    dice = np.full((n, 8), 0.95, np.float32)
+    dice[:, 6] = 0.9  # FCU a little worse everywhere ...
+    dice[40:, 3] = 0.5  # ... FPL far worse from frame 40: the model's flags there are about FPL
+    v.write_column("model_dice_class", 0, dice)
+    assert signal_table(v)["model_worst_class"].tolist() == [6] * 40 + [3] * 20

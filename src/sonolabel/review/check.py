@@ -22,8 +22,10 @@ from ..propagation import PropagationConfig
 from ..propagation.loko import KeyframeCheck, check_keyframes
 from ..propagation.modes import Engines
 from ..store import Project, Video
+from ..store.chunks import FrameReader
 from ..store.layout import CHECK_STATE
 from .log import ReviewLog
+from .regions import mask_box
 
 KIND = "keyframe"  # the flag kind check owns in review/flags.json
 
@@ -98,13 +100,14 @@ def keyframe_flags(
     floors = {"boundary": lim.boundary_floor_px, "centre": lim.offset_floor_px}
     flagged: dict[tuple[str, int], tuple[float, list[str]]] = {}
     for i, (vid, c) in enumerate(rows):
-        reasons, severity = [], 0.0
+        reasons, severity, worst = [], 0.0, None
         one_sided = c.iou is None
         for k, name in enumerate(names):
             med, mad = _reference(iou[:, k], higher_is_better=True)
             drop = max(lim.iou_floor, lim.mad_k * mad, med - lim.collapse_iou if one_sided else 0.0)
             if np.isfinite(iou[i, k]) and med - iou[i, k] > drop:
                 reasons.append(f"{name} IoU {iou[i, k]:.2f} against its neighbours' propagation (typical {med:.2f})")
+                worst = name if (med - iou[i, k]) / drop > severity else worst
                 severity = max(severity, (med - iou[i, k]) / drop)
                 continue
             for what, values in [] if one_sided else px.items():
@@ -113,13 +116,14 @@ def keyframe_flags(
                 if np.isfinite(values[i, k]) and values[i, k] - med > rise:
                     s = scale[vid]
                     reasons.append(f"{name} {what} {values[i, k] * s:.1f} px from its neighbours' propagation (typical {med * s:.1f} px)")
+                    worst = name if (values[i, k] - med) / rise > severity else worst
                     severity = max(severity, (values[i, k] - med) / rise)
                     break
         present = int(np.isfinite(iou[i]).sum())
         if reasons and len(reasons) < present / 2:
-            flagged[(vid, c.frame)] = (severity, reasons)
+            flagged[(vid, c.frame)] = (severity, reasons, worst)
     out: dict[str, list[dict]] = {vid: [] for vid in checks}
-    for (vid, frame), (severity, reasons) in flagged.items():
+    for (vid, frame), (severity, reasons, worst) in flagged.items():
         c = next(x for x in checks[vid] if x.frame == frame)
         if c.iou is None and (vid, c.left if c.left is not None else c.right) in flagged:
             continue
@@ -133,6 +137,7 @@ def keyframe_flags(
                 "stop": int(frame) + 1,
                 "severity": round(float(severity), 3),
                 "reason": f"keyframe {frame} disagrees with its neighbours ({'; '.join(reasons)}): a swapped class, a missed structure or a misplaced outline?",
+                "class": worst,  # the class that disagrees most; run_check boxes it
             }
         )
     return out
@@ -157,6 +162,15 @@ def _summary(video: Video, checks: list[KeyframeCheck], mode: str, seconds: floa
         checks,
         seconds,
     )
+
+
+def _keyframe_box(video: Video, frame: int, cls: int) -> list[int] | None:
+    """The region of a keyframe flag: around class ``cls`` in the keyframe and its neighbouring keyframes, so
+    that it takes in both where the keyframe has the structure and where its neighbours put it."""
+    keys = video.annotated_frames()
+    i = keys.index(frame)
+    near = np.array(keys[max(0, i - 1) : i + 2])
+    return mask_box((FrameReader(video.annotated).read_many(near) == cls).any(0))
 
 
 def run_check(
@@ -187,10 +201,11 @@ def run_check(
         checks[vid] = check_keyframes(v, engine, model_id)
         scale[vid] = max(v.height, v.width) / 480
         results.append(_summary(v, checks[vid], engine.config.mode, time.perf_counter() - t0))
-    flags = keyframe_flags(checks, list(project.palette.names), scale, limits)
+    names = list(project.palette.names)
+    flags = keyframe_flags(checks, names, scale, limits)
     log = ReviewLog(project)
     for r in results:
-        r.flags = flags.get(r.video, [])
+        r.flags = [{**f, "box": _keyframe_box(project.video(r.video), f["start"], names.index(f["class"]))} for f in flags.get(r.video, [])]
         log.set_flags(r.video, r.flags, kinds={KIND})
         project.video(r.video).set_state(
             CHECK_STATE,

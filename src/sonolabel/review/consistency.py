@@ -49,7 +49,8 @@ from ..store import Video
 from ..store.chunks import FrameReader
 from ..store.layout import NO_LABEL
 from .drift import presence_doubt
-from .signals import mask_box, nearest_keyframe
+from .regions import mask_box
+from .signals import nearest_keyframe
 
 STRIDE = 2
 SIDES_BOX = ("sides_y0", "sides_x0", "sides_y1", "sides_x1")

@@ -38,7 +38,19 @@ OUTLIER_SIGNALS = {
     "sides_px": (1, 0.5),
     "model_shift": (1, 0.5),
 }
-NAMED = {"model_shift": "model_shift_class", "sides_px": "sides_class"}  # signals whose flags name the class
+# signal -> the column naming its class per frame; the flag names the class most often named over its span
+NAMED = {
+    "model_shift": "model_shift_class",
+    "sides_px": "sides_class",
+    "keyframe_deviation": "keyframe_deviation_class",
+    "area_change": "area_change_class",
+    "fragments": "fragments_class",
+    "appear_vanish": "appear_vanish_class",
+    "correction": "correction_class",
+    "model_ce": "model_worst_class",
+    "model_dice": "model_worst_class",
+    "model_dice_worst": "model_worst_class",
+}
 BOXED = {"sides_px": ("sides_y0", "sides_x0", "sides_y1", "sides_x1")}  # ... and the region, per frame (model_shift's: run_drift)
 PAIR_SIGNALS = ("area_change", "appear_vanish")
 SIDES_GAP = 10  # frames: doubtful frames of one transition this close together are one flag
@@ -234,10 +246,10 @@ def outlier_flags(video: str, signals: pd.DataFrame, cfg: DriftConfig, class_nam
         for start, stop in _spans(suspect):
             if stop - start < cfg.min_span:
                 continue
+            cls = _named_class(signals, name, start, stop, list(class_names))  # named by the frames that stand out
             if name in PAIR_SIGNALS:  # a change between frames t-1 and t: both are suspects
                 start = max(0, start - 1)
             peak = np.nanmax(values[start:stop])
-            cls = _named_class(signals, name, start, stop, list(class_names))
             box = None
             if name in BOXED and cls in class_names:
                 box = _span_box(signals.iloc[start:stop], NAMED[name], list(class_names).index(cls), BOXED[name])
@@ -324,8 +336,8 @@ def detect_drift(
     video: str, signals: pd.DataFrame, keyframes: list[int], cfg: DriftConfig | None = None, class_names: list[str] | None = None, width: int = 480
 ) -> list[dict]:
     """Trend, outlier, presence and consistency flags for one video, most severe first. Flags of a signal
-    that names its class (consistency, ``model_shift``, ``sides_px``) carry the class; consistency and
-    ``sides_px`` flags also carry the box."""
+    with a class column (:data:`NAMED`, and consistency) carry the class; consistency and ``sides_px``
+    flags also carry the box, and ``review.regions.locate`` boxes the others from the labels."""
     cfg = cfg or DriftConfig()
     flags = trend_flags(video, signals, keyframes, cfg, class_names or [], width) + outlier_flags(video, signals, cfg, class_names or [])
     flags += presence_flags(video, signals, class_names or []) + consistency_flags(video, signals, cfg, class_names or [], width)

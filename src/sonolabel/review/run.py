@@ -14,7 +14,8 @@ from .drift import DRIFT_KINDS, DriftConfig, detect_drift, project_flags
 from .log import REVIEW_DIR, ReviewLog
 from .report import write_report
 from .consistency import consistency_signals, edge_signals
-from .signals import disagreement_box, label_signals, signal_table
+from .regions import locate
+from .signals import label_signals, signal_table
 
 
 @dataclass
@@ -73,16 +74,13 @@ def run_drift(
         labelled = sig["source"].astype(str) != "none"
         area = sig.loc[labelled, [f"area_{c}" for c in names]].to_numpy().mean(0) if labelled.any() else np.zeros(len(names))
         v = project.video(vid)
-        flags = detect_drift(vid, sig, keyframes, cfg, names, v.width)
-        for f in flags:  # the model's flags name the class; the region is where prediction and labels part
-            if f["signal"] == "model_shift" and f["class"] in names:
-                f["box"] = disagreement_box(v, f["start"], f["stop"], names.index(f["class"]))
+        flags = [locate(v, f, names) for f in detect_drift(vid, sig, keyframes, cfg, names, v.width)]  # each names its class and region
         per_video[vid] = (v, sig, flags)
         summary[vid] = {"subject": subject, "frames": n_frames, "area": area}
     cross = project_flags(summary, names, cfg) if len(ids) > 1 else []
     reports = []
     for vid, (v, sig, flags) in per_video.items():
-        flags = sorted(flags + [f for f in cross if f["video"] == vid], key=lambda f: -f["severity"])
+        flags = sorted(flags + [locate(v, f, names) for f in cross if f["video"] == vid], key=lambda f: -f["severity"])
         log.set_flags(vid, flags, kinds=DRIFT_KINDS)
         tmp = out_dir / f".{vid}.csv.tmp"
         sig.to_csv(tmp, index=False, float_format="%.5g")

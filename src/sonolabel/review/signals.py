@@ -11,6 +11,11 @@
 * ``correction``: where a person corrected a propagated frame, the share of pixels they changed
   (how wrong propagation had been there).
 
+Each of these except the areas has a ``<signal>_class`` column: the class behind the frame's value
+(the class whose area changed most, the fragmented class, the class that appeared or vanished, the
+class the correction changed most; -1 where none), so that a flag names the structure
+(``review.regions`` then boxes the region).
+
 The model-based signals (``model_ce``, ``model_dice``, ``model_shift_<class>``, ``model_uncertainty``)
 come from ``sonolabel predict`` and the propagation's own confidence (``similarity``, ``entropy``) from
 propagation; all of them meet in :func:`signal_table`, which adds ``model_dice_worst`` and
@@ -57,11 +62,22 @@ def nearest_keyframe(n_frames: int, keyframes: list[int]) -> np.ndarray:
 
 def keyframe_deviation(area: np.ndarray, keyframes: list[int]) -> np.ndarray:
     """Per frame, the largest relative change of a foreground class's area from the nearest keyframe's."""
+    return _keyframe_deviations(area, keyframes).max(1).astype(np.float32)
+
+
+def _keyframe_deviations(area: np.ndarray, keyframes: list[int]) -> np.ndarray:
+    """(T, K-1) relative change of each foreground class's area from the nearest keyframe's; NaN without keyframes."""
     if not keyframes:
-        return np.full(len(area), np.nan, np.float32)
+        return np.full((len(area), area.shape[1] - 1), np.nan, np.float32)
     ref = area[nearest_keyframe(len(area), keyframes)][:, 1:]
-    rel = np.abs(area[:, 1:] - ref) / np.maximum(ref, 0.002)  # a class absent at the keyframe counts from 0.2 %
-    return rel.max(1).astype(np.float32)
+    return np.abs(area[:, 1:] - ref) / np.maximum(ref, 0.002)  # a class absent at the keyframe counts from 0.2 %
+
+
+def _foreground_argmax(values: np.ndarray) -> np.ndarray:
+    """(T,) the foreground class (1-based: column + 1) with the largest of ``values`` (T, K-1) on each
+    frame; -1 where every value is 0 or NaN (nothing to name)."""
+    filled = np.nan_to_num(values, nan=0.0)
+    return np.where(filled.max(1) > 0, filled.argmax(1) + 1, -1)
 
 
 def label_signals(video: Video, batch: int = 64) -> pd.DataFrame:
@@ -73,6 +89,7 @@ def label_signals(video: Video, batch: int = 64) -> pd.DataFrame:
     area = np.zeros((n, k), np.float32)
     comps = np.zeros((n, k), np.int32)
     correction = np.full(n, np.nan, np.float32)
+    corrected_class = np.zeros((n, k - 1), np.float32)
     for start in range(0, n, batch):
         rows = np.arange(start, min(n, start + batch))
         ann, prop = readers[0].read_many(rows), readers[1].read_many(rows)
@@ -80,20 +97,31 @@ def label_signals(video: Video, batch: int = 64) -> pd.DataFrame:
         area[rows], comps[rows] = label_stats(final, k)
         corrected = src[rows] == LabelSource.CORRECTED
         if corrected.any():
-            correction[rows[corrected]] = (ann[corrected] != prop[corrected]).mean((1, 2))
+            a, p = ann[corrected], prop[corrected]
+            changed = a != p
+            correction[rows[corrected]] = changed.mean((1, 2))
+            for i, t in enumerate(rows[corrected]):  # per class, the pixels it gained or lost
+                corrected_class[t] = (np.bincount(a[i][changed[i]], minlength=256) + np.bincount(p[i][changed[i]], minlength=256))[1:k]
     present = area > 0
-    change = np.zeros(n, np.float32)
-    change[1:] = np.abs(np.diff(area, axis=0)).max(1)
-    flips = np.zeros(n, np.int32)
-    flips[1:] = (present[1:] != present[:-1]).sum(1)
+    step = np.zeros((n, k), np.float32)
+    step[1:] = np.abs(np.diff(area, axis=0))
+    flipped = np.zeros((n, k), bool)
+    flipped[1:] = present[1:] != present[:-1]
+    deviation = _keyframe_deviations(area, video.annotated_frames())
+    extra = np.maximum(comps[:, 1:] - 1, 0)
     df = pd.DataFrame(
         {
             "frame": np.arange(n),
-            "area_change": change,
-            "keyframe_deviation": keyframe_deviation(area, video.annotated_frames()),
-            "fragments": np.maximum(comps[:, 1:] - 1, 0).sum(1),
-            "appear_vanish": flips,
+            "area_change": step.max(1),
+            "keyframe_deviation": deviation.max(1).astype(np.float32),
+            "fragments": extra.sum(1),
+            "appear_vanish": flipped.sum(1),
             "correction": correction,
+            "area_change_class": _foreground_argmax(step[:, 1:]),
+            "keyframe_deviation_class": _foreground_argmax(deviation),
+            "fragments_class": _foreground_argmax(extra.astype(np.float32)),
+            "appear_vanish_class": _foreground_argmax(flipped[:, 1:].astype(np.float32)),
+            "correction_class": _foreground_argmax(corrected_class),
         }
     )
     names = video.project.palette.names
@@ -106,6 +134,7 @@ def label_signals(video: Video, batch: int = 64) -> pd.DataFrame:
             df[f"components_{names[c]}"] = comps[:, c]
     unlabelled = src == LabelSource.NONE
     df.loc[unlabelled, list(SIGNALS)] = np.nan
+    df.loc[unlabelled, [f"{s}_class" for s in SIGNALS]] = -1
     return df
 
 
@@ -119,7 +148,10 @@ def signal_table(video: Video, label_only: pd.DataFrame | None = None) -> pd.Dat
     names = list(video.project.palette.names)
     per_class = [f"model_dice_{c}" for c in names[1:] if f"model_dice_{c}" in out]
     if per_class:  # the worst class: a whole-frame score hardly moves when one structure is off
+        dice = out[per_class].to_numpy(float)
         out["model_dice_worst"] = out[per_class].min(axis=1, skipna=True)
+        worst = np.where(np.isfinite(dice), 1 - dice, np.nan)  # the class the model disagrees with most names its flags
+        out["model_worst_class"] = [names.index(per_class[j - 1].removeprefix("model_dice_")) if j > 0 else -1 for j in _foreground_argmax(worst)]
     shifts = [f"model_shift_{c}" for c in names[1:]]
     if all(c in out for c in shifts):
         out["model_shift"], out["model_shift_class"] = model_shift_excess(out[shifts].to_numpy(float), video.annotated_frames())
@@ -137,26 +169,3 @@ def model_shift_excess(shifts: np.ndarray, keyframes: list[int]) -> tuple[np.nda
     known = finite.any(1)
     filled = np.where(finite, values, -np.inf)
     return np.where(known, filled.max(1), np.nan), np.where(known, filled.argmax(1) + 1, -1)
-
-
-def disagreement_box(video: Video, start: int, stop: int, cls: int) -> list[int] | None:
-    """[y0, x0, y1, x1] (store pixels) around the pixels where the U-Net's prediction (``labels/predicted``)
-    and the labels disagree about class ``cls`` in frames ``start..stop-1`` (pixels that disagree at
-    least half as often as the most frequent one); None when they agree."""
-    if not video.has_prediction:
-        return None
-    rows = np.arange(start, stop)
-    ann, prop = FrameReader(video.annotated).read_many(rows), FrameReader(video.propagated).read_many(rows)
-    labels = np.where(ann != NO_LABEL, ann, prop)
-    often = ((labels == cls) != (FrameReader(video.predicted).read_many(rows) == cls)).mean(0)
-    if not often.any():
-        return None
-    return mask_box(often >= 0.5 * often.max())  # where they part in most of the span: a stray pixel of one frame does not stretch the box
-
-
-def mask_box(mask: np.ndarray, scale: int = 1) -> list[int] | None:
-    """[y0, x0, y1, x1] around the true pixels of a 2-D ``mask``, times ``scale``; None when there are none."""
-    if not mask.any():
-        return None
-    ys, xs = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    return [int(ys[0] * scale), int(xs[0] * scale), int((ys[-1] + 1) * scale), int((xs[-1] + 1) * scale)]
