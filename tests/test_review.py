@@ -535,3 +535,23 @@ def test_every_flag_names_its_class_and_boxes_its_region(project):
     dice[40:, 3] = 0.5  # ... FPL far worse from frame 40: the model's flags there are about FPL
     v.write_column("model_dice_class", 0, dice)
     assert signal_table(v)["model_worst_class"].tolist() == [6] * 40 + [3] * 20
+
+
+def test_an_end_stretch_is_read_as_propagation_reads_it(project, phantom_clip):
+    """Past the last keyframe there is one read and no spread to discount: read from the keyframe alone it
+    parts from honest propagation (which keeps an earlier keyframe in memory) by pixels, so it is read with
+    the same memory; honest labels then stay well inside the limit and a slide there is still flagged."""
+    from sonolabel.propagation import PropagationConfig, propagate_video
+    from sonolabel.propagation.modes import Engines
+    from sonolabel.review.consistency import consistency_signals
+
+    frames, truth = phantom_clip
+    v = _video(project, truth, (0, 60, 120), "end", frames)
+    config = PropagationConfig(mode="free", device="cpu")
+    propagate_video(v, config)
+    engine = Engines(project, config).for_video(v)[0]
+    honest = consistency_signals(v, engine)["consistency_px"].to_numpy()[121:]
+    assert np.nanmax(honest) < 0.5 * DriftConfig().consistency_px, np.nanmax(honest)
+    v.save_propagated(0, corrupt_stretch(np.asarray(v.propagated[:]), 120, 121, 241, "slide", 3, pixels=6))
+    slid = consistency_signals(v, engine)["consistency_px"].to_numpy()[121:]
+    assert np.nanmax(slid) > DriftConfig().consistency_px, np.nanmax(slid)  # the 6 px at the far end

@@ -4,8 +4,10 @@
 (forward from the left one, backward from the right one, nothing else in memory) and compared, frame
 by frame and class by class, with the labels the project holds, whatever wrote them (propagation,
 an import, a person's edits). A class that slid, bled or shrank away from what either keyframe
-supports disagrees with both reads; honest propagation agrees with at least the nearer one. Per
-class the better side counts:
+supports disagrees with both reads; honest propagation agrees with at least the nearer one. A
+stretch at an end of the video has one keyframe and one read, made as propagation makes it (the
+keyframes it has passed in permanent memory): with no second read to measure the engine's spread,
+labels are checked against the engine's own answer there. Per class the better side counts:
 
 * ``consistency_px``: per class, the boundary shift between the stored labels and the nearer read,
   in pixels at store resolution, estimated as the disagreeing area over the mean outline length (a
@@ -86,13 +88,26 @@ def _box(stored: np.ndarray, read: np.ndarray, cls: int, scale: int) -> list[int
     return mask_box((stored == cls) != (read == cls), scale) or [-1] * 4
 
 
-def _read_side(runner: VideoPropagator, seg, start: int, reverse: bool, size: tuple[int, int]) -> np.ndarray:
-    """Labels of every frame of ``seg`` read from keyframe ``start`` alone, at ``size``."""
+def _read_side(runner: VideoPropagator, seg, start: int, reverse: bool, size: tuple[int, int], extras: list[int] = ()) -> np.ndarray:
+    """Labels of every frame of ``seg`` read from keyframe ``start`` (with ``extras`` in permanent memory), at ``size``."""
     engine = runner.engine
     out = np.empty((seg.n_frames, *size), np.uint8)
-    for s, e, probs, _ in runner.read_pass(seg, start, reverse):
+    for s, e, probs, _ in runner.read_pass(seg, start, reverse, extras):
         out[s - seg.first : e - seg.first] = engine.to_labels(probs.float(), size)
     return out
+
+
+def _reads(runner: VideoPropagator, seg, size: tuple[int, int]) -> list[np.ndarray]:
+    """The reads of ``seg``: from each of its two keyframes alone; for a stretch with one keyframe (an end
+    of the video), the one read propagation makes there, with the keyframes it has passed in permanent
+    memory. With one side there is no second read to measure the engine's spread by, so the read must be
+    the engine's own answer: read from the keyframe alone, it parts from propagation's by 1-3 px over 100
+    frames with nothing wrong (and honest labels would be flagged), while with the same memory it stays
+    under 1 px."""
+    if seg.left is not None and seg.right is not None:
+        return [_read_side(runner, seg, start, rev, size) for start, rev in ((seg.left, False), (seg.right, True))]
+    start, rev = (seg.left, False) if seg.left is not None else (seg.right, True)
+    return [_read_side(runner, seg, start, rev, size, runner.extra_keyframes(start, rev))]
 
 
 def _stored(video: Video, first: int, stop: int, readers) -> np.ndarray:
@@ -116,7 +131,7 @@ def consistency_signals(video: Video, engine: Engine, batch: int = 64) -> pd.Dat
     readers = [FrameReader(video.annotated), FrameReader(video.propagated)]
     values = out[list(COLUMNS)].to_numpy(float)
     for seg in plan_segments(n, keys):
-        sides = [_read_side(runner, seg, start, rev, size) for start, rev in ((seg.left, False), (seg.right, True)) if start is not None]
+        sides = _reads(runner, seg, size)
         if len(sides) == 2:
             values[seg.first : seg.last + 1, -2:] = presence_evidence(video, seg, sides, k, readers)
         for s in range(seg.first, seg.last + 1, batch):
