@@ -496,6 +496,7 @@ def test_cli_drift_and_review(tmp_path, phantom_labels):
     flags = [w for w in r.stdout.split() if w.startswith(f"{vid}:")]
     trend = [f for f in flags if f.startswith(f"{vid}:trend:keyframe_deviation:")]
     assert len(trend) == 1 and trend[0].endswith("-60"), r.stdout  # the slid half-segment, from where the slide counts
+    assert "FDP: rows " in r.stdout, r.stdout  # the class that slid (2) and the region a reviewer should look at
     for flag in flags:
         assert run("review", "exclude", str(path), flag, "--who", "anna", "--note", "slid").returncode == 0
     assert "nothing to review" in run("review", "list", str(path)).stdout

@@ -67,6 +67,10 @@ def review(args) -> int:
             return 0
         for _, f in queue.head(args.limit).iterrows():
             print(f"[{f['state']:9s}] {f['severity']:6.2f}  {f['id']}\n            {f['reason']}")
+            if isinstance(f["class"], str):
+                box = f["box"] if isinstance(f["box"], list) else None
+                where = f": rows {box[0]}-{box[2] - 1}, columns {box[1]}-{box[3] - 1}" if box else ""
+                print(f"            {f['class']}{where}")
         if len(queue) > args.limit:
             print(f"... {len(queue) - args.limit} more (--limit)")
         return 0

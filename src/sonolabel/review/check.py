@@ -205,7 +205,10 @@ def run_check(
     flags = keyframe_flags(checks, names, scale, limits)
     log = ReviewLog(project)
     for r in results:
-        r.flags = [{**f, "box": _keyframe_box(project.video(r.video), f["start"], names.index(f["class"]))} for f in flags.get(r.video, [])]
+        r.flags = [
+            {**f, "box": _keyframe_box(project.video(r.video), f["start"], names.index(f["class"])) if f["class"] in names else None}
+            for f in flags.get(r.video, [])
+        ]
         log.set_flags(r.video, r.flags, kinds={KIND})
         project.video(r.video).set_state(
             CHECK_STATE,
