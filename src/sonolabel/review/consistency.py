@@ -49,9 +49,8 @@ from ..propagation.engine import Engine
 from ..propagation.propagate import VideoPropagator, plan_segments
 from ..store import Video
 from ..store.chunks import FrameReader
-from ..store.layout import NO_LABEL
 from .drift import presence_doubt
-from .regions import mask_box
+from .regions import final_labels, mask_box
 from .signals import nearest_keyframe
 
 STRIDE = 2
@@ -111,9 +110,7 @@ def _reads(runner: VideoPropagator, seg, size: tuple[int, int]) -> list[np.ndarr
 
 
 def _stored(video: Video, first: int, stop: int, readers) -> np.ndarray:
-    rows = np.arange(first, stop)
-    ann, prop = readers[0].read_many(rows), readers[1].read_many(rows)
-    return np.where(ann != NO_LABEL, ann, prop)[:, ::STRIDE, ::STRIDE]
+    return final_labels(video, np.arange(first, stop), readers)[:, ::STRIDE, ::STRIDE]
 
 
 def consistency_signals(video: Video, engine: Engine, batch: int = 64) -> pd.DataFrame:

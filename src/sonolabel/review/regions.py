@@ -54,9 +54,11 @@ def span_rows(start: int, stop: int, sample: int = SAMPLE) -> np.ndarray:
     return np.unique(np.linspace(start, stop - 1, min(sample, stop - start)).round().astype(int))
 
 
-def final_labels(video: Video, rows: np.ndarray) -> np.ndarray:
-    """(len(rows), H, W) the labels a frame has: the annotation where there is one, else the propagated labels."""
-    ann, prop = FrameReader(video.annotated).read_many(rows), FrameReader(video.propagated).read_many(rows)
+def final_labels(video: Video, rows: np.ndarray, readers: tuple[FrameReader, FrameReader] | None = None) -> np.ndarray:
+    """(len(rows), H, W) the labels a frame has: the annotation where there is one, else the propagated labels.
+    ``readers``: the video's (annotated, propagated) readers, when the caller keeps them across calls."""
+    annotated, propagated = readers or (FrameReader(video.annotated), FrameReader(video.propagated))
+    ann, prop = annotated.read_many(rows), propagated.read_many(rows)
     return np.where(ann != NO_LABEL, ann, prop)
 
 
@@ -74,6 +76,11 @@ def disagreement_box(video: Video, start: int, stop: int, cls: int) -> list[int]
 def label_change_box(video: Video, signal: str, start: int, stop: int, cls: int) -> list[int] | None:
     """The box around what the label-only ``signal`` measured of class ``cls`` over frames ``start..stop-1``."""
     rows = span_rows(start, stop)
+    if signal in ("area_change", "appear_vanish"):  # each frame against the one before it, read once
+        both = np.union1d(rows, np.maximum(rows - 1, 0))
+        labels = final_labels(video, both) == cls
+        index = {t: i for i, t in enumerate(both)}
+        return often_box(labels[[index[t] for t in rows]] != labels[[index[max(t - 1, 0)] for t in rows]])
     labels = final_labels(video, rows)
     mine = labels == cls
     if signal == "keyframe_deviation":
@@ -83,9 +90,6 @@ def label_change_box(video: Video, signal: str, start: int, stop: int, cls: int)
         near = nearest_keyframe(video.n_frames, keys)[rows]
         ref = {k: final_labels(video, np.array([k]))[0] == cls for k in np.unique(near)}
         masks = mine != np.stack([ref[k] for k in near])
-    elif signal in ("area_change", "appear_vanish"):
-        before = final_labels(video, np.maximum(rows - 1, 0)) == cls
-        masks = mine != before
     elif signal == "fragments":
         masks = np.stack([_beyond_largest(m) for m in mine])
     elif signal == "correction":
