@@ -187,11 +187,50 @@ def test_two_stage_run_learns_to_rank_and_reports_held_out_scores(rank_data, mar
     assert 0.0 <= test["rank"]["mean_auc"] <= 1.0 and set(test["rank"]["auc"]) == set(FINGERS)
     assert set(test["flex"]["macro"]) == {"accuracy", "precision", "recall", "f1", "auc"}
     log = pd.read_csv(rank_data / "run" / "log.csv")
-    assert log["stage"].tolist() == ["rank"] * 4 + ["features"] + ["flex"] * 2  # the flexion features cost once, logged
-    for name in ("best.pt", "rank_best.pt", "last.pt", "curves.png", "metrics.json"):
+    chosen = res.metrics["refit"]["epoch"]  # stage 2 again on sub-02 and the validation subject, kept at validation's epoch
+    assert log["stage"].tolist() == ["rank"] * 4 + ["features"] + ["flex"] * 2 + ["features"] + ["refit"] * chosen  # the features cost once per stage 2, logged
+    assert res.metrics["refit"]["subjects"] == ["sub-02", "sub-03"]
+    for name in ("best.pt", "flex_best.pt", "rank_best.pt", "last.pt", "curves.png", "metrics.json"):
         assert (rank_data / "run" / name).is_file()
     ckpt = torch.load(rank_data / "run" / "best.pt", weights_only=True)
-    assert ckpt["kind"] == "rank" and ckpt["config"]["fold"] == 0
+    assert ckpt["kind"] == "rank" and ckpt["config"]["fold"] == 0 and ckpt["stage"] == "refit"
+    assert torch.load(rank_data / "run" / "flex_best.pt", weights_only=True)["epoch"] + 1 == chosen
+    # the refit starts where stage 2 started: stage 1's best encoder, which stage 2 leaves alone with areas
+    ranked = torch.load(rank_data / "run" / "rank_best.pt", weights_only=True)["model"]
+    assert torch.equal(ckpt["model"]["frames.proj.weight"], ranked["frames.proj.weight"])
+
+
+def test_refit_learns_the_validation_subject_too_and_resumes(rank_data, tmp_path):
+    """Stage 2 picks its epoch on the validation subject, then trains again from the same start on the
+    training and validation subjects together and keeps that epoch: the final model fits the validation
+    subject better than the chosen model that never saw it, the validation scores in metrics.json are
+    the chosen model's, and rerunning the command finds the refit done."""
+    from sonolabel.rank.data import WindowReader, build_windows
+    from sonolabel.rank.evaluate import evaluate_flexion
+    from sonolabel.rank.train import load_rank_model, train_rank
+    from sonolabel.training.config import config_from
+
+    cfg = config_from(RankConfig, sets=[*TINY, "fold=2", "baseline=mft-rest", "input=labels", "flex_epochs=3", "lr_heads=0.01"])
+    res = train_rank(rank_data / "ds", tmp_path / "r", cfg, progress=False)
+    subjects = res.metrics["subjects"]
+    assert res.metrics["refit"]["subjects"] == subjects["train"] + subjects["val"] and subjects["val"] != subjects["train"]
+    windows = build_windows(rank_data / "ds", subjects["val"], cfg.length, cfg.subsample, cfg.window_step, cfg.flex_fraction, cfg.flex_min_range)
+    reader, cpu = WindowReader(rank_data / "ds", "labels", cfg.size), torch.device("cpu")
+    chosen, _ = load_rank_model(tmp_path / "r" / "flex_best.pt")
+    final, _ = load_rank_model(tmp_path / "r")
+    seen, unseen = evaluate_flexion(final, reader, windows, cpu), evaluate_flexion(chosen, reader, windows, cpu)
+    assert seen["loss"] < unseen["loss"]
+    assert res.metrics["val"]["flex"]["loss"] == pytest.approx(unseen["loss"])
+    log = pd.read_csv(tmp_path / "r" / "log.csv")
+    rows = len(log)
+    again = train_rank(rank_data / "ds", tmp_path / "r", cfg, progress=False)  # resumes: nothing left to train
+    assert len(pd.read_csv(tmp_path / "r" / "log.csv")) == rows and again.metrics["refit"] == res.metrics["refit"]
+    # no refit when switched off: the final model is the chosen one
+    cfg = config_from(RankConfig, sets=[*TINY, "fold=2", "baseline=mft-rest", "input=labels", "flex_epochs=1", "refit=false"])
+    off = train_rank(rank_data / "ds", tmp_path / "off", cfg, progress=False)
+    assert "refit" not in off.metrics and "refit" not in pd.read_csv(tmp_path / "off" / "log.csv")["stage"].tolist()
+    best, kept = (torch.load(tmp_path / "off" / n, weights_only=True)["model"] for n in ("best.pt", "flex_best.pt"))
+    assert all(torch.equal(best[k], kept[k]) for k in best)
 
 
 def test_groups_rank_every_pair_of_windows_of_one_video(rank_data):
@@ -243,7 +282,7 @@ def test_resume_continues_from_the_saved_stage_and_epoch(rank_data, tmp_path):
     assert log["stage"].tolist() == ["rank", "rank"] and log["epoch"].tolist() == [1, 2]
     assert log.iloc[0]["train_loss"] == pytest.approx(first.iloc[0]["train_loss"])  # epoch 1 was kept, not redone
     assert cli([*run, "--stage", "flex", "--set", "epochs=2"]) == 0  # stage 2 starts from stage 1's best
-    assert pd.read_csv(tmp_path / "r" / "log.csv")["stage"].tolist() == ["rank", "rank", "flex"]
+    assert pd.read_csv(tmp_path / "r" / "log.csv")["stage"].tolist() == ["rank", "rank", "flex", "refit"]
     assert cli([*run, "--stage", "flex", "--set", "epochs=2", "--set", "size=32"]) == 2  # another architecture: refused
 
 

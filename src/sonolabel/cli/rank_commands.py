@@ -35,6 +35,9 @@ def _print_metrics(metrics: dict) -> None:
                 f"recall {mac['recall']:.3f}, F1 {mac['f1']:.3f}, AUC {mac['auc']:.3f} (macro over fingers); "
                 f"F1 {m['flex']['calibrated']['f1']:.3f} with thresholds from each session's rest period"
             )
+    if "refit" in metrics:
+        r = metrics["refit"]
+        print(f"final model: stage 2 refit on {', '.join(r['subjects'])}, kept at epoch {r['epoch']} (validation: flex_best.pt)")
 
 
 def train_rank(args) -> int:
@@ -63,7 +66,7 @@ def train_rank(args) -> int:
 
     result = run(args.dataset, args.out, cfg)
     _print_metrics(result.metrics)
-    print(f"run folder: {args.out} (best.pt, rank_best.pt, last.pt, log.csv, curves.png, metrics.json)")
+    print(f"run folder: {args.out} (best.pt, flex_best.pt, rank_best.pt, last.pt, log.csv, curves.png, metrics.json)")
     return 0
 
 

@@ -42,6 +42,7 @@ class RankConfig:
     tie_weight: float = 0.5  # lambda: weight of logit^2 on uninformative pairs
     ema_decay: float = 0.0  # > 0: stage 1 validates and keeps an exponential moving average of the weights (0: off)
     flex_epochs: int = 10  # stage 2
+    refit: bool = True  # stage 2 again on the training and validation subjects together, kept at the epoch validation chose
     flex_batch_size: int = 8  # windows (each with its rest reference) per batch
     flex_input: str = "auto"  # flexion reads: embeddings | areas (class shapes vs the rest frame) | both | flow (image motion); auto: areas, or flow for raw
     flex_strips: int = 4  # areas: strips across each class (0: whole-class shares); see rank/shapes.py

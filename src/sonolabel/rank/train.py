@@ -1,10 +1,13 @@
 """Train SonoRank on an exported dataset: stage 1 ranks pairs of windows, stage 2 classifies flexion.
 
 A run folder holds ``pretrain.pt`` (with ``pretrain_steps``: the self-supervised frame encoder
-stage 1 starts from), ``rank_best.pt`` (stage 1, highest validation ranking AUC), ``best.pt`` (the
-final model: stage 2's best by validation macro F1, or stage 1's when only ranking was trained), ``last.pt`` (everything
-needed to resume, optimiser and schedule included), ``log.csv`` / ``curves.png`` and
-``metrics.json`` (ranking AUC and flexion scores on the validation and, for a fold, test subject).
+stage 1 starts from), ``rank_best.pt`` (stage 1, highest validation ranking AUC), ``flex_best.pt``
+(stage 2's epoch with the highest calibrated F1 on the validation subjects), ``best.pt`` (the final
+model: with ``refit``, stage 2 trained again on the training and validation subjects together and
+stopped at that epoch; else ``flex_best.pt``, or stage 1's best when only ranking was trained),
+``last.pt`` (everything needed to resume, optimiser and schedule included), ``log.csv`` /
+``curves.png`` and ``metrics.json`` (ranking AUC and flexion scores on the validation subjects, read
+with the models they did not train, and, for a fold, on the test subject).
 Rerunning the same command resumes where ``last.pt`` left off.
 """
 
@@ -146,9 +149,10 @@ class Run:
         if self.progress:
             print(f"pretrain: {self.cfg.pretrain_steps} batches, loss {row['train_loss']:.3f} ({row['seconds']:.0f} s)")
 
-    def _epochs(self, stage: str, n_epochs: int, steps: int, state: dict | None, step_fn, validate, score: str) -> None:
-        """Shared loop of both stages: train ``steps`` batches per epoch, validate, keep the best (highest
-        validation ``score``) and the last."""
+    def _epochs(self, stage: str, n_epochs: int, steps: int, state: dict | None, step_fn, validate, score: str, stop: int | None = None) -> None:
+        """Shared loop of the stages: train ``steps`` batches per epoch on a schedule of ``n_epochs``,
+        validate, keep the best (highest validation ``score``) and the last. Without ``validate`` (the
+        refit), train up to epoch ``stop`` of the same schedule and keep that epoch."""
         opt, sched = _optimizer(self.model, self.cfg, n_epochs * steps)
         # ranking only: stage 2's classifier starts from random weights, and an average that starts there
         # lags it for epochs (flexion from class areas: held-out F1 0.09 with the average, 0.50 without)
@@ -161,9 +165,9 @@ class Run:
             start, best = int(state["epoch"]) + 1, float(state["best"])
             if ema is not None:
                 ema.load_state_dict(state["ema"])
-        best_name = "rank_best.pt" if stage == "rank" else "best.pt"
+        best_name = {"rank": "rank_best.pt", "flex": "flex_best.pt"}.get(stage, "best.pt")
         loop = Optimisation(opt, self.device.type, torch.bfloat16 if self.amp else None, sched, ema, self.model)
-        for epoch in range(start, n_epochs):
+        for epoch in range(start, stop or n_epochs):
             t0 = time.perf_counter()
             self.model.train()
             stats = run_epoch(((1, loss) for loss in step_fn(epoch)), loop, steps, desc=f"{stage} {epoch + 1}/{n_epochs}", progress=self.progress)
@@ -171,9 +175,12 @@ class Run:
             if ema is not None:  # validate and keep the average; training goes on from the trained weights
                 trained = {k: v.clone() for k, v in self.model.state_dict().items()}
                 self.model.load_state_dict(ema.module.state_dict())
-            val = validate()
-            improved = val[score] > best or not (self.out / best_name).exists()
-            best = max(best, val[score])
+            if validate is None:
+                val, improved = {}, epoch + 1 == stop
+            else:
+                val = validate()
+                improved = val[score] > best or not (self.out / best_name).exists()
+                best = max(best, val[score])
             row = {"stage": stage, "epoch": epoch + 1, "train_loss": stats.mean_loss, **val, "seconds": time.perf_counter() - t0, "best": improved}
             self.log(row)
             if improved:
@@ -215,16 +222,30 @@ class Run:
 
         self._epochs("rank", cfg.epochs, steps, state, batches, validate, "val_mean_auc")
 
-    def train_flexion(self, state: dict | None) -> None:
+    @property
+    def refits(self) -> bool:
+        """Whether stage 2 is trained again on the validation subjects too (``refit``; they must be others)."""
+        return self.cfg.refit and bool(set(self.subjects["val"]) - set(self.subjects["train"]))
+
+    def train_flexion(self, state: dict | None, refit_to: int | None = None) -> None:
+        """Stage 2 on the training subjects, keeping the epoch with the best calibrated F1 on the validation
+        subjects; with ``refit_to``, the same schedule again from the same start on the training and
+        validation subjects together, kept at epoch ``refit_to`` (the refit)."""
         cfg, dev = self.cfg, self.device
+        if state is not None and int(state["epoch"]) + 1 >= (refit_to or cfg.flex_epochs):
+            return  # a finished stage, resumed: nothing to compute
         # features compared against the rest frame (areas, flow) need the window as seen, like the rest
         # frame: a crop of one and not the other is a change of its own; they are computed once, and
         # standardised per video with feature_norm session
         model = self.model
-        windows = self.train_windows.subset(np.arange(len(self.train_windows))[:: cfg.window_step])
+        windows = self.train_windows
+        if refit_to:
+            subjects = self.subjects["train"] + self.subjects["val"]
+            windows = build_windows(self.data, subjects, cfg.length, cfg.subsample, 1, cfg.flex_fraction, cfg.flex_min_range)
+        windows = windows.subset(np.arange(len(windows))[:: cfg.window_step])
         t0 = time.perf_counter()
         feats = window_features(model, self.reader, windows, dev)
-        val_feats = window_features(model, self.reader, self.val_windows, dev)  # once, not every epoch
+        val_feats = None if refit_to else window_features(model, self.reader, self.val_windows, dev)  # once, not every epoch
         if feats is not None:  # their cost, in the log like pretraining's (not drawn)
             self.log({"stage": "features", "epoch": 0, "seconds": time.perf_counter() - t0})
         ds = FlexWindows(windows, self.reader, augment=feats is None, frames=model.uses_embeddings)
@@ -245,7 +266,24 @@ class Run:
             r = evaluate_flexion(self.model, self.reader, self.val_windows, dev, features=val_feats)
             return {"loss": r["loss"], "val_macro_f1": r["macro"]["f1"], "val_calibrated_f1": r["calibrated"]["f1"]}
 
-        self._epochs("flex", cfg.flex_epochs, steps, state, batches, validate, "val_calibrated_f1")
+        if refit_to:
+            self._epochs("refit", cfg.flex_epochs, steps, state, batches, None, "", stop=refit_to)
+        else:
+            self._epochs("flex", cfg.flex_epochs, steps, state, batches, validate, "val_calibrated_f1")
+
+    def refit_flexion(self, state: dict | None) -> None:
+        """Stage 2 again, from the weights it started from, on the training and validation subjects together,
+        stopped at the epoch validation chose: one more subject to learn from, where a fold has few (held-out
+        flexion F1 on five phantom subjects, docs/sonorank.md)."""
+        chosen = int(load_checkpoint(self.out / "flex_best.pt", "rank")["epoch"]) + 1
+        if state is None:  # stage 2's start: the seeded weights, the pretrained frame encoder, stage 1's best
+            torch.manual_seed(self.cfg.seed)
+            self.model.load_state_dict(SonoRank(self.model.cfg).state_dict())
+            if (self.out / "pretrain.pt").exists():
+                self.model.frames.load_state_dict(load_checkpoint(self.out / "pretrain.pt", "rank")["frames"])
+            if self.cfg.baseline is None and (self.out / "rank_best.pt").exists():
+                self.load_ranking()
+        self.train_flexion(state, refit_to=chosen)
 
     def final_metrics(self) -> dict:
         parts = {"val": self.val_windows, **({"test": self.test_windows} if self.test_windows is not None else {})}
@@ -257,9 +295,13 @@ class Run:
                 metrics[part]["rank"] = evaluate_ranking(
                     self.model, self.reader, windows, self.cfg.eval_pairs, self.device, self.cfg.informative_deg, self.cfg.tie_weight
                 )
-            if self.cfg.stage != "rank":
-                self.model.load_state_dict(load_checkpoint(self.out / "best.pt", "rank")["model"])
+            if self.cfg.stage != "rank":  # validation subjects are read with the model they did not train
+                name = "flex_best.pt" if part == "val" and (self.out / "flex_best.pt").exists() else "best.pt"
+                self.model.load_state_dict(load_checkpoint(self.out / name, "rank")["model"])
                 metrics[part]["flex"] = evaluate_flexion(self.model, self.reader, windows, self.device)
+        if self.cfg.stage != "rank" and self.refits:
+            kept = int(load_checkpoint(self.out / "best.pt", "rank")["epoch"]) + 1
+            metrics["refit"] = {"epoch": kept, "subjects": self.subjects["train"] + self.subjects["val"]}
         tmp = self.out / ".metrics.json.tmp"
         tmp.write_text(json.dumps(metrics, indent=1, default=float))
         os.replace(tmp, self.out / "metrics.json")
@@ -290,7 +332,7 @@ def train_rank(dataset: "str | Path | ExportedDataset", out: str | Path, cfg: Ra
         run.train_ranking(state)
         state = None
     if cfg.stage in ("flex", "both"):
-        if state is None or state.get("stage") != "flex":
+        if state is None or state.get("stage") not in ("flex", "refit"):
             if cfg.baseline is None:
                 if not (out / "rank_best.pt").exists():
                     raise InputError(
@@ -300,7 +342,13 @@ def train_rank(dataset: "str | Path | ExportedDataset", out: str | Path, cfg: Ra
                     )
                 run.load_ranking()
             state = None
-        run.train_flexion(state)
+        if state is None or state["stage"] == "flex":
+            run.train_flexion(state)
+            state = None
+        if run.refits:
+            run.refit_flexion(state)
+        else:
+            save_checkpoint(out / "best.pt", load_checkpoint(out / "flex_best.pt", "rank"))
     else:  # ranking only: the final model is stage 1's best
         save_checkpoint(out / "best.pt", load_checkpoint(out / "rank_best.pt", "rank"))
     return RankResult(out, run.final_metrics(), run.meta["parameters"])
