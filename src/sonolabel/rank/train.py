@@ -197,8 +197,8 @@ class Run:
                 **({"ema": ema.state_dict()} if ema is not None else {}),
             )
             if self.progress:
-                shown = ", ".join(f"{k} {v:.3f}" for k, v in val.items() if isinstance(v, float))
-                print(f"{stage} epoch {epoch + 1}/{n_epochs}: train loss {row['train_loss']:.4f}, {shown}{' *' if improved else ''} ({row['seconds']:.0f} s)")
+                shown = "".join(f", {k} {v:.3f}" for k, v in val.items() if isinstance(v, float))
+                print(f"{stage} epoch {epoch + 1}/{n_epochs}: train loss {row['train_loss']:.4f}{shown}{' *' if improved else ''} ({row['seconds']:.0f} s)")
 
     def train_ranking(self, state: dict | None) -> None:
         cfg, dev = self.cfg, self.device
