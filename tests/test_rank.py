@@ -233,6 +233,46 @@ def test_refit_learns_the_validation_subject_too_and_resumes(rank_data, tmp_path
     assert all(torch.equal(best[k], kept[k]) for k in best)
 
 
+REFIT_RUN = """
+import sys
+from sonolabel.rank.config import RankConfig
+from sonolabel.rank.train import train_rank
+from sonolabel.training.config import config_from
+train_rank(sys.argv[1], sys.argv[2], config_from(RankConfig, sets=sys.argv[3:]), progress=True)
+"""
+
+
+def test_a_refit_killed_after_its_first_epoch_resumes_to_the_same_model(rank_data, tmp_path):
+    """kill -9 once the refit has saved its first epoch; the rerun resumes there (no epoch trained twice)
+    and ends with the model an uninterrupted run gives."""
+    import signal
+    import subprocess
+    import sys
+
+    from sonolabel.rank.train import train_rank
+    from sonolabel.training.config import config_from
+
+    sets = [*TINY, "fold=2", "baseline=mft-rest", "input=labels", "flex_epochs=3", "lr_heads=0.01", "dropout=0"]
+    proc = subprocess.Popen([sys.executable, "-u", "-c", REFIT_RUN, str(rank_data / "ds"), str(tmp_path / "killed"), *sets], stdout=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith("refit epoch 1/"):
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert line.startswith("refit epoch 1/") and torch.load(tmp_path / "killed" / "last.pt", weights_only=True)["stage"] == "refit"
+    refit_epochs_before = (pd.read_csv(tmp_path / "killed" / "log.csv")["stage"] == "refit").sum()
+    cfg = config_from(RankConfig, sets=sets)
+    resumed = train_rank(rank_data / "ds", tmp_path / "killed", cfg, progress=False)
+    whole = train_rank(rank_data / "ds", tmp_path / "whole", cfg, progress=False)
+    assert resumed.metrics["refit"] == whole.metrics["refit"] and refit_epochs_before < whole.metrics["refit"]["epoch"]  # killed with epochs to go
+    killed, whole_log = (pd.read_csv(tmp_path / d / "log.csv") for d in ("killed", "whole"))
+    epochs = [log.loc[log["stage"] != "features", ["stage", "epoch"]].values.tolist() for log in (killed, whole_log)]
+    assert epochs[0] == epochs[1]  # no epoch trained twice (the resumed refit computes its features again, and logs it)
+    a, b = (torch.load(tmp_path / d / "best.pt", weights_only=True)["model"] for d in ("killed", "whole"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+
+
 def test_groups_rank_every_pair_of_windows_of_one_video(rank_data):
     from sonolabel.rank.data import RankGroups, WindowReader, build_windows, group_pairs
     from sonolabel.rank.objectives import pair_targets, ranking_loss
