@@ -66,7 +66,8 @@ def train_rank(args) -> int:
 
     result = run(args.dataset, args.out, cfg)
     _print_metrics(result.metrics)
-    print(f"run folder: {args.out} (best.pt, flex_best.pt, rank_best.pt, last.pt, log.csv, curves.png, metrics.json)")
+    files = ("pretrain.pt", "rank_best.pt", "flex_best.pt", "best.pt", "last.pt", "log.csv", "curves.png", "metrics.json")
+    print(f"run folder: {args.out} ({', '.join(n for n in files if (Path(args.out) / n).is_file())})")
     return 0
 
 
