@@ -159,23 +159,21 @@ def test_two_stage_run_learns_to_rank_and_reports_held_out_scores(rank_data, mar
     from sonolabel.rank.train import load_rank_model, train_rank
     from sonolabel.training.config import config_from
 
-    cfg = config_from(
-        RankConfig,
-        sets=[
-            *TINY,
-            "fold=0",
-            "input=labels",
-            "augment=false",
-            "pairs_per_epoch=1200",
-            "epochs=4",
-            "flex_epochs=2",
-            "lr_early=1e-3",
-            "lr_late=1e-3",
-            "lr_temporal=1e-3",
-            "lr_heads=3e-3",
-            f"seed={QUALITY_SEED}",
-        ],
-    )
+    cfg_sets = [
+        *TINY,
+        "fold=0",
+        "input=labels",
+        "augment=false",
+        "pairs_per_epoch=1200",
+        "epochs=4",
+        "flex_epochs=2",
+        "lr_early=1e-3",
+        "lr_late=1e-3",
+        "lr_temporal=1e-3",
+        "lr_heads=3e-3",
+        f"seed={QUALITY_SEED}",
+    ]
+    cfg = config_from(RankConfig, sets=cfg_sets)
     res = train_rank(rank_data / "ds", rank_data / "run", cfg, progress=False)
     test = res.metrics["test"]
     assert res.metrics["subjects"]["test"] == ["sub-01"] and res.metrics["subjects"]["train"] == ["sub-02"]
@@ -198,6 +196,13 @@ def test_two_stage_run_learns_to_rank_and_reports_held_out_scores(rank_data, mar
     # the refit starts where stage 2 started: stage 1's best encoder, which stage 2 leaves alone with areas
     ranked = torch.load(rank_data / "run" / "rank_best.pt", weights_only=True)["model"]
     assert torch.equal(ckpt["model"]["frames.proj.weight"], ranked["frames.proj.weight"])
+    # --stage flex continuing this stage 1 in another folder trains the same stage 2 (what
+    # benchmarks/sonorank_loso.py relies on when only stage-2 settings changed)
+    (rank_data / "again").mkdir()
+    (rank_data / "again" / "rank_best.pt").write_bytes((rank_data / "run" / "rank_best.pt").read_bytes())
+    train_rank(rank_data / "ds", rank_data / "again", config_from(RankConfig, sets=[*cfg_sets, "stage=flex"]), progress=False)
+    again = torch.load(rank_data / "again" / "best.pt", weights_only=True)["model"]
+    assert all(torch.equal(again[k], ckpt["model"][k]) for k in ckpt["model"])
 
 
 def test_refit_learns_the_validation_subject_too_and_resumes(rank_data, tmp_path):
@@ -252,7 +257,7 @@ def test_a_refit_killed_after_its_first_epoch_resumes_to_the_same_model(rank_dat
     from sonolabel.rank.train import train_rank
     from sonolabel.training.config import config_from
 
-    sets = [*TINY, "fold=2", "baseline=mft-rest", "input=labels", "flex_epochs=3", "lr_heads=0.01", "dropout=0"]
+    sets = [*TINY, "fold=2", "baseline=mft-rest", "input=labels", "flex_epochs=3", "lr_heads=0.01"]  # dropout 0.3: a resumed epoch draws what it would have
     proc = subprocess.Popen([sys.executable, "-u", "-c", REFIT_RUN, str(rank_data / "ds"), str(tmp_path / "killed"), *sets], stdout=subprocess.PIPE, text=True)
     for line in proc.stdout:
         if line.startswith("refit epoch 1/"):

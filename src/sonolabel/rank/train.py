@@ -53,6 +53,9 @@ def _optimizer(model: SonoRank, cfg: RankConfig, total_steps: int):
     return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, total_steps))
 
 
+STAGES = ("rank", "flex", "refit")  # the epoch loops, in their order
+
+
 class Run:
     """One training run in ``out``: the data, the model, checkpoints and the epoch log."""
 
@@ -169,6 +172,9 @@ class Run:
         loop = Optimisation(opt, self.device.type, torch.bfloat16 if self.amp else None, sched, ema, self.model)
         for epoch in range(start, stop or n_epochs):
             t0 = time.perf_counter()
+            # the epoch's draws (dropout) come from the seed, the stage and the epoch alone: a resumed run,
+            # or stage 2 continuing another process's stage 1 (--stage flex), draws what one uninterrupted run does
+            torch.manual_seed(int(np.random.SeedSequence([self.cfg.seed, STAGES.index(stage), epoch]).generate_state(1)[0]))
             self.model.train()
             stats = run_epoch(((1, loss) for loss in step_fn(epoch)), loop, steps, desc=f"{stage} {epoch + 1}/{n_epochs}", progress=self.progress)
             trained = None
