@@ -12,7 +12,9 @@ Fold *k* tests subject *k*, picks its best epochs on the preceding subject and t
 Every finished fold leaves ``metrics.json`` in ``WORK/<method>/fold-<k>`` and its row in the results
 file, and is never trained again; an interrupted fold resumes from its ``last.pt``. So the table can be
 filled over several sittings, on other machines too (the results file is committed; the work folder
-is not): rerun the same command. Each run prints the CPU minutes spent so far and an estimate of
+is not): rerun the same command. A method whose settings or defaults changed is trained again; where
+only stage-2 settings changed (``STAGE2_ONLY``: stage 2's epochs, batch, refit, what counts as flexed),
+its folds keep stage 1 from the work folder and train stage 2 only. Each run prints the CPU minutes spent so far and an estimate of
 what is left.
 
 Results: ``benchmarks/results/sonorank_loso.json`` (per fold, mean ± std, Wilcoxon signed-rank tests
@@ -64,28 +66,60 @@ def method_config(method: str, extra: list[str]) -> dict:
     return {k: v for k, v in cfg.items() if k not in ("fold", "workers", "device")}
 
 
+# settings that only stage 2 reads and that leave the network as it is: where only these changed, a fold
+# keeps its stage 1 (rank_best.pt, pretrain.pt) and trains stage 2 again, minutes instead of hours
+STAGE2_ONLY = frozenset({"flex_epochs", "flex_batch_size", "refit", "flex_fraction", "flex_min_range"})
+STAGE1_LOG = "stage1_log.csv"  # in a fold that kept its stage 1: that stage's log rows, for its CPU minutes
+
+
 def cpu_minutes(run: Path, threads: int) -> float:
-    log = run / "log.csv"
-    return float(pd.read_csv(log)["seconds"].sum()) * threads / 60 if log.is_file() else 0.0
+    logs = [run / "log.csv", run / STAGE1_LOG]
+    return sum(float(pd.read_csv(log)["seconds"].sum()) for log in logs if log.is_file()) * threads / 60
 
 
-def set_aside_if_stale(run: Path, method: str, extra: list[str]) -> None:
-    """Move a fold's run folder to ``fold-<k>.stale`` when its checkpoint was trained with other settings
-    than the method's now (a changed default): its metrics must not stand in the table, nor its
-    ``last.pt`` be resumed, under the new settings."""
+def trained_with(run: Path) -> dict | None:
+    """The settings a fold's run folder was trained with (its last checkpoint's), or None. Where stage 2
+    continued the folder's kept stage 1 (``--stage flex`` beside ``rank_best.pt``), stage 1's settings
+    come from ``rank_best.pt`` and the run counts as both stages."""
     from sonolabel.checkpoint import load_checkpoint
 
     ckpt = next((run / n for n in ("last.pt", "best.pt") if (run / n).is_file()), None)
     if ckpt is None:
-        return
+        return None
     was = load_checkpoint(ckpt, "rank")["config"]
+    if (run / STAGE1_LOG).is_file() and (run / "rank_best.pt").is_file():
+        ranked = load_checkpoint(run / "rank_best.pt", "rank")["config"]
+        was = {**ranked, **{k: was[k] for k in STAGE2_ONLY if k in was}, "stage": ranked.get("stage")}
+    return was
+
+
+def set_aside_if_stale(run: Path, method: str, extra: list[str]) -> None:
+    """Move a fold's run folder to ``fold-<k>.stale`` when it was trained with other settings than the
+    method's now (a changed default): its metrics must not stand in the table, nor its ``last.pt`` be
+    resumed, under the new settings. Where only stage-2 settings (:data:`STAGE2_ONLY`) changed, the new
+    folder keeps stage 1 (``rank_best.pt``, ``pretrain.pt`` and that stage's log rows), and the fold
+    trains stage 2 only, as ``--stage flex`` continues a ranking run."""
+    was = trained_with(run)
+    if was is None:
+        return
     now = method_config(method, extra)
     changed = sorted(k for k in now if was.get(k) != now[k])
-    if changed:
-        aside = run.with_name(f"{run.name}.stale")
-        shutil.rmtree(aside, ignore_errors=True)
-        run.rename(aside)
-        print(f"{run}: trained with other settings ({', '.join(f'{k} {was.get(k)} -> {now[k]}' for k in changed)}); moved to {aside.name}, trained again")
+    if not changed:
+        return
+    aside = run.with_name(f"{run.name}.stale")
+    shutil.rmtree(aside, ignore_errors=True)
+    run.rename(aside)
+    what = ", ".join(f"{k} {was.get(k)} -> {now[k]}" for k in changed)
+    if set(changed) <= STAGE2_ONLY and (aside / "rank_best.pt").is_file():
+        run.mkdir()
+        for name in ("rank_best.pt", "pretrain.pt"):
+            if (aside / name).is_file():
+                shutil.copy2(aside / name, run / name)
+        log = pd.read_csv(aside / "log.csv")
+        log[log["stage"] == "rank"].to_csv(run / STAGE1_LOG, index=False)  # pretraining's row comes back with pretrain.pt
+        print(f"{run}: stage 2 was trained with other settings ({what}); stage 1 kept, stage 2 trained again ({aside.name} holds the old run)")
+    else:
+        print(f"{run}: trained with other settings ({what}); moved to {aside.name}, trained again")
 
 
 def best_input(folds: int, done: dict) -> str:
@@ -142,7 +176,8 @@ def main() -> None:
                     if args.budget is not None and (time.perf_counter() - started) * threads / 60 >= args.budget:
                         todo.append((method, k))
                         continue
-                    cfg = config_from(RankConfig, PRESETS["small"], sets=[f"fold={k}", "workers=1", *method_settings(method), *args.set])
+                    kept = ["stage=flex"] if (run / STAGE1_LOG).is_file() else []  # stage 1 kept: stage 2 continues it
+                    cfg = config_from(RankConfig, PRESETS["small"], sets=[f"fold={k}", "workers=1", *method_settings(method), *args.set, *kept])
                     print(f"{method} fold {k}: training", flush=True)
                     train_rank(ds, run, cfg, progress=False)
                 row = {**fold_row(json.loads((run / "metrics.json").read_text()), k), "cpu_minutes": cpu_minutes(run, threads)}
