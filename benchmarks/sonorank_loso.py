@@ -115,8 +115,8 @@ def set_aside_if_stale(run: Path, method: str, extra: list[str]) -> None:
         for name in ("rank_best.pt", "pretrain.pt"):
             if (aside / name).is_file():
                 shutil.copy2(aside / name, run / name)
-        log = pd.read_csv(aside / "log.csv")
-        log[log["stage"] == "rank"].to_csv(run / STAGE1_LOG, index=False)  # pretraining's row comes back with pretrain.pt
+        logs = pd.concat([pd.read_csv(aside / n) for n in (STAGE1_LOG, "log.csv") if (aside / n).is_file()])
+        logs[logs["stage"] == "rank"].to_csv(run / STAGE1_LOG, index=False)  # pretraining's row comes back with pretrain.pt
         print(f"{run}: stage 2 was trained with other settings ({what}); stage 1 kept, stage 2 trained again ({aside.name} holds the old run)")
     else:
         print(f"{run}: trained with other settings ({what}); moved to {aside.name}, trained again")
