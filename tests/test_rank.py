@@ -198,7 +198,7 @@ def test_two_stage_run_learns_to_rank_and_reports_held_out_scores(rank_data, mar
     assert torch.equal(ckpt["model"]["frames.proj.weight"], ranked["frames.proj.weight"])
     # --stage flex continuing this stage 1 in another folder trains the same stage 2 (what
     # benchmarks/sonorank_loso.py relies on when only stage-2 settings changed)
-    (rank_data / "again").mkdir()
+    (rank_data / "again").mkdir(exist_ok=True)
     (rank_data / "again" / "rank_best.pt").write_bytes((rank_data / "run" / "rank_best.pt").read_bytes())
     train_rank(rank_data / "ds", rank_data / "again", config_from(RankConfig, sets=[*cfg_sets, "stage=flex"]), progress=False)
     again = torch.load(rank_data / "again" / "best.pt", weights_only=True)["model"]
