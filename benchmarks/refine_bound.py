@@ -8,7 +8,8 @@ with the finer pass's labels only where the default's stored margin (top minus r
 ``labels/margin``) is below a threshold. A refinement that re-reads only those pixels at the finer size
 could at best reach the combined score; its cost would scale with the share of query blocks (6x6
 cells of the finer grid) holding such a pixel, which the script reports too. Every third frame that
-is not a keyframe is scored. Results: ``benchmarks/results/refine_bound.json``.
+is not a keyframe is scored. Results: ``benchmarks/results/refine_bound.json`` (``refine_bound-<fine>.json``
+for another finer size).
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def main() -> None:
         print(json.dumps(row), flush=True)
     RESULTS.mkdir(exist_ok=True)
     result = {"machine": {"cpu_threads": torch.get_num_threads(), "platform": platform.platform()}, "frames": args.frames, "fine": args.fine, "rows": rows}
-    (RESULTS / "refine_bound.json").write_text(json.dumps(result, indent=1))
+    name = "refine_bound.json" if args.fine == 480 else f"refine_bound-{args.fine}.json"
+    (RESULTS / name).write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":
