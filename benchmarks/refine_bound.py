@@ -28,8 +28,7 @@ from propagation import build_project, miou, render
 
 RESULTS = Path(__file__).parent / "results"
 THRESHOLDS = (0.3, 0.5, 0.7, 0.9)
-BLOCK = 6  # query cells per block side in the readout
-STRIDE = 4  # working pixels per key cell
+BLOCK = 6  # query cells per block side: propagation.readout.LocalMemory's default
 
 
 def propagated(frames: np.ndarray, labels: np.ndarray, size: int, scored: list[int]) -> tuple[np.ndarray, np.ndarray, float]:
@@ -56,18 +55,22 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=601)
     ap.add_argument("--fine", type=int, default=480)
     args = ap.parse_args()
+    from sonolabel.propagation import PropagationConfig
+    from sonolabel.propagation.encoders import IntensityKeys
+
+    default = PropagationConfig().working_size
     torch.set_num_threads(2)
     rows = []
     for seed in args.seeds:
         out = list(render(seed, args.frames))
         frames, labels = np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
         scored = [t for t in range(0, args.frames, 3) if t % 200]
-        coarse, margin, s_coarse = propagated(frames, labels, 240, scored)
+        coarse, margin, s_coarse = propagated(frames, labels, default, scored)
         fine, _, s_fine = propagated(frames, labels, args.fine, scored)
         f = labels.shape[1] // margin.shape[1]
         margin = margin.repeat(f, 1).repeat(f, 2)
-        block = BLOCK * STRIDE * labels.shape[1] // args.fine  # store pixels per query block of the finer pass
-        row = {"seed": seed, "240": {**scores(coarse, labels, scored), "seconds": s_coarse}}
+        block = BLOCK * IntensityKeys.stride * labels.shape[1] // args.fine  # store pixels per query block of the finer pass
+        row = {"seed": seed, str(default): {**scores(coarse, labels, scored), "seconds": s_coarse}}
         row[str(args.fine)] = {**scores(fine, labels, scored), "seconds": s_fine}
         for thr in THRESHOLDS:
             low = margin < thr
