@@ -23,22 +23,28 @@ class Jobs:
 
     def _make_job_widgets(self) -> list:
         self.propagate_button = PushButton(text="Propagate", tooltip="propagate the keyframes to every frame (resumes; redoes only changed segments)")
+        self.finish_button = PushButton(
+            text="Finish (fine)",
+            tooltip="propagate at the fine working size for the final labels: about 4x the time, few frames left to fix; "
+            "later Propagate runs keep it where the keyframes are unchanged",
+        )
         self.cancel_button = PushButton(text="Cancel", tooltip="stop the running job between batches (propagation resumes next time)")
         self.check_button = PushButton(text="Check keyframes", tooltip="read each keyframe from its neighbours: estimated quality, misdrawn keyframes")
         self.drift_button = PushButton(text="Find drift", tooltip="`sonolabel drift` on this video: flags in the timeline and the review dock")
         self.dataset = FileEdit(mode="w", label="dataset", tooltip="where to write the training dataset (a new .zarr folder)")
         self.export_button = PushButton(text="Export dataset", tooltip="`sonolabel export` of the whole project (reviewed frames only)")
         self.propagate_button.changed.connect(self.propagate)
+        self.finish_button.changed.connect(lambda: self.propagate(fine=True))
         self.cancel_button.changed.connect(self.cancel)
         self.check_button.changed.connect(self.check)
         self.drift_button.changed.connect(self.drift)
         self.export_button.changed.connect(lambda: self.export(self.dataset.value))
         self.cancel_button.enabled = False
-        return [self.propagate_button, self.cancel_button, self.check_button, self.drift_button, self.dataset, self.export_button]
+        return [self.propagate_button, self.finish_button, self.cancel_button, self.check_button, self.drift_button, self.dataset, self.export_button]
 
     def _start(self, worker, busy: str, done=None):
         """Start ``worker`` with the job buttons disabled until it ends."""
-        buttons = (self.propagate_button, self.check_button, self.drift_button, self.export_button)
+        buttons = (self.propagate_button, self.finish_button, self.check_button, self.drift_button, self.export_button)
 
         def finished() -> None:
             for b in buttons:
@@ -65,23 +71,27 @@ class Jobs:
         self.session.save()
         return True
 
-    def propagate(self):
-        """Propagate the open video; labels, overlay and timeline refresh as batches land."""
+    def propagate(self, fine: bool = False):
+        """Propagate the open video; labels, overlay and timeline refresh as batches land. ``fine``: at
+        :data:`~sonolabel.propagation.config.FINE_WORKING_SIZE`, for the final labels (no kept passes: a
+        one-off run whose passes would crowd out the correction loop's)."""
         from napari.qt.threading import thread_worker
 
         from sonolabel.propagation import PropagationConfig, propagate_steps
+        from sonolabel.propagation.config import FINE_WORKING_SIZE
         from sonolabel.propagation.modes import Engines
 
         if not self._need_video():
             return None
         video = self.session.video
+        config = PropagationConfig(working_size=FINE_WORKING_SIZE) if fine else PropagationConfig()
         try:
-            engines = Engines(self.session.project, PropagationConfig())
+            engines = Engines(self.session.project, config)
         except SonolabelError as e:
             self._report(e)
             return None
         total = video.n_frames - len(video.annotated_frames())
-        passes = self.session.passes(video.id)
+        passes = None if fine else self.session.passes(video.id)
 
         @thread_worker(progress={"total": total, "desc": f"propagate {video.id}"})
         def run():
@@ -96,7 +106,7 @@ class Jobs:
         worker = run()
         worker.yielded.connect(lambda _: self.session.refresh())
         worker.finished.connect(done)
-        return self._start(worker, "propagating…")
+        return self._start(worker, "propagating finely…" if fine else "propagating…")
 
     def _video_job(self, call, busy: str, summary):
         """Run ``call(project, video)`` (a library use case that writes flags) on the open video in a worker; its

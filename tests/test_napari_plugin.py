@@ -142,6 +142,36 @@ def test_propagate_from_viewer_keeps_ui_responsive(make_napari_viewer, small_pro
     w.close_project()
 
 
+def test_finish_reads_finely_and_the_correction_loop_keeps_it_where_keyframes_are_unchanged(make_napari_viewer, small_project, qtbot):
+    from sonolabel.propagation.config import FINE_WORKING_SIZE as FINE
+    from sonolabel.propagation.propagate import STATE_KEY
+
+    path, labels = small_project
+    viewer, w = _dock(make_napari_viewer, path)
+    v = w.video
+
+    def run(button) -> dict:
+        button.native.click()
+        qtbot.waitUntil(lambda: w.worker is None, timeout=120_000)
+        assert "finished" in w.status.value
+        return {k: s["working_size"] for k, s in v.state(STATE_KEY)["segments"].items()}
+
+    def correct(t: int) -> None:
+        w.set_frame(t)
+        w.labels_layer.paint((t, 30, 30), 5)
+        w.save()
+
+    assert run(w.propagate_button) == {"0-40": 240}
+    correct(20)
+    assert run(w.finish_button) == {"0-20": FINE, "20-40": FINE}
+    fine = np.asarray(v.propagated[21:40])
+    assert (np.asarray(w.labels_layer.data[30]) == v.labels(30)).all()
+    correct(10)
+    assert run(w.propagate_button) == {"0-10": 240, "10-20": 240, "20-40": FINE}  # only the corrected frame's segments
+    np.testing.assert_array_equal(np.asarray(v.propagated[21:40]), fine)
+    w.close_project()
+
+
 def test_screenshot_of_annotation_view(make_napari_viewer, small_project, qtbot, tmp_path):
     path, _ = small_project
     viewer, w = _dock(make_napari_viewer, path)

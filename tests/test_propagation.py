@@ -68,6 +68,17 @@ def test_correction_repropagates_only_its_two_segments(project, clip):
     np.testing.assert_array_equal(v.labels(30), fixed)  # never overwritten
 
 
+def test_a_segment_read_at_a_finer_working_size_stands_for_coarser_runs_not_finer_ones(project, clip):
+    v = make_video(project, clip, [0, 30, 60])
+    coarse, fine = PropagationConfig(device="cpu", mode="free"), PropagationConfig(device="cpu", mode="free", working_size=360)
+    assert propagate_video(v, coarse).segments_done == 2
+    assert propagate_video(v, fine).segments_done == 2  # a finer size reads again
+    kept = v.propagated[:]
+    rep = propagate_video(v, coarse)
+    assert rep.segments_skipped == 2 and rep.segments_done == 0  # the finer reading stands
+    np.testing.assert_array_equal(v.propagated[:], kept)
+
+
 def test_after_a_correction_the_viewer_reads_only_the_passes_from_the_corrected_keyframe(project, clip):
     """With a session's PassCache, correcting keyframe 20 reads the passes that start there and takes the
     forward pass from 0 and the backward pass from 40 from the cache; the frames next to the correction

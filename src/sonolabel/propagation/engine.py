@@ -117,14 +117,15 @@ class Engine:
         onehot = F.one_hot(t.clamp_max(self.n_classes - 1), self.n_classes).permute(2, 0, 1)[None].float()
         return F.adaptive_avg_pool2d(onehot, (grid[0] * scale, grid[1] * scale))[0]
 
-    def label_scale(self, masks: list[np.ndarray]) -> int:
-        """Label cells per key cell for a video with keyframe ``masks``: 2 when some class is thinner than
-        :data:`THIN_CELLS` key cells in one of them (a fascia, an aponeurosis, a thin muscle edge seen
-        end-on), so that the band keeps its shape (a matched key cell brings its 2x2 label cells); else 1,
-        at no extra cost. On a thin-band phantom this lifts the bands' IoU by 0.1-0.15 (docs/propagation.md)."""
+    def label_scale(self, masks: list[np.ndarray], working_size: int | None = None) -> int:
+        """Label cells per key cell for a video with keyframe ``masks`` at ``working_size`` (None: the
+        engine's): 2 when some class is thinner than :data:`THIN_CELLS` key cells in one of them (a fascia,
+        an aponeurosis, a thin muscle edge seen end-on), so that the band keeps its shape (a matched key
+        cell brings its 2x2 label cells); else 1, at no extra cost. On a thin-band phantom this lifts the
+        bands' IoU by 0.1-0.15 (docs/propagation.md)."""
         from scipy.ndimage import distance_transform_edt
 
-        grid_w = self.config.working_size // self.encoder.stride
+        grid_w = (working_size or self.config.working_size) // self.encoder.stride
         for m in masks:
             small = np.asarray(m)[::2, ::2]
             limit = THIN_CELLS * m.shape[1] / grid_w / 2  # in pixels of ``small``

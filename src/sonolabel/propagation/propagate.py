@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Generator
 
 import numpy as np
@@ -73,13 +73,26 @@ class PropagationReport:
     first_write_s: float | None = None  # from the start to the first frame written (after a correction: next to it)
 
 
-def _signature(video: Video, seg: Segment, config: PropagationConfig, model_id: str, scale: int) -> str:
-    h = hashlib.sha256(config.fingerprint().encode())
-    h.update(f"{model_id}|{seg.name}|{video.n_frames}|{scale}".encode())
+def _signature(video: Video, seg: Segment, config: PropagationConfig, model_id: str) -> str:
+    """What a segment's labels depend on besides the working size and the label scale, which its state
+    records beside it (see :func:`_kept`)."""
+    h = hashlib.sha256(replace(config, working_size=0).fingerprint().encode())
+    h.update(f"{model_id}|{seg.name}|{video.n_frames}".encode())
     for k in (seg.left, seg.right):
         if k is not None:
             h.update(np.ascontiguousarray(video.annotated[k]).tobytes())
     return h.hexdigest()[:24]
+
+
+def _kept(done: dict, signature: str, runner: "VideoPropagator") -> bool:
+    """Whether a segment's stored labels stand: read with the same keyframes and settings, at this working
+    size or a finer one, and at the label scale the present keyframes give at that size. A finer reading is
+    kept so that the final fine pass (:data:`~.config.FINE_WORKING_SIZE`) survives the correction loop's
+    default-size runs, which then redo only the segments a correction touches."""
+    size, ours = done.get("working_size"), runner.engine.config.working_size
+    if done.get("signature") != signature or size is None or size < ours:
+        return False
+    return done.get("scale") == (runner.scale if size == ours else runner.scale_at(size))
 
 
 def _agreement(f: torch.Tensor, b: torch.Tensor, n_classes: int) -> np.ndarray:
@@ -118,12 +131,16 @@ class VideoPropagator:
         self.size = (video.height, video.width)
         self.keyframes = video.annotated_frames()
         self._masks = {k: np.asarray(video.annotated[k]) for k in self.keyframes}  # read once: scale, values, digests
-        self.scale = engine.label_scale(list(self._masks.values()))
+        self.scale = self.scale_at(engine.config.working_size)
         self._key_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # keyframe -> (key, label value)
         self._descriptors: dict[int, torch.Tensor] = {}
         self._digests: dict[int, str] = {}
         self._frame_keys: dict[int, torch.Tensor] = {}  # this segment's, encoded once
         self._settings = f"{model_id}|{video.n_frames}|{self.scale}|{engine.config.fingerprint()}"
+
+    def scale_at(self, working_size: int) -> int:
+        """The label scale of this video's keyframes at ``working_size`` (:meth:`Engine.label_scale`)."""
+        return self.engine.label_scale(list(self._masks.values()), working_size)
 
     def keyframe(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         if t not in self._key_cache:
@@ -279,8 +296,8 @@ def propagate_steps(
     runner = VideoPropagator(video, engine, model_id, cache)
     done, skipped, written, pending, first_write = {}, 0, 0, [], None
     for seg in segments:
-        sig = _signature(video, seg, config, model_id, runner.scale)
-        if done_before.get(seg.name, {}).get("signature") == sig:
+        sig = _signature(video, seg, config, model_id)
+        if _kept(done_before.get(seg.name, {}), sig, runner):
             done[seg.name] = done_before[seg.name]
             skipped += 1
             yield seg.n_frames
@@ -299,7 +316,8 @@ def propagate_steps(
                 except StopIteration:
                     del runs[i]
                     seg, sig = group[i]
-                    done[seg.name] = {"signature": sig, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                    read_at = {"working_size": engine.config.working_size, "scale": runner.scale}
+                    done[seg.name] = {"signature": sig, **read_at, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
                     video.set_state(STATE_KEY, {"segments": {**done_before, **done}, "model": model_id, "config": config.to_dict()})
                 else:
                     written += n

@@ -88,7 +88,7 @@ COLUMNS: dict[str, Column] = {
 TABLE_COLUMNS: dict[str, tuple[str, object]] = {name: (c.dtype, c.fill) for name, c in COLUMNS.items() if c.on_import}
 
 # per-video state kept in the video's attributes by the jobs that resume or check it
-PROPAGATION_STATE = "propagation"  # segments done (with their signatures), model, config, complete
+PROPAGATION_STATE = "propagation"  # segments done (signature, working size, label scale), model, config, complete
 PREDICTION_STATE = "prediction"  # the model that predicted labels/predicted
 MODE_STATE = "mode_choice"  # propagate --mode auto with trained weights: the mode chosen and both modes' scores
 LOKO_STATE = "loko"  # leave-one-keyframe-out results by signature, reused while the keyframes around them are unchanged
