@@ -51,6 +51,10 @@ def test_cli_end_to_end_on_phantom(tmp_path, phantom_dir):
     assert f"{vid}: 22 frames" in r.stdout
     r = run("propagate", proj)  # nothing changed: every segment is skipped
     assert "0 frames" in r.stdout and "3 unchanged" in r.stdout
+    r = run("propagate", proj, "--fine")  # the final fine pass reads every segment again
+    assert f"{vid}: 22 frames" in r.stdout, r.stderr
+    r = run("propagate", proj)  # and the default size keeps it
+    assert "0 frames" in r.stdout and "3 unchanged" in r.stdout
     out = tmp_path / "masks"
     r = run("masks", "export", proj, vid, out, "--source", "keyframes", "--format", "index")
     assert r.returncode == 0, r.stderr

@@ -86,12 +86,15 @@ def run_propagation(
     progress: bool = True,
     scheduler: str | None = None,
     workers: int | None = 1,
+    fine: bool = False,
 ) -> list:
-    """Propagate the given videos (default: every video with keyframes) of an open, writable project."""
+    """Propagate the given videos (default: every video with keyframes) of an open, writable project.
+    ``fine``: at :data:`~.propagation.config.FINE_WORKING_SIZE`, the final pass (see docs/napari.md, *Finish*)."""
     from .propagation import PropagationConfig
+    from .propagation.config import FINE_WORKING_SIZE
     from .propagation.project import propagate_project
 
-    overrides = {"device": device, "mode": mode}
+    overrides = {"device": device, "mode": mode, "working_size": FINE_WORKING_SIZE if fine else None}
     config = (
         PropagationConfig.from_file(config_file, **overrides)
         if config_file

@@ -247,7 +247,9 @@ def propagate(args) -> int:
     from ..store import Project
 
     with Project.open(args.project, "a") as project:
-        reports = run_propagation(project, args.videos, args.device, args.config, args.mode, args.weights, scheduler=args.scheduler, workers=args.workers)
+        reports = run_propagation(
+            project, args.videos, args.device, args.config, args.mode, args.weights, scheduler=args.scheduler, workers=args.workers, fine=args.fine
+        )
     for r in reports:
         print(
             f"{r.video}: {r.frames_written} frames in {r.segments_done} segments ({r.segments_skipped} unchanged, skipped), "

@@ -124,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="JSON file of propagation settings")
     s.add_argument("--mode", choices=("auto", "free", "learned"), help="key encoder (default auto: the mode that reads the keyframes better)")
     s.add_argument("--weights", help="a local propagation weights file (default: the project's own, when trained)")
+    s.add_argument("--fine", action="store_true", help="at the fine working size (480), for the final labels: about 4x the time; later runs keep it")
     add_batch_options(s)
     s.set_defaults(func=commands.propagate)
 

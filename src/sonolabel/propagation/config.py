@@ -10,7 +10,7 @@ from ..errors import InputError
 
 
 MODES = ("auto", "free", "learned")
-# the final fine pass (napari's Finish, or `sonolabel propagate --set working_size=480`): about 4x the default's
+# the final fine pass (napari's Finish, `sonolabel propagate --fine`): about 4x the default's
 # time; it leaves few frames to fix by hand (docs/annotation-effort.md), and later default-size runs keep it
 # wherever the keyframes are unchanged
 FINE_WORKING_SIZE = 480
