@@ -1,6 +1,7 @@
 """Annotator time, simulated: how many human minutes a 2,000-frame video costs, per workflow.
 
     python benchmarks/annotation_effort.py [--frames 2000] [--subject 0] [--trials 1 2] [--workflows a b c]
+        [--final-size 480] [--most-keyframes N]
 
 A scripted annotator works on phantom recordings (ground truth on every frame) the way a person
 works in the annotation dock, judging errors against the truth:
@@ -28,6 +29,10 @@ Workflows, each followed by the same final pass that fixes every frame still bel
   sees which frames are wrong, looking is not charged), or at one keyframe per 100 frames;
 * **c**, (b) with the click assist, and the first keyframe of the subject's second recording
   drafted from the first recording's keyframes (``propagation/draft.py``).
+
+``--final-size 480`` finishes every workflow with one propagation at that working size before the
+fixing pass (napari's *Finish (fine)*): a's only propagation, and a full re-propagation after b's and
+c's loop, which stays at the default size for its speed. ``--most-keyframes`` caps the loop.
 
 Results go to benchmarks/results/annotation_effort.json and a table in docs/annotation-effort.md.
 """
@@ -199,16 +204,24 @@ def frame_quality(video, truth: np.ndarray) -> np.ndarray:
     return np.array([np.nan if t in keys else miou(labels[t], truth[t]) for t in range(len(truth))])
 
 
-def propagate(video, cache, tally: Tally) -> None:
+def propagate(video, cache, tally: Tally, size: int | None = None) -> None:
+    """Propagate training-free at working size ``size`` (None: the default), charging the wait."""
     from sonolabel.propagation import PropagationConfig
     from sonolabel.propagation.propagate import propagate_video
 
+    config = PropagationConfig(mode="free", device="cpu")
+    config.working_size = size or config.working_size
     t0 = time.perf_counter()
-    propagate_video(video, PropagationConfig(mode="free", device="cpu"), cache=cache)
+    propagate_video(video, config, cache=cache)
     tally.wait_s += time.perf_counter() - t0
 
 
-def run_workflow(kind: str, project, vid: str, frames: np.ndarray, truth: np.ndarray, model: TimeModel) -> dict:
+def run_workflow(
+    kind: str, project, vid: str, frames: np.ndarray, truth: np.ndarray, model: TimeModel, final_size: int | None = None, most: int | None = None
+) -> dict:
+    """One workflow on one video. ``final_size``: the working size of the last propagation before the
+    fixing pass (a's only one; after b's and c's loop, which runs at the default, a full re-propagation).
+    ``most``: the loop's keyframes at most (default one per 100 frames)."""
     from sonolabel.propagation.draft import draft_labels, draft_source
     from sonolabel.propagation.passes import PassCache
     from sonolabel.propagation.suggest import evenly_spaced, suggest_keyframes
@@ -224,7 +237,7 @@ def run_workflow(kind: str, project, vid: str, frames: np.ndarray, truth: np.nda
             tally.draw_s += spent
             video.save_annotation(t, lab)
             tally.keyframes.append(t)
-        propagate(video, None, tally)
+        propagate(video, None, tally, final_size)
     else:
         cache = PassCache()
         t = evenly_spaced(n, count=1)[0]
@@ -240,7 +253,7 @@ def run_workflow(kind: str, project, vid: str, frames: np.ndarray, truth: np.nda
         propagate(video, cache, tally)
         bad, unpaid = below_target(video, truth, model.frame_target), 0
         tally.trace.append([1, bad])
-        while len(tally.keyframes) < n // 100 and bad and unpaid < 2:
+        while len(tally.keyframes) < (most or n // 100) and bad and unpaid < 2:
             spent_before = tally.draw_s + tally.wait_s
             t0 = time.perf_counter()
             t = suggest_keyframes(video, count=1)[0]
@@ -255,8 +268,11 @@ def run_workflow(kind: str, project, vid: str, frames: np.ndarray, truth: np.nda
             tally.trace.append([len(tally.keyframes), bad])
             paid = (before - bad) * model.frame_fix_s >= tally.draw_s + tally.wait_s - spent_before
             unpaid = 0 if paid else unpaid + 1
+        if final_size:
+            propagate(video, None, tally, final_size)
     quality = final_pass(video, frames, truth, annotator, tally)
-    return {"workflow": kind, "video": vid, "human_min": tally.human_min, **asdict(tally), "keyframes_used": len(tally.keyframes), **quality}
+    row = {"workflow": kind, "video": vid, "final_size": final_size, "human_min": tally.human_min, **asdict(tally)}
+    return {**row, "keyframes_used": len(tally.keyframes), **quality}
 
 
 def least_like_keyframes(video, keys: list[int], count: int, stride: int, config=None) -> list[int]:
@@ -340,7 +356,9 @@ def save_rows(path: Path, rows: list[dict], args, model: TimeModel) -> None:
     done = {(r["workflow"], r["video"]) for r in rows}
     rows = [r for r in old if (r["workflow"], r["video"]) not in done] + rows
     totals = {k: sum(r["human_min"] for r in rows if r["workflow"] == k) for k in sorted({r["workflow"] for r in rows})}
-    out = {"frames": args.frames, "subject": args.subject, "trials": args.trials, "time_model": asdict(model), "rows": rows, "human_min": totals}
+    out = {"frames": args.frames, "subject": args.subject, "trials": args.trials, "final_size": args.final_size, "most_keyframes": args.most_keyframes}
+    out["time_model"] = asdict(model)
+    out.update(rows=rows, human_min=totals)
     if "a" in totals and "c" in totals:
         out["c_over_a"] = totals["c"] / totals["a"]
     out["machine"] = f"{platform.machine()}, {__import__('os').cpu_count()} cores, python {sys.version.split()[0]}"
@@ -353,9 +371,13 @@ def main() -> None:
     ap.add_argument("--subject", type=int, default=0)
     ap.add_argument("--trials", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--workflows", nargs="+", default=["a", "b", "c"], choices=("a", "b", "c"))
-    ap.add_argument("--out", default=str(RESULTS / "annotation_effort.json"))
+    ap.add_argument("--final-size", type=int, default=None, help="working size of the last propagation before fixing (default: the loop's)")
+    ap.add_argument("--most-keyframes", type=int, default=None, help="the loop's keyframes at most (default: one per 100 frames)")
+    ap.add_argument("--out", default=None, help="results file (default: annotation_effort.json, or one named after --final-size and --most-keyframes)")
     ap.add_argument("--curve", type=int, default=0, metavar="N", help="instead: mIoU against 1..N keyframes per placement, on the first trial")
     args = ap.parse_args()
+    variant = (f"-final{args.final_size}" if args.final_size else "") + (f"-most{args.most_keyframes}" if args.most_keyframes else "")
+    args.out = args.out or str(RESULTS / f"annotation_effort{variant}.json")
     from sonolabel.store import Project
 
     model = TimeModel()
@@ -374,7 +396,7 @@ def main() -> None:
             for trial, (frames, truth) in videos.items():
                 vid = f"sub-{args.subject:02d}-T{trial}"
                 add_video(project, vid, frames, args.subject)
-                row = run_workflow(kind, project, vid, frames, truth, model)
+                row = run_workflow(kind, project, vid, frames, truth, model, args.final_size, args.most_keyframes)
                 rows.append(row)
                 save_rows(Path(args.out), rows, args, model)
                 print(
