@@ -79,6 +79,29 @@ def test_a_segment_read_at_a_finer_working_size_stands_for_coarser_runs_not_fine
     np.testing.assert_array_equal(v.propagated[:], kept)
 
 
+def test_a_project_propagated_before_segments_kept_their_working_size_is_not_read_again(project, clip):
+    import hashlib
+
+    from sonolabel.propagation.propagate import STATE_KEY
+
+    v = make_video(project, clip, [0, 30, 60])
+    cfg = PropagationConfig(device="cpu", mode="free")
+    propagate_video(v, cfg)
+    state = v.state(STATE_KEY)
+    for name in state["segments"]:  # as the earlier version recorded them: every setting and the label scale hashed in
+        h = hashlib.sha256(cfg.fingerprint().encode())
+        h.update(f"intensity-keys|{name}|{v.n_frames}|1".encode())
+        for k in map(int, name.split("-")):
+            h.update(np.ascontiguousarray(v.annotated[k]).tobytes())
+        state["segments"][name] = {"signature": h.hexdigest()[:24], "at": "2026-11-01T00:00:00+0000"}
+    v.set_state(STATE_KEY, state)
+    rep = propagate_video(v, cfg)
+    assert rep.segments_skipped == 2 and rep.segments_done == 0
+    state["segments"]["0-30"]["signature"] = "0" * 24  # and one that no longer matches is read again
+    v.set_state(STATE_KEY, state)
+    assert propagate_video(v, cfg).segments_done == 1
+
+
 def test_after_a_correction_the_viewer_reads_only_the_passes_from_the_corrected_keyframe(project, clip):
     """With a session's PassCache, correcting keyframe 20 reads the passes that start there and takes the
     forward pass from 0 and the backward pass from 40 from the cache; the frames next to the correction

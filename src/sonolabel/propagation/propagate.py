@@ -84,13 +84,27 @@ def _signature(video: Video, seg: Segment, config: PropagationConfig, model_id: 
     return h.hexdigest()[:24]
 
 
-def _kept(done: dict, signature: str, runner: "VideoPropagator") -> bool:
+def _former_signature(video: Video, seg: Segment, config: PropagationConfig, model_id: str, scale: int) -> str:
+    """The signature of segments recorded before they kept their working size (every setting and the
+    label scale hashed in), so that a project propagated then is not read again for nothing."""
+    h = hashlib.sha256(config.fingerprint().encode())
+    h.update(f"{model_id}|{seg.name}|{video.n_frames}|{scale}".encode())
+    for k in (seg.left, seg.right):
+        if k is not None:
+            h.update(np.ascontiguousarray(video.annotated[k]).tobytes())
+    return h.hexdigest()[:24]
+
+
+def _kept(done: dict, signature: str, runner: "VideoPropagator", former: Callable[[], str]) -> bool:
     """Whether a segment's stored labels stand: read with the same keyframes and settings, at this working
     size or a finer one, and at the label scale the present keyframes give at that size. A finer reading is
     kept so that the final fine pass (:data:`~.config.FINE_WORKING_SIZE`) survives the correction loop's
-    default-size runs, which then redo only the segments a correction touches."""
+    default-size runs, which then redo only the segments a correction touches. A segment recorded without
+    its working size stands if ``former()`` (:func:`_former_signature`) matches."""
     size, ours = done.get("working_size"), runner.engine.config.working_size
-    if done.get("signature") != signature or size is None or size < ours:
+    if size is None:
+        return done.get("signature") is not None and done.get("signature") == former()
+    if done.get("signature") != signature or size < ours:
         return False
     return done.get("scale") == (runner.scale if size == ours else runner.scale_at(size))
 
@@ -297,7 +311,7 @@ def propagate_steps(
     done, skipped, written, pending, first_write = {}, 0, 0, [], None
     for seg in segments:
         sig = _signature(video, seg, config, model_id)
-        if _kept(done_before.get(seg.name, {}), sig, runner):
+        if _kept(done_before.get(seg.name, {}), sig, runner, lambda: _former_signature(video, seg, config, model_id, runner.scale)):
             done[seg.name] = done_before[seg.name]
             skipped += 1
             yield seg.n_frames
