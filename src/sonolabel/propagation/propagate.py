@@ -76,19 +76,17 @@ class PropagationReport:
 def _signature(video: Video, seg: Segment, config: PropagationConfig, model_id: str) -> str:
     """What a segment's labels depend on besides the working size and the label scale, which its state
     records beside it (see :func:`_kept`)."""
-    h = hashlib.sha256(replace(config, working_size=0).fingerprint().encode())
-    h.update(f"{model_id}|{seg.name}|{video.n_frames}".encode())
-    for k in (seg.left, seg.right):
-        if k is not None:
-            h.update(np.ascontiguousarray(video.annotated[k]).tobytes())
-    return h.hexdigest()[:24]
+    return _hashed(video, seg, f"{replace(config, working_size=0).fingerprint()}{model_id}|{seg.name}|{video.n_frames}")
 
 
 def _former_signature(video: Video, seg: Segment, config: PropagationConfig, model_id: str, scale: int) -> str:
     """The signature of segments recorded before they kept their working size (every setting and the
     label scale hashed in), so that a project propagated then is not read again for nothing."""
-    h = hashlib.sha256(config.fingerprint().encode())
-    h.update(f"{model_id}|{seg.name}|{video.n_frames}|{scale}".encode())
+    return _hashed(video, seg, f"{config.fingerprint()}{model_id}|{seg.name}|{video.n_frames}|{scale}")
+
+
+def _hashed(video: Video, seg: Segment, settings: str) -> str:
+    h = hashlib.sha256(settings.encode())
     for k in (seg.left, seg.right):
         if k is not None:
             h.update(np.ascontiguousarray(video.annotated[k]).tobytes())
