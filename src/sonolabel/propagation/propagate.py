@@ -104,7 +104,7 @@ def _kept(done: dict, signature: str, runner: "VideoPropagator", former: Callabl
         return done.get("signature") is not None and done.get("signature") == former()
     if done.get("signature") != signature or size < ours:
         return False
-    return done.get("scale") == (runner.scale if size == ours else runner.scale_at(size))
+    return done.get("scale") == runner.scale_at(size)
 
 
 def _agreement(f: torch.Tensor, b: torch.Tensor, n_classes: int) -> np.ndarray:
@@ -143,6 +143,7 @@ class VideoPropagator:
         self.size = (video.height, video.width)
         self.keyframes = video.annotated_frames()
         self._masks = {k: np.asarray(video.annotated[k]) for k in self.keyframes}  # read once: scale, values, digests
+        self._scales: dict[int, int] = {}  # working size -> label scale of these keyframes
         self.scale = self.scale_at(engine.config.working_size)
         self._key_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # keyframe -> (key, label value)
         self._descriptors: dict[int, torch.Tensor] = {}
@@ -152,7 +153,9 @@ class VideoPropagator:
 
     def scale_at(self, working_size: int) -> int:
         """The label scale of this video's keyframes at ``working_size`` (:meth:`Engine.label_scale`)."""
-        return self.engine.label_scale(list(self._masks.values()), working_size)
+        if working_size not in self._scales:
+            self._scales[working_size] = self.engine.label_scale(list(self._masks.values()), working_size)
+        return self._scales[working_size]
 
     def keyframe(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         if t not in self._key_cache:
