@@ -32,7 +32,10 @@ Workflows, each followed by the same final pass that fixes every frame still bel
 
 ``--final-size 480`` finishes every workflow with one propagation at that working size before the
 fixing pass (napari's *Finish (fine)*): a's only propagation, and a full re-propagation after b's and
-c's loop, which stays at the default size for its speed. ``--most-keyframes`` caps the loop.
+c's loop, which stays at the default size for its speed. The loop then stops where the suggestions say the
+keyframes are dense enough for the fine pass (``propagation.suggest.ready_to_finish``), as the dock tells a
+person, instead of judging keyframes by the frames they lift at the default size. ``--most-keyframes``
+caps the loop.
 
 Results go to benchmarks/results/annotation_effort.json and a table in docs/annotation-effort.md.
 """
@@ -224,7 +227,7 @@ def run_workflow(
     ``most``: the loop's keyframes at most (default one per 100 frames)."""
     from sonolabel.propagation.draft import draft_labels, draft_source
     from sonolabel.propagation.passes import PassCache
-    from sonolabel.propagation.suggest import evenly_spaced, suggest_keyframes
+    from sonolabel.propagation.suggest import evenly_spaced, ready_to_finish, suggest_keyframes
 
     video = project.video(vid)
     tally = Tally()
@@ -253,7 +256,13 @@ def run_workflow(
         propagate(video, cache, tally)
         bad, unpaid = below_target(video, truth, model.frame_target), 0
         tally.trace.append([1, bad])
-        while len(tally.keyframes) < (most or n // 100) and bad and unpaid < 2:
+
+        def go_on() -> bool:  # finished finely: until the suggestions say the keyframes are dense enough
+            if final_size:
+                return not ready_to_finish(n, tally.keyframes)
+            return unpaid < 2
+
+        while len(tally.keyframes) < (most or n // 100) and bad and go_on():
             spent_before = tally.draw_s + tally.wait_s
             t0 = time.perf_counter()
             t = suggest_keyframes(video, count=1)[0]

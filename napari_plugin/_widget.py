@@ -297,11 +297,15 @@ class AnnotatorWidget(Jobs, Container):
         self.set_frame((left + right) // 2)
 
     def go_suggested(self) -> None:
-        from sonolabel.propagation.suggest import suggest_keyframes
+        """Go to the frame that most needs a keyframe; say so when the keyframes are dense enough to finish."""
+        from sonolabel.propagation.config import FINE_KEYFRAME_GAP
+        from sonolabel.propagation.suggest import ready_to_finish, suggest_keyframes
 
         frames = suggest_keyframes(self.video, count=1)
         if frames:
             self.set_frame(frames[0])
+        if ready_to_finish(self.video.n_frames, self.video.annotated_frames()):
+            self.status.value = f"keyframes at most {FINE_KEYFRAME_GAP} frames apart: time to Finish (fine); more would cost more than they save"
 
     def start_assist(self) -> None:
         """Scribble or click with the selected class in the ``assist strokes`` layer; the fill is previewed."""

@@ -46,6 +46,7 @@ def test_cli_end_to_end_on_phantom(tmp_path, phantom_dir):
     assert r.returncode == 0, r.stderr
     r = run("keyframes", "suggest", proj, vid, "--count", "2")
     assert r.returncode == 0 and len(r.stdout.split()) == 2, r.stderr
+    assert f"sonolabel propagate {proj} {vid} --fine" in r.stderr  # two keyframes on 24 frames are dense enough to finish
     r = run("propagate", proj, vid, "--device", "cpu")
     assert r.returncode == 0, r.stderr
     assert f"{vid}: 22 frames" in r.stdout

@@ -108,6 +108,9 @@ def test_keyframe_navigation_and_shortcuts(make_napari_viewer, small_project):
     viewer.dims.set_current_step(0, 5)
     w.go_midpoint()
     assert w.current_frame == 20
+    viewer.dims.set_current_step(0, 3)
+    w.go_suggested()  # the middle of the widest gap; two keyframes 40 frames apart are dense enough to finish
+    assert w.current_frame == 20 and "Finish (fine)" in w.status.value
     w.toggle_keyframe()
     assert 20 in w.video.annotated_frames()
     action_manager.trigger("sonolabel:toggle_keyframe")

@@ -233,12 +233,20 @@ def labels_import(args) -> int:
 
 
 def keyframes_suggest(args) -> int:
-    from ..propagation.suggest import suggest_keyframes
+    from ..propagation.config import FINE_KEYFRAME_GAP
+    from ..propagation.suggest import ready_to_finish, suggest_keyframes
     from ..store import Project
 
     with Project.open(args.project) as project:
-        frames = suggest_keyframes(project.video(args.video), every=args.every, count=args.count)
+        video = project.video(args.video)
+        frames = suggest_keyframes(video, every=args.every, count=args.count)
+        ready = ready_to_finish(video.n_frames, video.annotated_frames())
     print(" ".join(map(str, frames)))
+    if ready:
+        print(
+            f"keyframes at most {FINE_KEYFRAME_GAP} frames apart: `sonolabel propagate {args.project} {args.video} --fine` should leave few frames to fix",
+            file=sys.stderr,
+        )
     return 0
 
 

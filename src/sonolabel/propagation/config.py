@@ -14,6 +14,10 @@ MODES = ("auto", "free", "learned")
 # time; it leaves few frames to fix by hand (docs/annotation-effort.md), and later default-size runs keep it
 # wherever the keyframes are unchanged
 FINE_WORKING_SIZE = 480
+# keyframes at most this many frames apart are dense enough for the fine pass: a keyframe halving a wider
+# gap removes more frames to fix after it than it costs to draw (benchmarks/keyframe_reach.py,
+# docs/annotation-effort.md); `keyframes suggest` and napari's next-suggested button say so
+FINE_KEYFRAME_GAP = 600
 
 
 @dataclass

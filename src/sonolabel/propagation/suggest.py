@@ -14,6 +14,7 @@ margin was lowest.
 from __future__ import annotations
 
 from ..store import Video
+from .config import FINE_KEYFRAME_GAP
 
 
 def evenly_spaced(n_frames: int, every: int = 200, count: int | None = None) -> list[int]:
@@ -40,22 +41,41 @@ def suggest_keyframes(video: Video, every: int = 200, count: int | None = None) 
 
 def widest_gaps(n_frames: int, keyframes: list[int], count: int) -> list[int]:
     """``count`` frames, picked one at a time, each splitting the stretch with the longest reach into two of
-    equal reach. Reach is how far the farthest frame of a stretch lies from a keyframe that reads it: half
-    the gap between two keyframes, the whole length before the first keyframe or after the last. So the
-    middle of an inner gap, and a third of the way in from the video's first frame (or two thirds towards
-    its last) for an end stretch."""
+    equal reach (:func:`longest_reach`): the middle of an inner gap, and a third of the way in from the
+    video's first frame (or two thirds towards its last) for an end stretch."""
     keys, picked = sorted(set(keyframes)), []
     for _ in range(count):
-        if not keys:
-            return picked
-        stretches = [(keys[0], keys[0] // 3)] if keys[0] > 0 else []  # (reach, split)
-        stretches += [((b - a) / 2, (a + b) // 2) for a, b in zip(keys[:-1], keys[1:]) if b - a > 1]
-        last = n_frames - 1
-        if keys[-1] < last:
-            stretches.append((last - keys[-1], keys[-1] + -(-2 * (last - keys[-1]) // 3)))
+        stretches = _stretches(n_frames, keys)
         if not stretches:
             return picked
         _, t = max(stretches, key=lambda r: r[0])
         picked.append(t)
         keys = sorted({*keys, t})
     return picked
+
+
+def longest_reach(n_frames: int, keyframes: list[int]) -> float:
+    """How far the farthest frame lies from a keyframe that reads it: half the gap between two keyframes,
+    the whole length before the first keyframe or after the last (``n_frames`` without keyframes)."""
+    keys = sorted(set(keyframes))
+    return max((r for r, _ in _stretches(n_frames, keys)), default=0.0) if keys else float(n_frames)
+
+
+def ready_to_finish(n_frames: int, keyframes: list[int], gap: int = FINE_KEYFRAME_GAP) -> bool:
+    """Whether the keyframes are dense enough for a final fine pass (``propagate --fine``, napari's *Finish*):
+    no frame farther than half of ``gap`` from a keyframe that reads it. Measured on phantom recordings,
+    a keyframe that halves a gap of that length removes fewer frames to fix after a fine pass than it costs
+    to draw (``benchmarks/keyframe_reach.py``), so the suggestions have done their work."""
+    return bool(keyframes) and longest_reach(n_frames, keyframes) <= gap / 2
+
+
+def _stretches(n_frames: int, keys: list[int]) -> list[tuple[float, int]]:
+    """(reach, the frame that halves it) for every stretch of frames that are not keyframes."""
+    if not keys:
+        return []
+    stretches = [(keys[0], keys[0] // 3)] if keys[0] > 0 else []
+    stretches += [((b - a) / 2, (a + b) // 2) for a, b in zip(keys[:-1], keys[1:]) if b - a > 1]
+    last = n_frames - 1
+    if keys[-1] < last:
+        stretches.append((last - keys[-1], keys[-1] + -(-2 * (last - keys[-1]) // 3)))
+    return stretches
