@@ -21,14 +21,21 @@ Workflows, each followed by the same final pass that fixes every frame still bel
 
 * **a**, the reference pipeline's way: a keyframe every 200 frames, each drawn from scratch, then
   one propagation;
-* **b**, sonolabel's loop: the first keyframe in the middle, drawn from scratch; propagate; then go
+* **b**, sonolabel's loop: the first keyframe where ``keyframes suggest`` puts it (the planned frame
+  nearest the middle; the runs before the finish plan put it in the middle), drawn from scratch; propagate; then go
   to the suggested frame (``keyframes suggest``), correct the propagated labels there into a
   keyframe, re-propagate its two segments (the passes the correction leaves unchanged are kept),
   and repeat while keyframes pay: the loop stops after two keyframes in a row each removed fewer
   frames below 0.95 than their own cost would fix by hand (``frame_fix_s`` per frame; the reviewer
   sees which frames are wrong, looking is not charged), or at one keyframe per 100 frames;
 * **c**, (b) with the click assist, and the first keyframe of the subject's second recording
-  drafted from the first recording's keyframes (``propagation/draft.py``).
+  drafted from the first recording's keyframes (``propagation/draft.py``);
+* **d**, the suggestions' plan without the loop: each suggested frame, until the keyframes are dense
+  enough to finish (``propagation.suggest.ready_to_finish``), starts from a draft (napari's *draft*,
+  ``propagation.draft.draft_for``: the frame read from the video's keyframes so far, or from the
+  subject's other recording before the first) and is corrected into a keyframe with the brush; no
+  propagation until the last one. The click assist is left out: on a keyframe it costs more than the
+  brush under this time model (docs/annotation-effort.md).
 
 ``--final-size 480`` finishes every workflow with one propagation at that working size before the
 fixing pass (napari's *Finish (fine)*): a's only propagation, and a full re-propagation after b's and
@@ -86,6 +93,7 @@ class Tally:
     draw_s: float = 0.0  # keyframes
     fix_s: float = 0.0  # the final pass over frames below target
     wait_s: float = 0.0  # propagation, suggestions, drafts
+    finish_wait_s: float = 0.0  # of which the final fine pass (--final-size), a batch job a person need not sit through
     strokes: int = 0
     clicks: int = 0
     assist_kept: int = 0
@@ -217,6 +225,8 @@ def propagate(video, cache, tally: Tally, size: int | None = None) -> None:
     t0 = time.perf_counter()
     propagate_video(video, config, cache=cache)
     tally.wait_s += time.perf_counter() - t0
+    if size:
+        tally.finish_wait_s += time.perf_counter() - t0
 
 
 def run_workflow(
@@ -225,7 +235,7 @@ def run_workflow(
     """One workflow on one video. ``final_size``: the working size of the last propagation before the
     fixing pass (a's only one; after b's and c's loop, which runs at the default, a full re-propagation).
     ``most``: the loop's keyframes at most (default one per 100 frames)."""
-    from sonolabel.propagation.draft import draft_labels, draft_source
+    from sonolabel.propagation.draft import draft_for, draft_labels, draft_source
     from sonolabel.propagation.passes import PassCache
     from sonolabel.propagation.suggest import evenly_spaced, ready_to_finish, suggest_keyframes
 
@@ -241,9 +251,22 @@ def run_workflow(
             video.save_annotation(t, lab)
             tally.keyframes.append(t)
         propagate(video, None, tally, final_size)
+    elif kind == "d":
+        while not ready_to_finish(n, tally.keyframes):
+            t = suggest_keyframes(video, count=1)[0]
+            start = empty
+            if tally.keyframes or draft_source(video) is not None:
+                t0 = time.perf_counter()
+                start, _ = draft_for(video, t)
+                tally.wait_s += time.perf_counter() - t0
+            lab, spent = annotator.correct(frames[t], start, truth[t], model.keyframe_target)
+            tally.draw_s += spent
+            video.save_annotation(t, lab)
+            tally.keyframes.append(t)
+        propagate(video, None, tally, final_size)
     else:
         cache = PassCache()
-        t = evenly_spaced(n, count=1)[0]
+        t = suggest_keyframes(video, count=1)[0]
         start = empty
         if kind == "c" and draft_source(video) is not None:
             t0 = time.perf_counter()
@@ -275,8 +298,9 @@ def run_workflow(
             propagate(video, cache, tally)
             before, bad = bad, below_target(video, truth, model.frame_target)
             tally.trace.append([len(tally.keyframes), bad])
-            paid = (before - bad) * model.frame_fix_s >= tally.draw_s + tally.wait_s - spent_before
-            unpaid = 0 if paid else unpaid + 1
+            if not final_size:
+                paid = (before - bad) * model.frame_fix_s >= tally.draw_s + tally.wait_s - spent_before
+                unpaid = 0 if paid else unpaid + 1
         if final_size:
             propagate(video, None, tally, final_size)
     quality = final_pass(video, frames, truth, annotator, tally)
@@ -368,8 +392,16 @@ def save_rows(path: Path, rows: list[dict], args, model: TimeModel) -> None:
     out = {"frames": args.frames, "subject": args.subject, "trials": args.trials, "final_size": args.final_size, "most_keyframes": args.most_keyframes}
     out["time_model"] = asdict(model)
     out.update(rows=rows, human_min=totals)
-    if "a" in totals and "c" in totals:
-        out["c_over_a"] = totals["c"] / totals["a"]
+    # the final fine pass is a batch job (`sonolabel propagate --fine`): a person can leave it running and move on
+    unattended = {
+        k: sum(r["human_min"] - r["finish_wait_s"] / 60 for r in rows if r["workflow"] == k) for k in totals if all("finish_wait_s" in r for r in rows)
+    }
+    out.update(human_min_finish_unattended=unattended)
+    for k in ("b", "c", "d"):
+        if "a" in totals and k in totals:
+            out[f"{k}_over_a"] = totals[k] / totals["a"]
+            if k in unattended and unattended["a"]:
+                out[f"{k}_over_a_finish_unattended"] = unattended[k] / unattended["a"]
     out["machine"] = f"{platform.machine()}, {__import__('os').cpu_count()} cores, python {sys.version.split()[0]}"
     path.write_text(json.dumps(out, indent=1))
 
@@ -379,7 +411,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=2000)
     ap.add_argument("--subject", type=int, default=0)
     ap.add_argument("--trials", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--workflows", nargs="+", default=["a", "b", "c"], choices=("a", "b", "c"))
+    ap.add_argument("--workflows", nargs="+", default=["a", "b", "c"], choices=("a", "b", "c", "d"))
     ap.add_argument("--final-size", type=int, default=None, help="working size of the last propagation before fixing (default: the loop's)")
     ap.add_argument("--most-keyframes", type=int, default=None, help="the loop's keyframes at most (default: one per 100 frames)")
     ap.add_argument("--out", default=None, help="results file (default: annotation_effort.json, or one named after --final-size and --most-keyframes)")
@@ -409,7 +441,8 @@ def main() -> None:
                 rows.append(row)
                 save_rows(Path(args.out), rows, args, model)
                 print(
-                    f"{kind} {vid}: {row['human_min']:.1f} min (draw {row['draw_s'] / 60:.1f}, wait {row['wait_s'] / 60:.1f}, fix {row['fix_s'] / 60:.1f}), "
+                    f"{kind} {vid}: {row['human_min']:.1f} min (draw {row['draw_s'] / 60:.1f}, wait {row['wait_s'] / 60:.1f}, "
+                    f"of which the fine pass {row['finish_wait_s'] / 60:.1f}, fix {row['fix_s'] / 60:.1f}), "
                     f"{row['keyframes_used']} keyframes, {row['strokes']} strokes, {row['clicks']} clicks, "
                     f"{row['frames_fixed']} frames fixed; mIoU {row['before_mean']:.3f} (worst {row['before_worst']:.3f}) "
                     f"-> {row['after_mean']:.3f} (worst {row['after_worst']:.3f})",
@@ -417,7 +450,7 @@ def main() -> None:
                 )
             project.close()
     out = json.loads(Path(args.out).read_text())
-    print(json.dumps({"human_min": out["human_min"], "c_over_a": out.get("c_over_a")}))
+    print(json.dumps({k: v for k, v in out.items() if k.startswith("human_min") or "_over_a" in k}))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ SHORTCUTS = {
     "sonolabel:toggle_keyframe": ("Alt-K", "Mark or unmark this frame as a keyframe", lambda w: w.toggle_keyframe()),
     "sonolabel:toggle_uncertainty": ("Alt-U", "Show or hide propagation's uncertainty overlay", lambda w: w.session.toggle_uncertainty()),
     "sonolabel:assist": ("Alt-C", "Click assist: scribble inside a structure with the selected class", lambda w: w.start_assist()),
-    "sonolabel:draft": ("Alt-D", "Draft this frame from the same subject's labelled recording", lambda w: w.draft()),
+    "sonolabel:draft": ("Alt-D", "Draft this frame from the video's keyframes or the subject's labelled recording", lambda w: w.draft()),
     "sonolabel:accept_fill": ("Alt-A", "Accept the proposal (click assist fill or draft)", lambda w: w.accept_assist()),
     "sonolabel:drop_fill": ("Alt-X", "Drop the proposal and the assist strokes", lambda w: w.assist.discard()),
 }

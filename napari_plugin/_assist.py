@@ -73,8 +73,8 @@ class AssistTool:
 
     def draft(self) -> str | None:
         """Propose the current frame's labels: the U-Net's prediction when the video has one, else read from the
-        same subject's other recording; returns where the draft came from (None, with the reason as a message,
-        when there is no source)."""
+        video's keyframes, else from the same subject's other recording; returns where the draft came from
+        (None, with the reason as a message, when there is no source)."""
         from sonolabel.propagation.draft import draft_for
 
         s = self.session

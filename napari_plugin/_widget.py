@@ -65,7 +65,7 @@ class AnnotatorWidget(Jobs, Container):
         self.accept_fill = PushButton(text="accept fill", tooltip=with_key("paint the proposed fill (Ctrl-Z undoes it)", "sonolabel:accept_fill"))
         self.drop_fill = PushButton(text="drop fill", tooltip=with_key("drop the strokes and the proposal", "sonolabel:drop_fill"))
         self.draft_button = PushButton(
-            text="draft from other recording", tooltip=with_key("read this frame from the subject's labelled recording", "sonolabel:draft")
+            text="draft", tooltip=with_key("read this frame from the video's keyframes (or the subject's labelled recording)", "sonolabel:draft")
         )
 
         def row(*ws) -> Container:
@@ -317,7 +317,7 @@ class AnnotatorWidget(Jobs, Container):
         self.status.value = f"click assist: scribble inside a {self.project.palette.names[cls]} region, then accept the fill (Alt-A) or drop it (Alt-X)"
 
     def draft(self) -> None:
-        """Propose this frame's labels from the same subject's labelled recording (accept with Alt-A)."""
+        """Propose this frame's labels read from the video's keyframes, or the subject's labelled recording (accept with Alt-A)."""
         source = self.assist.draft()
         if source is not None:
             self.status.value = f"draft from {source}: correct it, then accept it (Alt-A) or drop it (Alt-X)"

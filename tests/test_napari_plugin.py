@@ -553,4 +553,7 @@ def test_a_draft_from_the_subjects_other_recording_is_proposed_not_stored(make_n
     action_manager.trigger("sonolabel:accept_fill")  # Alt-A
     w.save()
     assert w.video.annotated_frames() == [10] and mean_iou(np.asarray(w.video.annotated[10]), labels[30], 8) > 0.8
+    viewer.dims.set_current_step(0, 14)  # the next keyframe is drafted from this one
+    action_manager.trigger("sonolabel:draft")
+    assert "draft from this video's keyframe 10" in w.status.value and mean_iou(w.assist.proposal, labels[26], 8) > 0.8
     w.close_project()

@@ -291,7 +291,8 @@ def test_auto_chooses_the_better_mode_on_the_videos_own_keyframes(project, clip)
 
 
 def test_a_draft_reads_a_new_recording_from_the_same_subjects_labelled_one(tmp_path):
-    """The first keyframe of a subject's next recording starts from a draft, not from nothing."""
+    """The first keyframe of a subject's next recording starts from a draft, not from nothing, and so does every
+    keyframe after it."""
     import zarr
 
     from sonolabel.errors import InputError
@@ -316,6 +317,11 @@ def test_a_draft_reads_a_new_recording_from_the_same_subjects_labelled_one(tmp_p
             labels, source = draft_labels(p.video("sub-01-T2"), t)
             assert source == "sub-01-T1" and mean_iou(labels, truth["sub-01-T2"][t], 8) > 0.9
         assert p.video("sub-01-T2").annotated_frames() == []  # a draft is never stored by itself
+        # once the video has a keyframe, its next keyframe is drafted from it, read in one step
+        p.video("sub-01-T2").save_annotation(0, truth["sub-01-T2"][0])
+        labels, source = draft_for(p.video("sub-01-T2"), 20)
+        assert source == "this video's keyframe 0" and mean_iou(labels, truth["sub-01-T2"][20], 8) > 0.9
+        assert draft_for(p.video("sub-01-T2"), 0)[1] == "sub-01-T1"  # a keyframe is not its own draft
         # after `sonolabel predict`, the U-Net's prediction is the draft
         v = p.video("sub-02-T2")
         v.predicted[:] = truth["sub-02-T2"]

@@ -1,10 +1,12 @@
-"""Which frames `keyframes suggest` picks: evenly spaced before any keyframe, then the frame that halves
-the longest reach of propagation."""
+"""Which frames `keyframes suggest` picks: the fewest that make the keyframes dense enough to finish finely,
+then the frame that halves the longest reach of propagation."""
+
+import math
 
 import numpy as np
 
 from sonolabel.propagation.config import FINE_KEYFRAME_GAP
-from sonolabel.propagation.suggest import evenly_spaced, longest_reach, ready_to_finish, widest_gaps
+from sonolabel.propagation.suggest import evenly_spaced, finish_plan, longest_reach, ready_to_finish, widest_gaps
 
 
 def test_evenly_spaced_frames_sit_in_the_middle_of_equal_shares():
@@ -50,3 +52,34 @@ def test_the_reach_is_half_the_widest_gap_or_a_whole_end_stretch_and_says_when_t
     while not ready_to_finish(2000, keys):
         keys += widest_gaps(2000, keys, 1)
     assert len(keys) <= 2000 // 200
+
+
+def test_the_finish_plan_names_the_fewest_keyframes_that_make_a_video_ready_to_finish():
+    gap = FINE_KEYFRAME_GAP
+    # an empty video: evenly spaced, the one nearest the middle first, fewer than halving needs
+    assert finish_plan(2000, []) == [750, 1250, 250, 1750]
+    assert sorted(finish_plan(1300, [])) == [216, 650, 1083] and len(finish_plan(2500, [])) == 5
+    # a stretch that reaches too far is split evenly, the frame next to a keyframe first
+    assert finish_plan(2000, [0, 1999]) == [500, 1000, 1499]
+    assert finish_plan(2000, [1000]) == [600, 200, 1400, 1800]
+    assert finish_plan(2000, [250, 750, 1250, 1750]) == []  # dense enough already
+    # on any placement it gets there, and no placement needs fewer: each stretch needs its own keyframes,
+    # and no frame of an inner gap wider than `gap`, or an end stretch longer than `gap / 2`, can do with none
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        n, g = int(rng.integers(2, 5000)), int(rng.integers(20, 900))
+        keys = sorted({int(t) for t in rng.integers(0, n, int(rng.integers(1, 7)))})
+        plan = finish_plan(n, keys, g)
+        assert ready_to_finish(n, keys + plan, g) and not set(plan) & set(keys) and len(set(plan)) == len(plan)
+        need = math.ceil(max(0, keys[0] - g / 2) / g) + math.ceil(max(0, n - 1 - keys[-1] - g / 2) / g)
+        need += sum(math.ceil((b - a) / g) - 1 for a, b in zip(keys[:-1], keys[1:]))
+        assert len(plan) == need
+        halving = list(keys)
+        while not ready_to_finish(n, halving, g):
+            halving += widest_gaps(n, halving, 1)
+        assert len(plan) <= len(halving) - len(keys)
+    # one at a time, as the loop draws them, the plan keeps its count
+    keys = [finish_plan(2000, [])[0]]
+    while not ready_to_finish(2000, keys):
+        keys.append(finish_plan(2000, keys)[0])
+    assert len(keys) == 4 and len(finish_plan(2000, [], gap)) == 4

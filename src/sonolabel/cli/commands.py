@@ -239,12 +239,13 @@ def keyframes_suggest(args) -> int:
 
     with Project.open(args.project) as project:
         video = project.video(args.video)
-        frames = suggest_keyframes(video, every=args.every, count=args.count)
-        ready = ready_to_finish(video.n_frames, video.annotated_frames())
+        gap = args.gap or FINE_KEYFRAME_GAP
+        frames = suggest_keyframes(video, count=args.count, gap=gap)
+        ready = ready_to_finish(video.n_frames, video.annotated_frames(), gap)
     print(" ".join(map(str, frames)))
     if ready:
         print(
-            f"keyframes at most {FINE_KEYFRAME_GAP} frames apart: `sonolabel propagate {args.project} {args.video} --fine` should leave few frames to fix",
+            f"keyframes at most {gap} frames apart: `sonolabel propagate {args.project} {args.video} --fine` should leave few frames to fix",
             file=sys.stderr,
         )
     return 0

@@ -1,17 +1,21 @@
 """Which frames to annotate next.
 
-Before any keyframe: evenly spaced frames. Then the frame that halves the longest reach of
-propagation (:func:`widest_gaps`): a frame between two keyframes is read from both and lies at most
-half their gap from one, a frame before the first or after the last is read from one side only.
-Propagation's error grows with the distance from a keyframe, so this is where a keyframe cuts the
-most error, and one at a time it rebuilds an even placement around the keyframes already drawn.
-Two rules that looked at the frames were measured against it and lost on the phantom
-(docs/annotation-effort.md): the frames least like the keyframes (after XMem++'s
-annotation-candidate selection) and the frames where propagation's
-margin was lowest.
+The keyframes are done when they are dense enough for the final fine pass (:func:`ready_to_finish`:
+no frame farther than half of ``FINE_KEYFRAME_GAP`` from a keyframe that reads it). :func:`finish_plan`
+names the fewest frames that get there: every stretch that reaches too far is split evenly, so a
+2,000-frame video needs 4 keyframes (250, 750, 1250, 1750) where halving the longest reach one
+keyframe at a time needs 7. Past that point, or for more frames than the plan holds, the frame that
+halves the longest reach of propagation (:func:`widest_gaps`): a frame between two keyframes is read
+from both and lies at most half their gap from one, a frame before the first or after the last is
+read from one side only. Propagation's error grows with the distance from a keyframe, so this is
+where a keyframe cuts the most error. Two rules that looked at the frames were measured against it
+and lost on the phantom (docs/annotation-effort.md): the frames least like the keyframes (after
+XMem++'s annotation-candidate selection) and the frames where propagation's margin was lowest.
 """
 
 from __future__ import annotations
+
+import math
 
 from ..store import Video
 from .config import FINE_KEYFRAME_GAP
@@ -28,15 +32,49 @@ def evenly_spaced(n_frames: int, every: int = 200, count: int | None = None) -> 
     return grid
 
 
-def suggest_keyframes(video: Video, every: int = 200, count: int | None = None) -> list[int]:
-    """Frames to annotate, best first: ``count`` of them, or enough for a keyframe every ``every`` frames
-    (at least one). Evenly spaced before any keyframe, then :func:`widest_gaps`."""
-    n = video.n_frames
-    keys = video.annotated_frames()
+def suggest_keyframes(video: Video, count: int | None = None, gap: int = FINE_KEYFRAME_GAP) -> list[int]:
+    """Frames to annotate, best first: the :func:`finish_plan` for keyframes at most ``gap`` apart, or
+    ``count`` frames (the plan's first, then :func:`widest_gaps`)."""
+    n, keys = video.n_frames, video.annotated_frames()
+    plan = finish_plan(n, keys, gap)
+    if count is None:
+        return plan
+    picked = plan[:count]
+    return picked + widest_gaps(n, [*keys, *picked], count - len(picked))
+
+
+def finish_plan(n_frames: int, keyframes: list[int], gap: int = FINE_KEYFRAME_GAP) -> list[int]:
+    """The fewest frames that, with ``keyframes``, leave no frame farther than ``gap / 2`` from a keyframe
+    that reads it (:func:`ready_to_finish`), best first.
+
+    Each stretch that reaches too far is split evenly into as few parts as the rule allows: an inner gap
+    into parts of at most ``gap``, an end stretch into parts of at most ``gap`` and an end part of at most
+    ``gap / 2`` (it is read from one side). Without keyframes, evenly spaced frames, the one nearest the
+    middle first. Then the stretch that reaches farthest first, and in it the frame next to a keyframe,
+    whose draft propagation reads from nearest."""
+    keys = sorted(set(keyframes))
     if not keys:
-        return evenly_spaced(n, every, count)
-    count = count or max(1, n // every - len(keys))
-    return widest_gaps(n, keys, count)
+        plan = evenly_spaced(n_frames, count=-(-n_frames // gap))
+        return sorted(plan, key=lambda t: abs(2 * t - (n_frames - 1)))
+    last, found = n_frames - 1, []
+    if keys[0] > gap / 2:
+        found.append((keys[0], [keys[0] - t for t in _end_split(keys[0], gap)]))
+    for a, b in zip(keys[:-1], keys[1:]):
+        if b - a > gap:
+            parts = -(-(b - a) // gap)
+            found.append(((b - a) / 2, [a + round(j * (b - a) / parts) for j in range(1, parts)]))
+    if last - keys[-1] > gap / 2:
+        found.append((last - keys[-1], [keys[-1] + t for t in _end_split(last - keys[-1], gap)]))
+    found.sort(key=lambda r: -r[0])
+    return [t for _, frames in found for t in frames]
+
+
+def _end_split(length: int, gap: int) -> list[int]:
+    """Offsets from the keyframe, nearest first, that split an end stretch of ``length`` frames into parts of
+    at most ``gap`` and a last part of at most ``gap / 2``, all of equal reach."""
+    parts = math.ceil((length - gap / 2) / gap)
+    step = length / (parts + 0.5)
+    return [length - math.floor(length - j * step) for j in range(1, parts + 1)]
 
 
 def widest_gaps(n_frames: int, keyframes: list[int], count: int) -> list[int]:
