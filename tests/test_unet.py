@@ -77,6 +77,18 @@ def test_metrics_match_hand_computed_confusion():
     assert confusion_matrix(torch.tensor([0, 1]), torch.tensor([255, 1]), 3).sum() == 1
 
 
+def test_class_maps_are_torchs_argmax_ties_included():
+    """Predictions, validation and propagation take the class map through one running-max argmax (several times
+    faster on a CPU); it must give what torch.argmax gives, the first class on ties."""
+    from sonolabel._tensors import channel_argmax
+
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 3, (4, 8, 16, 16), generator=g).float()  # three levels: ties on most pixels
+    scores[1] = 0.0  # every class tied
+    got = channel_argmax(scores)
+    assert got.dtype == torch.uint8 and torch.equal(got.long(), scores.argmax(1))
+
+
 def test_resume_continues_from_the_saved_epoch(tiny, tmp_path, capsys):
     out = tmp_path / "run"
     train_unet(tiny / "ds", out, UNetConfig(epochs=1, steps_per_epoch=2, **FAST), progress=False)

@@ -33,6 +33,7 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 from .. import __version__
+from .._tensors import channel_argmax
 from ..tasks import run_tasks
 from ..errors import InputError
 from ..store import LabelSource, Project, Video
@@ -76,8 +77,11 @@ def resize_labels(labels: np.ndarray, size: int, n_classes: int, method: str = "
         a, b, c, d = labels[:, 0::2, 0::2], labels[:, 0::2, 1::2], labels[:, 1::2, 0::2], labels[:, 1::2, 1::2]
         out = np.where((a == b) | (a == c) | (a == d), a, np.where((b == c) | (b == d), b, np.where(c == d, c, a)))
         return out.astype(np.uint8)
-    onehot = F.one_hot(torch.from_numpy(labels.astype(np.int64)), n_classes).permute(0, 3, 1, 2).float()
-    return F.adaptive_avg_pool2d(onehot, (size, size)).argmax(1).byte().numpy()
+    # each class's share of every output pixel, one class at a time (a one-hot stack of 480x480 frames is
+    # hundreds of MB a batch); the largest share wins, the first class on ties
+    lab = torch.from_numpy(np.ascontiguousarray(labels))[:, None]
+    shares = torch.cat([F.adaptive_avg_pool2d((lab == c).float(), (size, size)) for c in range(n_classes)], 1)
+    return channel_argmax(shares).numpy()
 
 
 def exportable_frames(video: Video, include_unreviewed: bool) -> np.ndarray:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._tensors import channel_argmax
 from .config import PropagationConfig
 from .encoders import IntensityKeys
 from .motion import at_blocks, motion_field
@@ -156,14 +157,3 @@ class Engine:
         with torch.no_grad():
             p = F.interpolate(p, size=size, mode="bilinear", align_corners=False)
             return channel_argmax(p).cpu().numpy()
-
-
-def channel_argmax(p: torch.Tensor) -> torch.Tensor:
-    """argmax over dim 1 of (B, K, H, W) as uint8; a running max is several times faster on CPU than
-    torch's strided reduction for small K."""
-    best, idx = p[:, 0].clone(), torch.zeros(p.shape[0], *p.shape[2:], dtype=torch.uint8, device=p.device)
-    for c in range(1, p.shape[1]):
-        better = p[:, c] > best
-        best = torch.where(better, p[:, c], best)
-        idx[better] = c
-    return idx

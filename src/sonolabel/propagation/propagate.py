@@ -18,6 +18,7 @@ from typing import Callable, Generator
 import numpy as np
 import torch
 
+from .._tensors import channel_argmax
 from ..errors import InputError
 from ..store import Video
 from ..store.layout import PROPAGATION_STATE
@@ -109,7 +110,7 @@ def _kept(done: dict, signature: str, runner: "VideoPropagator", former: Callabl
 
 def _agreement(f: torch.Tensor, b: torch.Tensor, n_classes: int) -> np.ndarray:
     """Per-class IoU of the forward and backward passes' argmax on the label grid, (B, K); NaN where absent."""
-    fa, ba = f.argmax(1), b.argmax(1)
+    fa, ba = channel_argmax(f), channel_argmax(b)
     out = np.full((f.shape[0], n_classes), np.nan, np.float32)
     for c in range(n_classes):
         inter = ((fa == c) & (ba == c)).flatten(1).sum(1).float()

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._tensors import channel_argmax
 from ..boundaries import outline
 from ..tasks import map_videos
 from ..export.writer import resize_images, resize_labels
@@ -58,7 +59,7 @@ def frame_scores(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tens
     """Per frame: weighted cross-entropy, mean foreground Dice, and Dice per class (NaN where a class is in neither)."""
     k = logits.shape[1]
     ce = F.cross_entropy(logits, labels, weight=weights, reduction="none").flatten(1).sum(1) / weights[labels].flatten(1).sum(1)
-    pred = logits.argmax(1)
+    pred = channel_argmax(logits).long()
     p = F.one_hot(pred, k).flatten(1, 2).float()
     g = F.one_hot(labels, k).flatten(1, 2).float()
     inter, size = (p * g).sum(1), p.sum(1) + g.sum(1)
@@ -125,7 +126,7 @@ def predict_video(
             x = torch.from_numpy(resize_images(img, size)).float().div_(255.0)[:, None].to(dev)
             logits = model(x).float()
             full = F.interpolate(logits, size=(video.height, video.width), mode="bilinear", align_corners=False)
-            writer.write_many(int(rows[0]), full.argmax(1).byte().cpu().numpy())
+            writer.write_many(int(rows[0]), channel_argmax(full).cpu().numpy())
             target = torch.from_numpy(resize_labels(lab, size, k).astype(np.int64))
             ce, dice, per_class = frame_scores(logits.cpu(), target.clamp(max=k - 1), weights)
             uncertainty, shift = confident_shift(logits.cpu(), target.clamp(max=k - 1), video.width / size)

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
+from .._tensors import channel_argmax
 from ..errors import InputError
 from ..export.dataset import SPLITS_FILE, ExportedDataset
 from ..export.torch_data import SegmentationFrames
@@ -119,7 +120,7 @@ class Evaluator:
                 logits = model(img)
             loss_sum[0] += F.cross_entropy(logits.float(), lab, weight=w, reduction="sum")
             loss_sum[1] += w[lab].sum()
-            cm += confusion_matrix(logits.argmax(1), lab, self.n_classes)
+            cm += confusion_matrix(channel_argmax(logits).long(), lab, self.n_classes)
         loss_sum, cm = all_sum(loss_sum, self.world), all_sum(cm, self.world)
         return float(loss_sum[0] / loss_sum[1]) if loss_sum[1] > 0 else math.nan, cm.cpu().numpy()
 
