@@ -546,13 +546,14 @@ def test_an_end_stretch_is_read_as_propagation_reads_it(project, phantom_clip):
     from sonolabel.propagation.modes import Engines
     from sonolabel.review.consistency import consistency_signals
 
-    frames, truth = phantom_clip
-    v = _video(project, truth, (0, 60, 120), "end", frames)
+    frames, truth = (a[60:] for a in phantom_clip)  # one keyframe passed, then a 120-frame end stretch
+    v = _video(project, truth, (0, 60), "end", frames)
     config = PropagationConfig(mode="free", device="cpu")
     propagate_video(v, config)
     engine = Engines(project, config).for_video(v)[0]
-    honest = consistency_signals(v, engine)["consistency_px"].to_numpy()[121:]
+    honest = consistency_signals(v, engine)["consistency_px"].to_numpy()[61:]
+    # robustness run: 0.73-0.80 px over seeds 0-2 (limit 1.25); the slide reads 6.3-6.6 px (limit 2.5)
     assert np.nanmax(honest) < 0.5 * DriftConfig().consistency_px, np.nanmax(honest)
-    v.save_propagated(0, corrupt_stretch(np.asarray(v.propagated[:]), 120, 121, 241, "slide", 3, pixels=6))
-    slid = consistency_signals(v, engine)["consistency_px"].to_numpy()[121:]
+    v.save_propagated(0, corrupt_stretch(np.asarray(v.propagated[:]), 60, 61, 181, "slide", 3, pixels=6))
+    slid = consistency_signals(v, engine)["consistency_px"].to_numpy()[61:]
     assert np.nanmax(slid) > DriftConfig().consistency_px, np.nanmax(slid)  # the 6 px at the far end
