@@ -229,13 +229,27 @@ def propagate(video, cache, tally: Tally, size: int | None = None) -> None:
         tally.finish_wait_s += time.perf_counter() - t0
 
 
+def draw_keyframe(video, t: int, frames: np.ndarray, truth: np.ndarray, annotator: Annotator, tally: Tally, draft=None) -> None:
+    """Keyframe ``t`` as the dock makes it: from ``draft()`` (its time charged as waiting) or from nothing,
+    corrected with the brush, saved."""
+    start = np.zeros(frames.shape[1:], np.uint8)
+    if draft is not None:
+        t0 = time.perf_counter()
+        start = draft()
+        tally.wait_s += time.perf_counter() - t0
+    lab, spent = annotator.correct(frames[t], start, truth[t], annotator.m.keyframe_target)
+    tally.draw_s += spent
+    video.save_annotation(t, lab)
+    tally.keyframes.append(t)
+
+
 def run_workflow(
     kind: str, project, vid: str, frames: np.ndarray, truth: np.ndarray, model: TimeModel, final_size: int | None = None, most: int | None = None
 ) -> dict:
     """One workflow on one video. ``final_size``: the working size of the last propagation before the
     fixing pass (a's only one; after b's and c's loop, which runs at the default, a full re-propagation).
     ``most``: the loop's keyframes at most (default one per 100 frames)."""
-    from sonolabel.propagation.draft import draft_for, draft_labels, draft_source
+    from sonolabel.propagation.draft import draft_for, draft_source
     from sonolabel.propagation.passes import PassCache
     from sonolabel.propagation.suggest import evenly_spaced, ready_to_finish, suggest_keyframes
 
@@ -243,39 +257,21 @@ def run_workflow(
     tally = Tally()
     annotator = Annotator(model, tally, assist=kind == "c")
     n = len(frames)
-    empty = np.zeros(frames.shape[1:], np.uint8)
     if kind == "a":
         for t in evenly_spaced(n, 200):
-            lab, spent = annotator.correct(frames[t], empty, truth[t], model.keyframe_target)
-            tally.draw_s += spent
-            video.save_annotation(t, lab)
-            tally.keyframes.append(t)
+            draw_keyframe(video, t, frames, truth, annotator, tally)
         propagate(video, None, tally, final_size)
     elif kind == "d":
         while not ready_to_finish(n, tally.keyframes):
             t = suggest_keyframes(video, count=1)[0]
-            start = empty
-            if tally.keyframes or draft_source(video) is not None:
-                t0 = time.perf_counter()
-                start, _ = draft_for(video, t)
-                tally.wait_s += time.perf_counter() - t0
-            lab, spent = annotator.correct(frames[t], start, truth[t], model.keyframe_target)
-            tally.draw_s += spent
-            video.save_annotation(t, lab)
-            tally.keyframes.append(t)
+            drafted = tally.keyframes or draft_source(video) is not None
+            draw_keyframe(video, t, frames, truth, annotator, tally, (lambda: draft_for(video, t)[0]) if drafted else None)
         propagate(video, None, tally, final_size)
     else:
         cache = PassCache()
         t = suggest_keyframes(video, count=1)[0]
-        start = empty
-        if kind == "c" and draft_source(video) is not None:
-            t0 = time.perf_counter()
-            start, _ = draft_labels(video, t)
-            tally.wait_s += time.perf_counter() - t0
-        lab, spent = annotator.correct(frames[t], start, truth[t], model.keyframe_target)
-        tally.draw_s += spent
-        video.save_annotation(t, lab)
-        tally.keyframes.append(t)
+        drafted = kind == "c" and draft_source(video) is not None
+        draw_keyframe(video, t, frames, truth, annotator, tally, (lambda: draft_for(video, t)[0]) if drafted else None)
         propagate(video, cache, tally)
         bad, unpaid = below_target(video, truth, model.frame_target), 0
         tally.trace.append([1, bad])
@@ -290,11 +286,7 @@ def run_workflow(
             t0 = time.perf_counter()
             t = suggest_keyframes(video, count=1)[0]
             tally.wait_s += time.perf_counter() - t0
-            draft = np.asarray(video.propagated[t])
-            lab, spent = annotator.correct(frames[t], draft, truth[t], model.keyframe_target)
-            tally.draw_s += spent
-            video.save_annotation(t, lab)
-            tally.keyframes.append(t)
+            draw_keyframe(video, t, frames, truth, annotator, tally, lambda: np.asarray(video.propagated[t]))
             propagate(video, cache, tally)
             before, bad = bad, below_target(video, truth, model.frame_target)
             tally.trace.append([len(tally.keyframes), bad])
