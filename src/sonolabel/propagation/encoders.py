@@ -28,6 +28,23 @@ def _gaussian_kernel(sigma: float) -> torch.Tensor:
     return g / g.sum()
 
 
+def gaussian_blur(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) blurred by the separable kernel ``g`` with replicated borders, as a sum of shifted copies:
+    the same numbers as two 1-D convolutions, 10-20 times faster on a CPU (a one-channel ``conv2d`` with a
+    thin kernel takes the slow general path: 400 ms against 20-60 ms for 32 frames at 480x480)."""
+    taps, r = g.tolist(), g.numel() // 2
+    h, w = x.shape[-2:]
+    p = F.pad(x, (r, r, 0, 0), mode="replicate")
+    y = p[..., :w] * taps[0]
+    for j in range(1, len(taps)):
+        y.add_(p[..., j : j + w], alpha=taps[j])
+    p = F.pad(y, (0, 0, r, r), mode="replicate")
+    y = p[..., :h, :] * taps[0]
+    for j in range(1, len(taps)):
+        y.add_(p[..., j : j + h, :], alpha=taps[j])
+    return y
+
+
 def normalise_frames(frames: torch.Tensor) -> torch.Tensor:
     """(B, 1, H, W) uint8 or float -> zero-mean unit-variance per frame (gain changes cancel)."""
     x = frames.float()
@@ -55,11 +72,7 @@ class IntensityKeys(nn.Module):
         x = normalise_frames(frames)
         feats = []
         for i, d in enumerate(self.dilations):
-            g = getattr(self, f"g{i}")
-            r = g.numel() // 2
-            y = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), g.view(1, 1, 1, -1))
-            y = F.conv2d(F.pad(y, (0, 0, r, r), mode="replicate"), g.view(1, 1, -1, 1))
-            y = F.avg_pool2d(y, self.stride)
+            y = F.avg_pool2d(gaussian_blur(x, getattr(self, f"g{i}")), self.stride)
             p = F.unfold(F.pad(y, (d, d, d, d), mode="replicate"), 3, dilation=d)  # (B, 9, h*w)
             feats.append(p.view(y.shape[0], 9, *y.shape[2:]))
         k = torch.cat(feats, 1)
