@@ -299,12 +299,12 @@ class AnnotatorWidget(Jobs, Container):
     def go_suggested(self) -> None:
         """Go to the frame that most needs a keyframe; say so when the keyframes are dense enough to finish."""
         from sonolabel.propagation.config import FINE_KEYFRAME_GAP
-        from sonolabel.propagation.suggest import ready_to_finish, suggest_keyframes
+        from sonolabel.propagation.suggest import keyframe_advice
 
-        frames = suggest_keyframes(self.video, count=1)
+        frames, ready = keyframe_advice(self.video, count=1)
         if frames:
             self.set_frame(frames[0])
-        if ready_to_finish(self.video.n_frames, self.video.annotated_frames()):
+        if ready:
             self.status.value = f"keyframes at most {FINE_KEYFRAME_GAP} frames apart: time to Finish (fine); more would cost more than they save"
 
     def start_assist(self) -> None:

@@ -83,3 +83,21 @@ def test_the_finish_plan_names_the_fewest_keyframes_that_make_a_video_ready_to_f
     while not ready_to_finish(2000, keys):
         keys.append(finish_plan(2000, keys)[0])
     assert len(keys) == 4 and len(finish_plan(2000, [], gap)) == 4
+
+
+def test_the_front_ends_advice_is_the_suggestions_and_the_finish_rule(project):
+    """`keyframes suggest` and napari's next-suggested read the keyframes once for both answers."""
+    from sonolabel.propagation.suggest import keyframe_advice, suggest_keyframes
+
+    vid = project.new_video_id("A", 1)
+    with project.staged_video(vid, 1300, 8, 8, {"subject": "A", "trial": "1", "fps": 20.0}):
+        pass
+    video = project.video(vid)
+    video.save_annotation(650, np.ones((8, 8), np.uint8))
+    for count in (None, 1, 5):
+        frames, ready = keyframe_advice(video, count)
+        assert frames == suggest_keyframes(video, count) and not ready
+    for t in finish_plan(1300, [650]):
+        video.save_annotation(t, np.ones((8, 8), np.uint8))
+    frames, ready = keyframe_advice(video, 1)
+    assert ready and ready_to_finish(1300, video.annotated_frames()) and frames == widest_gaps(1300, video.annotated_frames(), 1)

@@ -234,14 +234,12 @@ def labels_import(args) -> int:
 
 def keyframes_suggest(args) -> int:
     from ..propagation.config import FINE_KEYFRAME_GAP
-    from ..propagation.suggest import ready_to_finish, suggest_keyframes
+    from ..propagation.suggest import keyframe_advice
     from ..store import Project
 
+    gap = args.gap or FINE_KEYFRAME_GAP
     with Project.open(args.project) as project:
-        video = project.video(args.video)
-        gap = args.gap or FINE_KEYFRAME_GAP
-        frames = suggest_keyframes(video, count=args.count, gap=gap)
-        ready = ready_to_finish(video.n_frames, video.annotated_frames(), gap)
+        frames, ready = keyframe_advice(project.video(args.video), count=args.count, gap=gap)
     print(" ".join(map(str, frames)))
     if ready:
         print(

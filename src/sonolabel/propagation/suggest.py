@@ -35,12 +35,18 @@ def evenly_spaced(n_frames: int, every: int = 200, count: int | None = None) -> 
 def suggest_keyframes(video: Video, count: int | None = None, gap: int = FINE_KEYFRAME_GAP) -> list[int]:
     """Frames to annotate, best first: the :func:`finish_plan` for keyframes at most ``gap`` apart, or
     ``count`` frames (the plan's first, then :func:`widest_gaps`)."""
+    return keyframe_advice(video, count, gap)[0]
+
+
+def keyframe_advice(video: Video, count: int | None = None, gap: int = FINE_KEYFRAME_GAP) -> tuple[list[int], bool]:
+    """What the front ends show, from one read of the video's keyframes: :func:`suggest_keyframes` and
+    whether the keyframes are already dense enough to finish (:func:`ready_to_finish`)."""
     n, keys = video.n_frames, video.annotated_frames()
     plan = finish_plan(n, keys, gap)
-    if count is None:
-        return plan
-    picked = plan[:count]
-    return picked + widest_gaps(n, [*keys, *picked], count - len(picked))
+    if count is not None:
+        picked = plan[:count]
+        plan = picked + widest_gaps(n, [*keys, *picked], count - len(picked))
+    return plan, ready_to_finish(n, keys, gap)
 
 
 def finish_plan(n_frames: int, keyframes: list[int], gap: int = FINE_KEYFRAME_GAP) -> list[int]:
