@@ -48,8 +48,8 @@ def _write_recording(folder: Path, subject_seed: int, trial: int, n_frames: int,
         stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
         stream.options = {"crf": str(crf), "preset": "medium"}
         batch = []
-        # render ahead while the encoder takes this frame (both release the GIL: 0.82 of the wall time on 2 cores);
-        # the encoder sees the same frames in the same order, so the file is the same
+        # render ahead in a thread while the encoder takes this frame (0.82 of the wall time on 2 cores); the
+        # encoder sees the same frames in the same order, so the file is the same
         with ThreadPoolExecutor(max_workers=1) as ahead:
             rendered = [ahead.submit(renderer.render, t) for t in range(min(2, n_frames))]
             for t in range(n_frames):
