@@ -1,6 +1,6 @@
 """What the phantom lets any model know about the flexed finger of a subject it never saw.
 
-    python benchmarks/sonorank_ceiling.py [--subjects 5] [--frames 1200]
+    python benchmarks/sonorank_ceiling.py [--subjects 5] [--frames 1200] [--scale training|session]
 
 SonoRank's flexion targets (held-out macro F1 0.8 from labels, 0.6 from raw frames) are only
 reachable if the input carries the answer in a form that transfers across subjects. This renders the
@@ -18,12 +18,17 @@ flex labels), from features taken with the truth the phantom knows:
   8 x 8 grid of ``rank/flow.py``: the raw input's features if optical flow made no error;
 * ``estimated flow, grid``: ``rank/flow.py``'s flow from the rendered frames at 112 px;
 * ``true motion in class strips``: the true displacement and its divergence averaged within each
-  muscle strip of the rest frame: motion read in the subject's own anatomy (raw and labels together).
+  muscle strip of the rest frame: motion read in the subject's own anatomy (raw and labels together);
+* ``estimated flow in class strips``: the same from ``rank/flow.py``'s dense flow at 112 px (before
+  its grid pooling) within the strips of the true rest-frame labels at 112 px: what the two inputs
+  together could give with the flow the raw input has.
 
-Window features are the mean over the window's frames, less the rest frame (the first). ``within``
+Window features are the mean over the window's frames, less the rest frame (the first), standardised
+by the training subjects' statistics (``--scale training``) or by each subject's own over its session
+(``--scale session``, as SonoRank's ``feature_norm`` session reads a new subject). ``within``
 trains on the first half of one subject's windows and tests on the second half: what the features
 say at all, before any transfer. Results: ``benchmarks/results/sonorank_ceiling.json`` (another
-``--subjects``: ``sonorank_ceiling-<n>.json``).
+``--subjects``: ``sonorank_ceiling-<n>.json``; session scale: ``-session`` added).
 """
 
 from __future__ import annotations
@@ -85,6 +90,14 @@ def motion_in_strips(motion: np.ndarray, rest: np.ndarray, edges: list[np.ndarra
     return np.asarray(out, np.float32)
 
 
+def dense_flow(reference: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """(2, 112, 112) ``rank/flow.py``'s flow (its radius, warps and median removal) before the grid pooling."""
+    from skimage.registration import optical_flow_ilk
+
+    field = np.stack(optical_flow_ilk(reference, frame, radius=flow.RADIUS[flow.VERSION], num_warp=flow.WARPS)).astype(np.float32)
+    return field - np.median(field.reshape(2, -1), 1)[:, None, None]
+
+
 def small(a: np.ndarray, mode: str) -> torch.Tensor:
     """A 480 px map at 112 px, as the exported dataset holds it."""
     return F.interpolate(torch.from_numpy(np.asarray(a, np.float32))[None, None], size=(112, 112), mode=mode)[0, 0]
@@ -94,13 +107,15 @@ def subject_features(subject_seed: int, frames: int) -> tuple[dict[str, np.ndarr
     """Per-window features of every kind (W, D), flex labels (W, 5), and the window frames."""
     seq = make_sequence(subject_seed, 1, frames)
     renderer = PhantomRenderer(seq)
-    per_frame: dict[str, list[np.ndarray]] = {k: [] for k in ("outline", "shapes", "motion", "flow", "strips")}
-    rest_img = rest_lab = edges = rest_profile = None
+    per_frame: dict[str, list[np.ndarray]] = {k: [] for k in ("outline", "shapes", "motion", "flow", "strips", "flow_strips")}
+    rest_img = rest_lab = edges = rest_profile = rest_small = small_edges = None
     for t in range(frames):
         img, lab = renderer.render(t)
         motion = renderer.motion(t)
         if t == 0:
             rest_img, rest_lab, edges = small(img / 255.0, "area").numpy(), lab, strip_edges(lab)
+            rest_small = small(lab, "nearest").numpy().astype(np.uint8)
+            small_edges = strip_edges(rest_small)
         onehot = F.one_hot(small(lab, "nearest").long(), 8).permute(2, 0, 1)
         profile = column_profile(onehot)
         rest_profile = profile if t == 0 else rest_profile
@@ -108,7 +123,9 @@ def subject_features(subject_seed: int, frames: int) -> tuple[dict[str, np.ndarr
         per_frame["shapes"].append(profile_change(profile[None, None], rest_profile[None], 4)[0].numpy())
         pooled = F.adaptive_avg_pool2d(torch.from_numpy(motion)[None], flow.GRID)[0].numpy() * 112 / 480
         per_frame["motion"].append((pooled - np.median(pooled.reshape(2, -1), 1)[:, None, None]).ravel())
-        per_frame["flow"].append(flow.frame_flow(rest_img, small(img / 255.0, "area").numpy()))
+        field = dense_flow(rest_img, small(img / 255.0, "area").numpy())
+        per_frame["flow"].append(F.adaptive_avg_pool2d(torch.from_numpy(field)[None], flow.GRID)[0].flatten().numpy())
+        per_frame["flow_strips"].append(motion_in_strips(field, rest_small, small_edges))
         per_frame["strips"].append(motion_in_strips(motion, rest_lab, edges))
     kinds = {k: np.stack(v) - v[0] for k, v in per_frame.items()}
     kinds["kinematics"] = seq.kinematics / 100.0
@@ -145,6 +162,8 @@ KINDS = {
     "estimated flow (rank/flow.py), 8 x 8 grid": ("flow",),
     "true motion in class strips": ("strips",),
     "true labels outline + true motion in class strips": ("outline", "strips"),
+    "estimated flow in class strips (112 px)": ("flow_strips",),
+    "true labels outline + estimated flow in class strips": ("outline", "flow_strips"),
 }
 
 
@@ -152,6 +171,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--subjects", type=int, default=5)
     ap.add_argument("--frames", type=int, default=1200)
+    ap.add_argument("--scale", choices=("training", "session"), default="training", help="standardise features over the training subjects or per subject")
     args = ap.parse_args()
     torch.set_num_threads(2)
     started = time.perf_counter()
@@ -162,6 +182,8 @@ def main() -> None:
     rows = []
     for name, parts in KINDS.items():
         x = [np.concatenate([d[0][p] for p in parts], 1) for d in data]
+        if args.scale == "session":
+            x = [(v - v.mean(0)) / (v.std(0) + 1e-6) for v in x]
         y = [d[1] for d in data]
         held = []
         for test in range(len(data)):
@@ -184,9 +206,11 @@ def main() -> None:
             }
         )
         print(f"{name:58s} held-out {macro.mean():.3f} ± {macro.std(ddof=1):.3f}  within {np.mean(within):.3f}  {rows[-1]['per_finger']}", flush=True)
-    results = RESULTS if args.subjects == ap.get_default("subjects") else RESULTS.with_name(f"sonorank_ceiling-{args.subjects}.json")
+    name = "sonorank_ceiling" + ("" if args.subjects == ap.get_default("subjects") else f"-{args.subjects}") + ("-session" if args.scale == "session" else "")
+    results = RESULTS.with_name(name + ".json")
     results.parent.mkdir(exist_ok=True)
-    out = {"subjects": args.subjects, "frames": args.frames, "seed": 11, "flow_radius": flow.RADIUS, "seconds": time.perf_counter() - started, "rows": rows}
+    out = {"subjects": args.subjects, "frames": args.frames, "scale": args.scale, "seed": 11, "flow_radius": flow.RADIUS}
+    out.update({"seconds": time.perf_counter() - started, "rows": rows})
     results.write_text(json.dumps(out, indent=1))
     print(f"{results} ({out['seconds']:.0f} s)")
 
