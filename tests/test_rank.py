@@ -497,6 +497,68 @@ def test_flexion_from_the_images_motion_against_the_rest_frame(rank_data, tmp_pa
     assert ArchConfig().flow_version == 1
 
 
+def test_flexion_from_the_motion_within_each_class_against_the_rest_frame():
+    """flex_input=areas_flow (input both): the class areas, and where the image moved within each class's
+    strips of the rest frame's labels; inference over a session reads its windows as training does."""
+    from scipy import ndimage
+
+    from sonolabel.rank.flow import strip_flow
+    from sonolabel.rank.infer import Session, flexion_curves
+    from sonolabel.rank.model import session_standardise
+    from sonolabel.rank.shapes import strip_masks
+
+    # by hand: class 1 above, class 2 below; the tissue of the lower part slides 1.5 px down
+    rng = np.random.default_rng(0)
+    rest = ndimage.gaussian_filter(rng.normal(0, 1, (112, 112)), 1.5)
+    labels = np.zeros((112, 112), np.int64)
+    labels[20:56, 8:104], labels[64:100, 8:104] = 1, 2
+    moved = rest.copy()
+    moved[60:] = ndimage.shift(rest, (1.5, 0), mode="nearest")[60:]
+    masks = strip_masks(F.one_hot(torch.from_numpy(labels), 3).permute(2, 0, 1), 2).numpy()
+    assert masks.shape == (4, 112, 112) and masks.sum(0).max() == 1  # disjoint: within each class, 2 % to 98 % of it
+    assert 0.9 * (labels > 0).sum() < masks.sum() <= (labels > 0).sum()
+    rows, cols = strip_flow(rest, moved, masks).reshape(4, 3)[:, :2].T  # class 1's two strips, then class 2's
+    assert rows[2:].mean() - rows[:2].mean() == pytest.approx(1.5, abs=0.4) and np.abs(cols).max() < 0.4
+    assert np.abs(strip_flow(rest, rest, masks)).max() < 1e-3
+    with pytest.raises(InputError, match="input=both"):
+        RankConfig(input="labels", flex_input="areas_flow").check()
+    with pytest.raises(ValueError, match="raw frames"):
+        SonoRank(ArchConfig(in_channels=3, label_channels=3, flex_input="areas_flow"))
+
+    # a session whose lower tissue slides further while class 2 grows: rank infer's probabilities are the
+    # classifier's on the features training computes from the same windows
+    frames = 12
+    images = np.stack([np.clip(128 + 60 * np.r_[rest[:60], ndimage.shift(rest, (0.2 * t, 0), mode="nearest")[60:]], 0, 255) for t in range(frames)])
+    images = images.round().astype(np.uint8)
+    session_labels = np.stack([labels] * frames).astype(np.uint8)
+    for t in range(frames):
+        session_labels[t, 100 : 100 + t // 3, 8:104] = 2
+    torch.manual_seed(0)
+    arch = ArchConfig(
+        in_channels=4,
+        widths=[8] * 5,
+        embed=16,
+        length=3,
+        feedforward=32,
+        label_channels=3,
+        flex_input="areas_flow",
+        strips=2,
+        flow_version=2,
+        feature_norm="session",
+    )
+    model = SonoRank(arch).eval()
+    probs = flexion_curves(model, Session("s", images, session_labels, 20.0), "both", 3, subsample=2, device=torch.device("cpu"))
+    x = torch.cat(
+        [torch.from_numpy(images).float().div(255)[:, None], F.one_hot(torch.from_numpy(session_labels.astype(np.int64)), 3).permute(0, 3, 1, 2).float()], 1
+    )
+    with torch.no_grad():
+        ends = np.arange(4, frames)
+        feats = torch.cat([model.area_change(x[e - 4 : e + 1 : 2][None], x[:1][None]) for e in ends])
+        expected = torch.sigmoid(model.classify(None, None, session_standardise(feats, torch.zeros(len(ends), dtype=torch.long))))
+    assert feats.shape[1] == 2 * 2 * 2 + 3 * 2 * 2 and feats[:, -6:-3].abs().max() > 0.5  # class 2's strips moved
+    np.testing.assert_allclose(probs[ends], expected.numpy(), atol=1e-5)
+
+
 @pytest.mark.skipif(not (SHARED / "logiq-gastroc" / "frames").is_dir(), reason="shared/data/logiq-gastroc is not beside the project")
 def test_flow_follows_a_known_motion_on_real_muscle_texture_that_partly_decorrelates():
     """Real scanner frames (GE Logiq, gastrocnemius), each moved by known smooth bulges of 1.5-3 px with a fifth

@@ -44,7 +44,9 @@ class RankConfig:
     flex_epochs: int = 10  # stage 2
     refit: bool = True  # stage 2 again on the training and validation subjects together, kept at the epoch validation chose
     flex_batch_size: int = 8  # windows (each with its rest reference) per batch
-    flex_input: str = "auto"  # flexion reads: embeddings | areas (class shapes vs the rest frame) | both | flow (image motion); auto: areas, or flow for raw
+    # flexion reads: embeddings | areas (class shapes vs the rest frame) | both | flow (image motion) |
+    # areas_flow (areas, and the image's motion within each class's strips); auto: areas, or flow for raw
+    flex_input: str = "auto"
     flex_strips: int = 4  # areas: strips across each class (0: whole-class shares); see rank/shapes.py
     feature_norm: str = "session"  # areas / flow: standardised by each session's own statistics, or by the training set's (training)
     motion: bool = False  # raw frames: the encoder also sees each frame's difference from the window's previous frame
@@ -105,6 +107,8 @@ class RankConfig:
             raise InputError(f"flex_input {self.flex_input} reads class areas, which raw input has not", hint="use --set input=labels or both")
         if self.resolved_flex_input == "flow" and self.input == "labels":
             raise InputError("flex_input flow reads the image's motion, which label input has not", hint="use --set input=raw or both")
+        if self.resolved_flex_input == "areas_flow" and self.input != "both":
+            raise InputError("flex_input areas_flow reads class areas and the image's motion within them", hint="use --set input=both")
         if self.motion and self.input == "labels":
             raise InputError("motion is the difference of raw frames, which label input has not", hint="use --set input=raw or both")
         if self.pretrain_steps and self.input != "raw":

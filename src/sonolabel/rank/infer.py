@@ -28,7 +28,7 @@ from ..training.reports import save_plot, write_csv_atomic
 from . import flow
 from .evaluate import REST_SECONDS, rest_thresholds
 from .model import SonoRank
-from .shapes import column_profile
+from .shapes import column_profile, strip_masks
 from .train import load_rank_model
 
 
@@ -104,19 +104,25 @@ def flexion_curves(model: SonoRank, session: Session, input: str, n_classes: int
             parts.append(F.one_hot(lab, n_classes).permute(0, 3, 1, 2).float())
         return torch.cat(parts, 1).to(device)
 
-    feats, profiles = [], []
+    feats, profiles, strips = [], [], []
+    version = model.cfg.flow_version
     moved = model.cfg.flex_input == "flow" and model.cfg.rest  # per-frame flow against the rest frame (the first)
+    inside = model.cfg.flex_input == "areas_flow" and model.cfg.rest  # ... read within the rest frame's class strips
+    masks = strip_masks(frames(np.array([0]))[0, -n_classes:].cpu(), max(model.cfg.strips, 1)).numpy() if inside else None
     for i in range(0, n, batch):
         rows = np.arange(i, min(n, i + batch))
         x = frames(rows)
         if moved:
-            profiles.append(torch.from_numpy(np.stack([flow.frame_flow(session.images[0], session.images[r], model.cfg.flow_version) for r in rows])))
+            profiles.append(torch.from_numpy(np.stack([flow.frame_flow(session.images[0], session.images[r], version) for r in rows])))
         elif model.area_norm is not None and model.cfg.flex_input != "flow":
             profiles.append(column_profile(x[:, -n_classes:]))
+        if inside:
+            strips.append(torch.from_numpy(np.stack([flow.strip_flow(session.images[0], session.images[r], masks, version) for r in rows])))
         if model.uses_embeddings:  # with motion, each frame's predecessor is the frame one window step back
             previous = frames(np.maximum(rows - subsample, 0))[None] if model.cfg.motion else None
             feats.append(model.embed_frames(x[None], previous)[0])
     profile = torch.cat(profiles) if profiles else None  # (N, C, W, 2)
+    strip = torch.cat(strips).to(device) if strips else None  # (N, strip features)
     t = model.cfg.length
     rest = model.embed_sequence(torch.cat(feats)[:1, None].expand(1, model.tokens, -1)) if model.cfg.rest and model.uses_embeddings else None
     feats = torch.cat(feats) if feats else None
@@ -128,11 +134,14 @@ def flexion_curves(model: SonoRank, session: Session, input: str, n_classes: int
     areas = []  # every window's features first: with feature_norm session they are standardised over the whole session
     for idx in windows if model.area_norm is not None else []:
         if moved:
-            areas.append(profile[idx[:, list(flow.window_frames(t, model.cfg.flow_version))]].mean(1).to(device))
-        elif model.cfg.flex_input == "flow":  # no rest reference: the flow from each window's first frame
+            areas.append(profile[idx[:, list(flow.window_frames(t, version))]].mean(1).to(device))
+        elif model.cfg.flex_input in ("flow", "areas_flow") and not model.cfg.rest:  # no rest reference: from each window's first frame
             areas.append(model.area_change(frames(idx.flatten().cpu().numpy()).view(len(idx), t, -1, *session.images.shape[1:]), None))
         else:
-            areas.append(model.profile_change(profile[idx], profile[:1].expand(len(idx), *profile.shape[1:])))
+            change = model.profile_change(profile[idx], profile[:1].expand(len(idx), *profile.shape[1:]))
+            if inside:
+                change = torch.cat([change, strip[idx[:, list(flow.window_frames(t, version))]].mean(1).to(change)], 1)
+            areas.append(change)
     areas = model.standardise(torch.cat(areas), torch.zeros(len(ends), dtype=torch.long)).split(batch) if areas else [None] * len(windows)
     for i, (idx, a) in enumerate(zip(windows, areas)):
         z = model.embed_sequence(feats[idx[:, t - model.tokens :]]) if feats is not None else None

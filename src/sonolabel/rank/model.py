@@ -9,7 +9,8 @@ stage 2 replaces them by a flexion classifier on the query window and a rest ref
 With label input the classifier can also (or only) read where each class changed in the window
 against the rest frame (:mod:`.shapes`): features that the rest reference normalises per subject,
 where learned embeddings also encode each subject's anatomy (docs/sonorank.md, "Flexion on a new
-subject"). With raw frames it can read where the image moved against the rest frame (:mod:`.flow`).
+subject"). With raw frames it can read where the image moved against the rest frame (:mod:`.flow`),
+and with both, the class areas and where the image moved within each class (``areas_flow``).
 With ``feature_norm`` session those features are standardised by their own session's mean and
 spread (:func:`session_standardise`): how far a subject's muscles bulge and slide differs between
 subjects, and a session's own statistics take that out without a label.
@@ -41,14 +42,14 @@ class ArchConfig:
     dropout: float = 0.3
     rest: bool = True  # the classifier sees [query, rest]; False: the query alone (the MFT baseline)
     label_channels: int = 0  # the input's trailing one-hot label channels (0: raw frames only)
-    flex_input: str = "embeddings"  # the flexion classifier sees: embeddings | areas | both | flow (see SonoRank.area_change)
+    flex_input: str = "embeddings"  # the flexion classifier sees: embeddings | areas | both | flow | areas_flow (see SonoRank.area_change)
     strips: int = 0  # areas: strips per class (0: whole-class shares, as before strips existed; see shapes.py)
     motion: bool = False  # each frame also shows the encoder its difference from the window's previous frame
     flow_version: int = 1  # flow: which definition of the features (1 in checkpoints made before it was recorded; see rank/flow.py)
     feature_norm: str = "training"  # areas / flow: standardised by the training set's statistics, or by each session's own (see session_standardise)
 
 
-FLEX_INPUTS = ("embeddings", "areas", "both", "flow")
+FLEX_INPUTS = ("embeddings", "areas", "both", "flow", "areas_flow")
 FEATURE_NORMS = ("training", "session")
 
 
@@ -123,12 +124,16 @@ class SonoRank(nn.Module):
         self.temporal = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d)
         self.rank_heads = nn.ModuleList(_mlp([2 * d, 256, 128, 64, 1], cfg.dropout) for _ in FINGERS)
-        areas = cfg.flex_input in ("areas", "both", "flow")
-        if cfg.flex_input in ("areas", "both") and cfg.label_channels < 1:
+        areas = cfg.flex_input in ("areas", "both", "flow", "areas_flow")
+        if cfg.flex_input in ("areas", "both", "areas_flow") and cfg.label_channels < 1:
             raise ValueError("flexion from class areas needs label input")
-        if cfg.flex_input == "flow" and cfg.in_channels - cfg.label_channels < 1:
+        if cfg.flex_input in ("flow", "areas_flow") and cfg.in_channels - cfg.label_channels < 1:
             raise ValueError("flexion from the image's motion needs raw frames")
-        n_areas = (flow.feature_count() if cfg.flex_input == "flow" else feature_count(cfg.label_channels, cfg.strips)) if areas else 0
+        n_areas = {
+            "flow": flow.feature_count(),
+            "areas_flow": feature_count(cfg.label_channels, cfg.strips) + flow.strip_count(cfg.label_channels, cfg.strips),
+        }.get(cfg.flex_input, feature_count(cfg.label_channels, cfg.strips))
+        n_areas = n_areas if areas else 0
         width = (2 * d if cfg.rest else d) * self.uses_embeddings + n_areas
         self.area_norm = nn.BatchNorm1d(n_areas, affine=False) if areas else None
         self.classifier = _mlp([width, 128, 64, len(FINGERS)], cfg.dropout)
@@ -178,18 +183,25 @@ class SonoRank(nn.Module):
 
     @property
     def uses_embeddings(self) -> bool:
-        return self.cfg.flex_input not in ("areas", "flow")
+        return self.cfg.flex_input not in ("areas", "flow", "areas_flow")
 
     def area_change(self, x: torch.Tensor, rest: torch.Tensor | None) -> torch.Tensor | None:
         """(B, features): where each label class of the window's frames (B, T, C, H, W) changed against
         the rest frame (B, 1, C, H, W) (see :mod:`.shapes`), or with ``flex_input`` flow, where the image
-        moved (see :mod:`.flow`); None when the classifier reads embeddings only."""
+        moved (see :mod:`.flow`), or with areas_flow both, the motion read within each class's strips
+        (:func:`.flow.strip_change`); None when the classifier reads embeddings only."""
         if self.area_norm is None:
             return None
+        rest = rest if rest is not None and self.cfg.rest else None
         if self.cfg.flex_input == "flow":
-            return flow.flow_change(x[:, :, 0], rest[:, 0, 0] if rest is not None and self.cfg.rest else None, self.cfg.flow_version)
+            return flow.flow_change(x[:, :, 0], rest[:, 0, 0] if rest is not None else None, self.cfg.flow_version)
         c = self.cfg.label_channels
-        return self.profile_change(column_profile(x[:, :, -c:]), column_profile(rest[:, 0, -c:]) if rest is not None else None)
+        areas = self.profile_change(column_profile(x[:, :, -c:]), column_profile(rest[:, 0, -c:]) if rest is not None else None)
+        if self.cfg.flex_input != "areas_flow":
+            return areas
+        ref, ref_labels = (rest[:, 0, 0], rest[:, 0, -c:]) if rest is not None else (None, None)
+        moved = flow.strip_change(x[:, :, 0], x[:, :, -c:], ref, ref_labels, self.cfg.strips, self.cfg.flow_version)
+        return torch.cat([areas, moved.to(areas)], 1)
 
     def profile_change(self, window: torch.Tensor, rest: torch.Tensor | None) -> torch.Tensor:
         """What :meth:`area_change` computes, from per-frame column profiles (B, T, C, W, 2) and the rest

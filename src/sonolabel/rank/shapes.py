@@ -47,6 +47,15 @@ def _strip_masks(reference: torch.Tensor, strips: int) -> torch.Tensor:
     return ((cols >= edges[..., :-1, None]) & (cols < edges[..., 1:, None]))[:, :, 0].float()
 
 
+def strip_masks(onehot: torch.Tensor, strips: int) -> torch.Tensor:
+    """(C, H, W) one-hot labels of a rest frame -> ((C - 1) * strips, H, W) 0/1: each class's pixels (the
+    background left out) within each of its strips, cut as :func:`profile_change` cuts them. Where the
+    image moved inside a strip (:func:`.flow.strip_flow`) is read within these."""
+    onehot = onehot.float()
+    columns = _strip_masks(onehot[None, 1:].sum(-2), strips)[0]  # (C - 1, K, W)
+    return (onehot[1:, None] * columns[:, :, None, :]).flatten(0, 1)
+
+
 def profile_change(window: torch.Tensor, rest: torch.Tensor | None, strips: int) -> torch.Tensor:
     """(B, features) from the column profiles of a window's frames (B, T, C, W, 2) and of its rest
     frame (B, C, W, 2): the change of each strip's share and mean depth (see the module docstring).
