@@ -90,14 +90,6 @@ def motion_in_strips(motion: np.ndarray, rest: np.ndarray, edges: list[np.ndarra
     return np.asarray(out, np.float32)
 
 
-def dense_flow(reference: np.ndarray, frame: np.ndarray) -> np.ndarray:
-    """(2, 112, 112) ``rank/flow.py``'s flow (its radius, warps and median removal) before the grid pooling."""
-    from skimage.registration import optical_flow_ilk
-
-    field = np.stack(optical_flow_ilk(reference, frame, radius=flow.RADIUS[flow.VERSION], num_warp=flow.WARPS)).astype(np.float32)
-    return field - np.median(field.reshape(2, -1), 1)[:, None, None]
-
-
 def small(a: np.ndarray, mode: str) -> torch.Tensor:
     """A 480 px map at 112 px, as the exported dataset holds it."""
     return F.interpolate(torch.from_numpy(np.asarray(a, np.float32))[None, None], size=(112, 112), mode=mode)[0, 0]
@@ -123,7 +115,7 @@ def subject_features(subject_seed: int, frames: int) -> tuple[dict[str, np.ndarr
         per_frame["shapes"].append(profile_change(profile[None, None], rest_profile[None], 4)[0].numpy())
         pooled = F.adaptive_avg_pool2d(torch.from_numpy(motion)[None], flow.GRID)[0].numpy() * 112 / 480
         per_frame["motion"].append((pooled - np.median(pooled.reshape(2, -1), 1)[:, None, None]).ravel())
-        field = dense_flow(rest_img, small(img / 255.0, "area").numpy())
+        field = flow.dense_flow(rest_img, small(img / 255.0, "area").numpy()).astype(np.float32)
         per_frame["flow"].append(F.adaptive_avg_pool2d(torch.from_numpy(field)[None], flow.GRID)[0].flatten().numpy())
         per_frame["flow_strips"].append(motion_in_strips(field, rest_small, small_edges))
         per_frame["strips"].append(motion_in_strips(motion, rest_lab, edges))

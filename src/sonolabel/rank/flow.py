@@ -58,23 +58,22 @@ def frame_flow(reference: np.ndarray, frame: np.ndarray, version: int = VERSION)
     if key not in _cache:
         if len(_cache) >= CACHE_SIZE:
             _cache.clear()
-        _cache[key] = _flow(reference, frame, RADIUS[version])
+        _cache[key] = _flow(reference, frame, version)
     return _cache[key].copy()
 
 
-def _field(reference: np.ndarray, frame: np.ndarray, radius: int) -> np.ndarray:
-    """(2, H, W) dense flow less its median, in px at the frame's own scale."""
+def dense_flow(reference: np.ndarray, frame: np.ndarray, version: int = VERSION) -> np.ndarray:
+    """(2, H, W) the flow (rows, then columns) from ``reference`` to ``frame`` (H, W floats in [0, 1]) less its
+    median, in px at 112 wide: what :func:`frame_flow` pools and :func:`strip_flow` reads within strips."""
     from skimage.registration import optical_flow_ilk
 
     scale = reference.shape[-1] / 112
-    flow = np.stack(optical_flow_ilk(reference, frame, radius=max(2, round(radius * scale)), num_warp=WARPS))
-    return flow - np.median(flow.reshape(2, -1), 1)[:, None, None]
+    flow = np.stack(optical_flow_ilk(reference, frame, radius=max(2, round(RADIUS[version] * scale)), num_warp=WARPS))
+    return (flow - np.median(flow.reshape(2, -1), 1)[:, None, None]) / scale
 
 
-def _flow(reference: np.ndarray, frame: np.ndarray, radius: int) -> np.ndarray:
-    scale = reference.shape[-1] / 112
-    pooled = F.adaptive_avg_pool2d(torch.from_numpy(_field(reference, frame, radius))[None], GRID)[0] / scale
-    return pooled.flatten().numpy()
+def _flow(reference: np.ndarray, frame: np.ndarray, version: int) -> np.ndarray:
+    return F.adaptive_avg_pool2d(torch.from_numpy(dense_flow(reference, frame, version))[None], GRID)[0].flatten().numpy()
 
 
 def strip_count(label_channels: int, strips: int) -> int:
@@ -92,8 +91,7 @@ def strip_flow(reference: np.ndarray, frame: np.ndarray, masks: np.ndarray, vers
     if key not in _cache:
         if len(_cache) >= CACHE_SIZE:
             _cache.clear()
-        scale = reference.shape[-1] / 112
-        field = _field(reference, frame, RADIUS[version]) / scale
+        field = dense_flow(reference, frame, version)
         div = np.gradient(field[0], axis=0) + np.gradient(field[1], axis=1)
         parts = np.stack([field[0], field[1], 100 * div]).reshape(3, -1)  # (3, HW)
         m = masks.reshape(len(masks), -1)
